@@ -1,0 +1,1 @@
+"""Thin adapters over the AWS APIs table-sync calls, each named for what it does."""

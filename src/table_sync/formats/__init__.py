@@ -1,0 +1,1 @@
+"""Ciphertext formats: how an item's encrypted attributes are turned back into plaintext."""

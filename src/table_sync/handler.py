@@ -1,0 +1,20 @@
+"""The Lambda entry point: Powertools decorators and one call."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from table_sync.observability import logger, metrics, tracer
+from table_sync.service import handle_event
+
+
+# Every accepted event carries "id" (EventBridge's event id, the Scheduler execution id, or a
+# backfill's own id): it becomes the correlation id of the run's log lines.
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(event, context, environ=os.environ).model_dump(mode="json")

@@ -1,0 +1,70 @@
+"""Items in DynamoDB's low-level JSON (``{"pk": {"S": "a"}}``), kept as they come off the wire.
+
+The sync never converts items to Python values and back: the scan's AttributeValue maps are
+written out as they are, with only the decrypted attributes replaced.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Item = dict[str, Any]
+
+
+def describe_key(item: Mapping[str, Any], key_attributes: Sequence[str]) -> str:
+    """Name an item by its key, e.g. ``pk=S:"user#1", sk=N:"3"``, for errors and quarantine.
+
+    Only key attributes are shown: they are never encrypted (settings reject that).
+    """
+    parts = []
+    for name in key_attributes:
+        value = item.get(name)
+        if not value:
+            parts.append(f"{name}=<missing>")
+            continue
+        ((kind, raw),) = value.items()
+        shown = base64.b64encode(raw).decode() if isinstance(raw, bytes) else raw
+        parts.append(f'{name}={kind}:"{shown}"')
+    return "{" + ", ".join(parts) + "}"
+
+
+def key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> Item:
+    return {name: item[name] for name in key_attributes if name in item}
+
+
+def to_json_value(value: Any) -> Any:
+    """An AttributeValue as DynamoDB JSON: binary as base64 text, everything else as is."""
+    ((kind, raw),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(raw).decode("ascii")}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(b).decode("ascii") for b in raw]}
+    if kind == "M":
+        return {"M": {k: to_json_value(v) for k, v in raw.items()}}
+    if kind == "L":
+        return {"L": [to_json_value(v) for v in raw]}
+    return value
+
+
+def to_json_item(item: Mapping[str, Any]) -> Item:
+    return {name: to_json_value(value) for name, value in item.items()}
+
+
+def from_json_value(value: Any) -> Any:
+    """Inverse of :func:`to_json_value`: base64 text back to bytes."""
+    ((kind, raw),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(raw)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in raw]}
+    if kind == "M":
+        return {"M": {k: from_json_value(v) for k, v in raw.items()}}
+    if kind == "L":
+        return {"L": [from_json_value(v) for v in raw]}
+    return value
+
+
+def from_json_item(item: Mapping[str, Any]) -> Item:
+    return {name: from_json_value(value) for name, value in item.items()}

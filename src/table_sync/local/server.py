@@ -1,0 +1,112 @@
+"""Start and stop a moto server (``python -m moto.server``) in its own process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """A moto server on ``host``:``port`` (loopback by default), stopped on exit."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        python: str = sys.executable,
+        log_file: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._python = python
+        self._log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        env = dict(os.environ)
+        # IAM enforcement is switched on and off at run time (see enforce_iam); start with it off.
+        env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        output = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [self._python, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+            with contextlib.suppress(OSError):
+                self._request("GET", "/moto-api/data.json", timeout=1)
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout}s")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def reset(self) -> None:
+        """Forget every resource in every account (assumed-role keys stop working: re-assume)."""
+        self._request("POST", "/moto-api/reset")
+
+    def enforce_iam(self, enabled: bool) -> None:
+        """Turn moto's IAM policy enforcement on or off for every following request."""
+        self._request("POST", "/moto-api/reset-auth", body=b"0" if enabled else b"inf")
+
+    @contextlib.contextmanager
+    def iam_enforced(self) -> Iterator[None]:
+        self.enforce_iam(True)
+        try:
+            yield
+        finally:
+            self.enforce_iam(False)
+
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 10
+    ) -> object:
+        request = urllib.request.Request(self.endpoint + path, data=body, method=method)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+            payload = response.read()
+        return json.loads(payload) if payload.strip().startswith((b"{", b"[")) else payload
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,215 @@
+"""One settings model for the Lambda's environment and the CLI.
+
+Settings are read from a mapping (``os.environ`` in the handler, the CLI's options in a shell) by
+:meth:`Settings.from_env`, validated once, and every problem is reported with the name of the
+variable that holds it. Values are never echoed back in errors: some (the external id) are secret.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from table_sync.errors import ConfigurationError
+from table_sync.models.destination import Destination, DynamoDBDestination, S3Destination
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
+KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d):(?P<account>\d{12}):"
+    r"(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$"
+)
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ATTRIBUTE_NAME_MAX_BYTES = 255
+# Role chaining (the Lambda's role assuming the source role) caps a session at one hour.
+SESSION_MIN, SESSION_MAX = 900, 3600
+
+
+def _split_names(value: Any) -> Any:
+    """``"ssn, card"`` -> ``("ssn", "card")``; lists pass through."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(","))
+    return value
+
+
+NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names)]
+
+
+def _check_names(names: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ...]:
+    if not names and not allow_empty:
+        raise ValueError("name at least one attribute (comma-separated)")
+    for name in names:
+        if not name:
+            raise ValueError("empty attribute name (check for stray commas)")
+        if len(name.encode()) > ATTRIBUTE_NAME_MAX_BYTES:
+            raise ValueError(f"attribute name longer than {ATTRIBUTE_NAME_MAX_BYTES} bytes")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"attribute named more than once: {', '.join(duplicates)}")
+    return names
+
+
+class Settings(BaseModel):
+    """Everything a sync needs to know; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    source_role_arn: str = Field(alias="SOURCE_ROLE_ARN")
+    source_session_duration: int = Field(900, alias="SOURCE_SESSION_DURATION")
+    source_external_id: str | None = Field(None, alias="SOURCE_EXTERNAL_ID", repr=False)
+    source_table_name: str = Field(
+        "my-table", alias="SOURCE_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+    )
+    source_kms_key_arn: str = Field(alias="SOURCE_KMS_KEY_ARN")
+    source_region: str | None = Field(None, alias="SOURCE_REGION", pattern=REGION.pattern)
+    source_key_attributes: NameList = Field((), alias="SOURCE_KEY_ATTRIBUTES")
+    encrypted_attributes: NameList = Field(alias="ENCRYPTED_ATTRIBUTES")
+    destination: Destination = Field(alias="DESTINATION")
+    destination_kms_key_arn: str | None = Field(None, alias="DESTINATION_KMS_KEY_ARN")
+    page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
+    dry_run: bool = Field(False, alias="DRY_RUN")
+    write_max_attempts: int = Field(8, alias="WRITE_MAX_ATTEMPTS", ge=1, le=30)
+    write_backoff_base: float = Field(0.05, alias="WRITE_BACKOFF_BASE_SECONDS", gt=0, le=10)
+    write_backoff_cap: float = Field(5.0, alias="WRITE_BACKOFF_CAP_SECONDS", gt=0, le=60)
+    s3_file_max_bytes: int = Field(
+        32 * 1024 * 1024, alias="S3_FILE_MAX_BYTES", ge=1024, le=1024 * 1024 * 1024
+    )
+
+    @field_validator("source_role_arn")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        if not ROLE_ARN.match(value):
+            raise ValueError("must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("source_session_duration")
+    @classmethod
+    def _duration(cls, value: int) -> int:
+        if not SESSION_MIN <= value <= SESSION_MAX:
+            raise ValueError(
+                f"must be {SESSION_MIN} to {SESSION_MAX} seconds: the function's role assumes the "
+                "source role by role chaining, which AWS limits to one hour"
+            )
+        return value
+
+    @field_validator("source_external_id")
+    @classmethod
+    def _external_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", value):
+            raise ValueError("must be 2-1224 characters of letters, digits and +=,.@:/-")
+        return value
+
+    @field_validator("source_kms_key_arn", "destination_kms_key_arn")
+    @classmethod
+    def _kms_arn(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN.match(value):
+            raise ValueError(
+                "must be a KMS key ARN or alias ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id> or ...:alias/<name>)"
+            )
+        return value
+
+    @field_validator("encrypted_attributes")
+    @classmethod
+    def _encrypted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_names(value, allow_empty=False)
+
+    @field_validator("source_key_attributes")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = _check_names(value, allow_empty=True)
+        if len(names) > 2:
+            raise ValueError("a DynamoDB key has one or two attributes (partition, sort)")
+        return names
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Validate settings from environment-style variables.
+
+        Empty values count as unset (CloudFormation passes empty parameters as ""). Keyword
+        overrides use field names and win over the mapping. Raises :class:`ConfigurationError`
+        naming every bad variable.
+        """
+        data: dict[str, Any] = {
+            alias: value
+            for name, info in cls.model_fields.items()
+            if (alias := info.alias or name) in environ and (value := environ[alias]) != ""
+        }
+        for name, value in overrides.items():
+            if value is not None:
+                data[cls.model_fields[name].alias or name] = value
+        try:
+            settings = cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigurationError(describe_validation_error(exc)) from None
+        settings.check_consistency()
+        return settings
+
+    def check_consistency(self) -> None:
+        problems = []
+        if self.write_backoff_cap < self.write_backoff_base:
+            problems.append(
+                "WRITE_BACKOFF_CAP_SECONDS: must not be smaller than WRITE_BACKOFF_BASE_SECONDS"
+            )
+        overlap = sorted(set(self.encrypted_attributes) & set(self.source_key_attributes))
+        if overlap:
+            problems.append(
+                f"ENCRYPTED_ATTRIBUTES: key attribute(s) {', '.join(overlap)} cannot be "
+                "encrypted: the copy must keep the source's keys"
+            )
+        if self.destination_kms_key_arn and not isinstance(self.destination, S3Destination):
+            problems.append("DESTINATION_KMS_KEY_ARN: only applies to an s3:// destination")
+        if problems:
+            raise ConfigurationError(problems)
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def source_account(self) -> str:
+        match = ROLE_ARN.match(self.source_role_arn)
+        assert match is not None  # guaranteed by the field pattern
+        return match["account"]
+
+    @property
+    def kms_region(self) -> str:
+        match = KMS_KEY_ARN.match(self.source_kms_key_arn)
+        assert match is not None  # guaranteed by the validator
+        return match["region"]
+
+    @property
+    def table_region(self) -> str:
+        """The source table's region: SOURCE_REGION, else the KMS key's region."""
+        return self.source_region or self.kms_region
+
+    @property
+    def source_table_arn(self) -> str:
+        partition = self.source_role_arn.split(":")[1]
+        return (
+            f"arn:{partition}:dynamodb:{self.table_region}:{self.source_account}:"
+            f"table/{self.source_table_name}"
+        )
+
+    @property
+    def destination_table(self) -> str | None:
+        return (
+            self.destination.table_name
+            if isinstance(self.destination, DynamoDBDestination)
+            else None
+        )
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """``loc: message`` per problem, without the offending input (it may be secret)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        if error["type"] == "missing":
+            message = "required but not set"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{prefix}{loc}: {message}" if loc else f"{prefix.rstrip('.')}: {message}")
+    return problems

@@ -1,0 +1,48 @@
+"""What a run did: returned by the handler, printed by the CLI and emitted as metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class SyncSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["succeeded"] = "succeeded"
+    run_id: str
+    trigger: str
+    event_id: str | None
+    dry_run: bool
+    source_table: str
+    destination: str
+    location: str | None
+    items_scanned: int
+    items_decrypted: int
+    attributes_decrypted: int
+    items_written: int
+    pages: int
+    kms_requests: int
+    assume_role_calls: int
+    seconds: float
+    started_at: datetime
+    finished_at: datetime
+
+    def metrics(self) -> dict[str, tuple[float, str]]:
+        """The numbers worth graphing, as ``name -> (value, CloudWatch unit)``."""
+        return {
+            "ItemsScanned": (self.items_scanned, "Count"),
+            "ItemsDecrypted": (self.items_decrypted, "Count"),
+            "AttributesDecrypted": (self.attributes_decrypted, "Count"),
+            "ItemsWritten": (self.items_written, "Count"),
+            "Pages": (self.pages, "Count"),
+            "KmsRequests": (self.kms_requests, "Count"),
+            "AssumeRoleCalls": (self.assume_role_calls, "Count"),
+            "DurationSeconds": (self.seconds, "Seconds"),
+            "ItemsPerSecond": (
+                self.items_scanned / self.seconds if self.seconds > 0 else 0.0,
+                "Count/Second",
+            ),
+        }

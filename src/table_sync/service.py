@@ -1,0 +1,165 @@
+"""Composition: settings + invocation + the caller's credentials -> clients, sink and a run.
+
+Shared by the Lambda handler and the CLI. Everything that could be wrong with the input is
+checked before the first AWS call: settings, the event, and the destination override.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import NoRegionError
+
+from table_sync.aws.kms import KmsDecrypter
+from table_sync.aws.sts import AssumeRoleCounter, assume_source_role, session_name
+from table_sync.errors import ConfigurationError, TableSyncError
+from table_sync.models import (
+    DynamoDBDestination,
+    Invocation,
+    Settings,
+    SyncSummary,
+    parse_event,
+)
+from table_sync.observability import logger, metrics
+from table_sync.sinks import DryRunSink, Sink
+from table_sync.sinks.dynamodb import DynamoDBSink
+from table_sync.sinks.s3 import S3ExportSink
+from table_sync.sync import SyncContext, run_sync
+
+# botocore's standard retry mode backs off (with jitter) on throttling and transient errors,
+# KMS's ThrottlingException and DynamoDB's ProvisionedThroughputExceededException included.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=32,
+    user_agent_extra="table-sync",
+)
+
+
+class LambdaContextLike(Protocol):
+    @property
+    def function_name(self) -> str: ...
+
+    @property
+    def aws_request_id(self) -> str: ...
+
+
+def new_run_id() -> str:
+    """Sortable like DynamoDB's export ids: milliseconds since the epoch, then 8 random hex."""
+    return f"{int(time.time() * 1000):014d}-{uuid.uuid4().hex[:8]}"
+
+
+def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
+    """Settings with the event's overrides (backfill: dry run, page size, destination)."""
+    update: dict[str, Any] = {}
+    if invocation.dry_run:
+        update["dry_run"] = True
+    if invocation.page_size is not None:
+        update["page_size"] = invocation.page_size
+    if invocation.destination is not None:
+        update["destination"] = invocation.destination
+    if not update:
+        return settings
+    updated = settings.model_copy(update=update)
+    updated.check_consistency()
+    return updated
+
+
+def build_sink(settings: Settings, destination_session: boto3.Session, run_id: str) -> Sink:
+    if settings.dry_run:
+        return DryRunSink()
+    if isinstance(settings.destination, DynamoDBDestination):
+        return DynamoDBSink(
+            destination_session.client("dynamodb", config=CLIENT_CONFIG),
+            settings.destination.table_name,
+            max_attempts=settings.write_max_attempts,
+            backoff_base=settings.write_backoff_base,
+            backoff_cap=settings.write_backoff_cap,
+        )
+    return S3ExportSink(
+        destination_session.client("s3", config=CLIENT_CONFIG),
+        settings.destination.bucket,
+        settings.destination.prefix,
+        export_id=run_id,
+        table_arn=settings.source_table_arn,
+        sse_kms_key_arn=settings.destination_kms_key_arn,
+        max_file_bytes=settings.s3_file_max_bytes,
+    )
+
+
+def sync(
+    settings: Settings,
+    invocation: Invocation,
+    *,
+    base_session: boto3.Session,
+    role_session_name: str,
+    run_id: str | None = None,
+) -> SyncSummary:
+    """Assume the source role with ``base_session``'s credentials and run one sync."""
+    run_id = run_id or new_run_id()
+    counter = AssumeRoleCounter()
+    logger.append_keys(run_id=run_id)
+    try:
+        source_session = assume_source_role(
+            base_session,
+            role_arn=settings.source_role_arn,
+            session_name=role_session_name,
+            duration_seconds=settings.source_session_duration,
+            external_id=settings.source_external_id,
+            region=settings.table_region,
+            counter=counter,
+        )
+        source = source_session.client(
+            "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
+        )
+        kms = KmsDecrypter(
+            source_session.client("kms", region_name=settings.kms_region, config=CLIENT_CONFIG),
+            settings.source_kms_key_arn,
+        )
+        sink = build_sink(settings, base_session, run_id)
+    except NoRegionError:
+        raise ConfigurationError(
+            ["AWS_REGION: not set, and no region is configured for the destination"]
+        ) from None
+    return run_sync(
+        settings,
+        SyncContext(run_id=run_id, invocation=invocation, assume_role_calls=lambda: counter.calls),
+        source=source,
+        kms=kms,
+        sink=sink,
+    )
+
+
+def handle_event(
+    event: Any,
+    context: LambdaContextLike,
+    *,
+    environ: Mapping[str, str],
+    base_session: boto3.Session | None = None,
+) -> SyncSummary:
+    """The Lambda's work: validate everything, run, and report as logs and EMF metrics."""
+    try:
+        settings = Settings.from_env(environ)
+        invocation = parse_event(event)
+        settings = apply_invocation(settings, invocation)
+        summary = sync(
+            settings,
+            invocation,
+            base_session=base_session or boto3.Session(),
+            role_session_name=session_name(context.function_name, context.aws_request_id),
+        )
+    except TableSyncError as exc:
+        metrics.add_metric(name="RunsFailed", unit="Count", value=1)
+        logger.error("sync failed", extra={"error_kind": type(exc).__name__, "error": str(exc)})
+        raise
+    for name, (value, unit) in summary.metrics().items():
+        metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.add_metric(name="RunsSucceeded", unit="Count", value=1)
+    logger.info("sync finished", extra={"summary": summary.model_dump(mode="json")})
+    return summary

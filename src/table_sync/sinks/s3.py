@@ -1,0 +1,176 @@
+"""Destination ``s3://<bucket>/<prefix>``: the layout of DynamoDB's Export to S3 (DYNAMODB_JSON).
+
+    <prefix>/AWSDynamoDB/<run-id>/_started                      first, empty
+    <prefix>/AWSDynamoDB/<run-id>/data/<random>.json.gz         one {"Item": {...}} per line
+    <prefix>/AWSDynamoDB/<run-id>/manifest-files.json           JSON Lines, one per data file
+    <prefix>/AWSDynamoDB/<run-id>/manifest-files.checksum
+    <prefix>/AWSDynamoDB/<run-id>/manifest-summary.json         last: its presence means complete
+    <prefix>/AWSDynamoDB/<run-id>/manifest-summary.checksum
+
+DynamoDB's Import from S3 loads ``.../data/`` as it is (DYNAMODB_JSON, GZIP). Every object is
+written with server-side encryption: SSE-KMS when a key is configured, else SSE-S3 (AES256).
+Only one data file is held in memory at a time, compressed, up to ``max_file_bytes``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from table_sync.errors import DestinationError
+from table_sync.items import Item, to_json_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+EXPORT_FORMAT_VERSION = "2020-06-30"
+
+
+class S3ExportSink:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        *,
+        export_id: str,
+        table_arn: str,
+        sse_kms_key_arn: str | None = None,
+        max_file_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.export_id = export_id
+        self._table_arn = table_arn
+        self._prefix = prefix.strip("/")
+        self.base = "/".join(p for p in (self._prefix, "AWSDynamoDB", export_id) if p)
+        self._sse: dict[str, Any] = (
+            {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": sse_kms_key_arn,
+                "BucketKeyEnabled": True,
+            }
+            if sse_kms_key_arn
+            else {"ServerSideEncryption": "AES256"}
+        )
+        self._sse_kms_key_arn = sse_kms_key_arn
+        self._max_file_bytes = max_file_bytes
+        self.key_attributes: tuple[str, ...] = ()
+        self.items_written = 0
+        self.data_bytes = 0
+        self._manifest: list[dict[str, Any]] = []
+        self._buffer = io.BytesIO()
+        self._gzip: gzip.GzipFile | None = None
+        self._file_items = 0
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.base}/"
+
+    @property
+    def data_prefix(self) -> str:
+        return f"{self.base}/data/"
+
+    def prepare(self) -> None:
+        # The export's first object; writing it also proves the bucket and permissions.
+        self._put("_started", b"", "application/octet-stream")
+
+    def write(self, items: Sequence[Item]) -> None:
+        for item in items:
+            line = json.dumps(
+                {"Item": to_json_item(item)}, ensure_ascii=False, separators=(",", ":")
+            )
+            data = line.encode("utf-8") + b"\n"
+            if self._gzip is None:
+                self._gzip = gzip.GzipFile(
+                    fileobj=self._buffer, mode="wb", compresslevel=6, mtime=0
+                )
+            self._gzip.write(data)
+            self.data_bytes += len(data)
+            self._file_items += 1
+            if self._buffer.tell() >= self._max_file_bytes:
+                self._flush()
+
+    def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
+        self._flush()
+        files = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in self._manifest)
+        files_body = files.encode("utf-8")
+        self._put("manifest-files.json", files_body, "application/json")
+        self._put("manifest-files.checksum", _md5_hex(files_body).encode(), "text/plain")
+        summary = {
+            "version": EXPORT_FORMAT_VERSION,
+            "exportArn": None,
+            "startTime": _iso(started_at),
+            "endTime": _iso(finished_at),
+            "exportTime": _iso(started_at),
+            "tableArn": self._table_arn,
+            "tableId": None,
+            "s3Bucket": self.bucket,
+            "s3Prefix": self._prefix or None,
+            "s3SseAlgorithm": "KMS" if self._sse_kms_key_arn else "AES256",
+            "s3SseKmsKeyId": self._sse_kms_key_arn,
+            "manifestFilesS3Key": f"{self.base}/manifest-files.json",
+            "billedSizeBytes": self.data_bytes,
+            "itemCount": self.items_written,
+            "outputFormat": "DYNAMODB_JSON",
+            "exportType": "FULL_EXPORT",
+            "exportedBy": "table-sync",
+        }
+        summary_body = json.dumps(summary, indent=2).encode("utf-8")
+        # Written last: a reader that finds manifest-summary.json finds a complete snapshot.
+        self._put("manifest-summary.json", summary_body, "application/json")
+        self._put("manifest-summary.checksum", _md5_hex(summary_body).encode(), "text/plain")
+
+    def _flush(self) -> None:
+        if self._gzip is None:
+            return
+        self._gzip.close()
+        body = self._buffer.getvalue()
+        key = f"data/{uuid.uuid4().hex}.json.gz"
+        response = self._put(key, body, "application/gzip")
+        self._manifest.append(
+            {
+                "itemCount": self._file_items,
+                "md5Checksum": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+                "etag": response.get("ETag", "").strip('"'),
+                "dataFileS3Key": f"{self.base}/{key}",
+            }
+        )
+        self.items_written += self._file_items
+        self._buffer = io.BytesIO()
+        self._gzip = None
+        self._file_items = 0
+
+    def _put(self, name: str, body: bytes, content_type: str) -> dict[str, Any]:
+        key = f"{self.base}/{name}"
+        try:
+            return dict(
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=content_type,
+                    ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+                    **self._sse,
+                )
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise DestinationError(f"PutObject s3://{self.bucket}/{key} failed: {code}") from exc
+
+
+def _md5_hex(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()  # noqa: S324 - a checksum, as DynamoDB's export writes
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
