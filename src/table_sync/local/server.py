@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/[^/]+/[^/]+/(?P<service>[^/]+)/")
+_S3_OPERATIONS = {
+    "PUT": "PutObject",
+    "GET": "GetObject",
+    "HEAD": "HeadObject",
+    "DELETE": "DeleteObject",
+}
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the server received: which service, which operation, whose access key."""
+
+    service: str
+    operation: str
+    access_key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+
+def _parse_recorded(entry: dict[str, object]) -> RecordedCall | None:
+    headers = {k.lower(): str(v) for k, v in dict(entry.get("headers") or {}).items()}  # type: ignore[call-overload]
+    match = _CREDENTIAL.search(headers.get("authorization", ""))
+    if not match:
+        return None  # moto-api calls and anything unsigned
+    service, key = match["service"], match["key"]
+    if "x-amz-target" in headers:
+        return RecordedCall(service, headers["x-amz-target"].rsplit(".", 1)[-1], key)
+    body = str(entry.get("body") or "")
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    action = urllib.parse.parse_qs(body).get("Action") or urllib.parse.parse_qs(
+        urllib.parse.urlparse(str(entry.get("url", ""))).query
+    ).get("Action")
+    if action:
+        return RecordedCall(service, action[0], key)
+    method = str(entry.get("method", ""))
+    return RecordedCall(
+        service, _S3_OPERATIONS.get(method, method) if service == "s3" else method, key
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,6 +86,7 @@ class MotoServer:
         self._python = python
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
+        self._recording = Path(tempfile.mkdtemp(prefix="moto-")) / "recording.jsonl"
 
     @property
     def endpoint(self) -> str:
@@ -48,6 +97,7 @@ class MotoServer:
         env = dict(os.environ)
         # IAM enforcement is switched on and off at run time (see enforce_iam); start with it off.
         env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        env["MOTO_RECORDER_FILEPATH"] = str(self._recording)
         output = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [self._python, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
@@ -79,6 +129,23 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every resource in every account (assumed-role keys stop working: re-assume)."""
         self._request("POST", "/moto-api/reset")
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[RecordedCall]]:
+        """Record every signed request the server receives inside the block (filled on exit)."""
+        calls: list[RecordedCall] = []
+        self._request("POST", "/moto-api/recorder/reset-recording")
+        self._request("POST", "/moto-api/recorder/start-recording")
+        try:
+            yield calls
+        finally:
+            self._request("POST", "/moto-api/recorder/stop-recording")
+            for line in (
+                self._recording.read_text().splitlines() if self._recording.exists() else []
+            ):
+                parsed = _parse_recorded(json.loads(line))
+                if parsed is not None:
+                    calls.append(parsed)
 
     def enforce_iam(self, enabled: bool) -> None:
         """Turn moto's IAM policy enforcement on or off for every following request."""

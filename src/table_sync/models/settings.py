@@ -74,7 +74,7 @@ class Settings(BaseModel):
     write_backoff_base: float = Field(0.05, alias="WRITE_BACKOFF_BASE_SECONDS", gt=0, le=10)
     write_backoff_cap: float = Field(5.0, alias="WRITE_BACKOFF_CAP_SECONDS", gt=0, le=60)
     s3_file_max_bytes: int = Field(
-        32 * 1024 * 1024, alias="S3_FILE_MAX_BYTES", ge=1024, le=1024 * 1024 * 1024
+        64 * 1024 * 1024, alias="S3_FILE_MAX_BYTES", ge=1024, le=1024 * 1024 * 1024
     )
 
     @field_validator("source_role_arn")

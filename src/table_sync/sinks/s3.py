@@ -9,7 +9,8 @@
 
 DynamoDB's Import from S3 loads ``.../data/`` as it is (DYNAMODB_JSON, GZIP). Every object is
 written with server-side encryption: SSE-KMS when a key is configured, else SSE-S3 (AES256).
-Only one data file is held in memory at a time, compressed, up to ``max_file_bytes``.
+A data file is closed once it holds ``max_file_bytes`` of uncompressed JSON; only that one file
+is held in memory, compressed.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class S3ExportSink:
         export_id: str,
         table_arn: str,
         sse_kms_key_arn: str | None = None,
-        max_file_bytes: int = 32 * 1024 * 1024,
+        max_file_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._client = client
         self.bucket = bucket
@@ -71,6 +72,7 @@ class S3ExportSink:
         self._buffer = io.BytesIO()
         self._gzip: gzip.GzipFile | None = None
         self._file_items = 0
+        self._file_bytes = 0
 
     @property
     def location(self) -> str:
@@ -97,7 +99,8 @@ class S3ExportSink:
             self._gzip.write(data)
             self.data_bytes += len(data)
             self._file_items += 1
-            if self._buffer.tell() >= self._max_file_bytes:
+            self._file_bytes += len(data)
+            if self._file_bytes >= self._max_file_bytes:
                 self._flush()
 
     def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
@@ -149,6 +152,7 @@ class S3ExportSink:
         self._buffer = io.BytesIO()
         self._gzip = None
         self._file_items = 0
+        self._file_bytes = 0
 
     def _put(self, name: str, body: bytes, content_type: str) -> dict[str, Any]:
         key = f"{self.base}/{name}"

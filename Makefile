@@ -1,0 +1,79 @@
+# table-sync developer commands. Needs only python3 and make: everything else is installed
+# under .tools/ (uv, and aws-sam-cli in its own tool environment) and .venv/ (from uv.lock).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+SAM_VERSION := 1.170.0
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/bootstrap/bin/uv
+SAM := $(TOOLS)/bin/sam
+VENV := $(CURDIR)/.venv
+RUN := $(VENV)/bin
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_TOOL_DIR := $(TOOLS)/uv-tools
+export UV_TOOL_BIN_DIR := $(TOOLS)/bin
+export SAM_CLI_TELEMETRY := 0
+# sam validate needs a region; nothing here ever reaches AWS.
+export AWS_DEFAULT_REGION ?= eu-west-1
+# sam build for the python3.13 runtime needs a python3.13 on PATH (pyenv provides it here).
+SAM_PYENV := 3.11.7:3.12.1:3.13.0
+
+.PHONY: help demo test lint typecheck unit integration templates build requirements clean
+
+help:
+	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
+	@echo "make test   - lint, type-check, all tests, template validation and sam build"
+	@echo "make build  - sam build (python3.13, arm64)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/bootstrap
+	$(TOOLS)/bootstrap/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+$(SAM): $(UV)
+	$(UV) tool install --quiet --python $(PYTHON) aws-sam-cli==$(SAM_VERSION)
+
+demo: $(VENV)/.synced
+	$(RUN)/python -m table_sync.local.demo
+
+lint: $(VENV)/.synced
+	$(RUN)/ruff check .
+	$(RUN)/ruff format --check .
+
+typecheck: $(VENV)/.synced
+	$(RUN)/mypy
+
+requirements: $(UV)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-annotate \
+		--format requirements-txt -o src/requirements.txt --quiet
+
+unit: $(VENV)/.synced
+	$(RUN)/pytest tests/unit
+
+integration: $(VENV)/.synced
+	$(RUN)/pytest tests/integration
+
+templates: $(VENV)/.synced $(SAM)
+	$(RUN)/cfn-lint template.yaml source-account/template.yaml
+	$(SAM) validate --lint --template template.yaml
+	$(SAM) validate --lint --template source-account/template.yaml
+
+build: $(SAM) requirements
+	@git diff --quiet -- src/requirements.txt 2>/dev/null || \
+		{ echo "src/requirements.txt is out of date with uv.lock: commit the regenerated file"; exit 1; }
+	PYENV_VERSION=$(SAM_PYENV) $(SAM) build --template template.yaml
+
+test: lint typecheck templates build
+	$(RUN)/pytest
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

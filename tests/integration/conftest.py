@@ -1,0 +1,95 @@
+"""The embedded two-account AWS: one moto server for the session, fresh accounts per test."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from table_sync.local.accounts import ACCOUNT_B, REGION, Account
+from table_sync.local.seed import EmbeddedAws, provision
+from table_sync.local.server import MotoServer
+from table_sync.observability import logger
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    log = Path(tmp_path_factory.mktemp("moto")) / "moto.log"
+    with MotoServer(log_file=log) as server:
+        yield server
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
+    """AccountA and AccountB provisioned as the runbook does, with 40 encrypted items."""
+    moto_server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    return provision(moto_server.endpoint, items=40)
+
+
+@pytest.fixture
+def function_env(aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The Lambda's environment: settings plus its execution role's credentials in AccountB."""
+    env = aws.lambda_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def function_session(aws: EmbeddedAws) -> boto3.Session:
+    """A boto3 session with the function role's credentials (the caller's own credentials)."""
+    creds = aws.function_credentials()
+    return boto3.Session(
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        aws_session_token=creds.session_token,
+        region_name=REGION,
+    )
+
+
+@pytest.fixture
+def account_b(aws: EmbeddedAws) -> Account:
+    return aws.account_b()
+
+
+@dataclass
+class Telemetry:
+    """Everything the function emitted: Powertools log lines and EMF metric lines."""
+
+    logs: io.StringIO
+    capsys: pytest.CaptureFixture[str]
+
+    def text(self) -> str:
+        out, err = self.capsys.readouterr()
+        return self.logs.getvalue() + out + err
+
+
+@pytest.fixture
+def telemetry(capsys: pytest.CaptureFixture[str]) -> Iterator[Telemetry]:
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    previous: Any = handler.setStream(stream)
+    try:
+        yield Telemetry(stream, capsys)
+    finally:
+        handler.setStream(previous)
+
+
+def count_calls(session: boto3.Session, event: str = "before-call") -> list[str]:
+    """Record every AWS operation made through clients of ``session`` (by 'Service.Operation')."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(f"{model.service_model.service_id}.{model.name}")
+
+    session.events.register(event, record)
+    return calls
+
+
+__all__ = ["ACCOUNT_B", "Telemetry", "count_calls"]
