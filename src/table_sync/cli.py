@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
 import sys
@@ -95,7 +96,9 @@ def _quiet_logs() -> None:
     """The run's JSON log lines go to stderr (stdout is the summary), warnings and up by default."""
     from table_sync.observability import logger
 
-    logger.registered_handler.setStream(sys.stderr)
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
 
 

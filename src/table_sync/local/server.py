@@ -162,7 +162,11 @@ class MotoServer:
     def _request(
         self, method: str, path: str, body: bytes | None = None, timeout: float = 10
     ) -> object:
-        request = urllib.request.Request(self.endpoint + path, data=body, method=method)  # noqa: S310
+        # A content type Flask will not parse as a form, so moto reads the raw body.
+        headers = {"Content-Type": "application/octet-stream"}
+        request = urllib.request.Request(  # noqa: S310
+            self.endpoint + path, data=body, method=method, headers=headers
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             payload = response.read()
         return json.loads(payload) if payload.strip().startswith((b"{", b"[")) else payload

@@ -1,0 +1,97 @@
+"""UnprocessedItems: retried with capped, jittered backoff, never dropped.
+
+moto never returns UnprocessedItems, so a thin wrapper around the real (moto) client holds back
+part of each request for a chosen number of calls, as DynamoDB does under load; the items it
+does pass are really written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from table_sync.errors import UnprocessedItemsError
+from table_sync.local.seed import EmbeddedAws
+from table_sync.local.verify import differences, read_table
+from table_sync.sinks.dynamodb import DynamoDBSink
+
+
+class HoldsBackItems:
+    """Fault injection: the first ``failing_calls`` BatchWriteItem calls leave ``hold`` puts unprocessed."""
+
+    def __init__(self, client: Any, *, hold: int, failing_calls: int) -> None:
+        self._client = client
+        self._hold = hold
+        self.failing_calls = failing_calls
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        self.calls += 1
+        ((table, requests),) = RequestItems.items()
+        if self.failing_calls <= 0:
+            return dict(self._client.batch_write_item(RequestItems=RequestItems))
+        self.failing_calls -= 1
+        held = requests[-self._hold :]
+        passed = requests[: -self._hold]
+        if passed:
+            self._client.batch_write_item(RequestItems={table: passed})
+        return {"UnprocessedItems": {table: held}}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_unprocessed_items_are_retried_with_capped_backoff_until_written(aws: EmbeddedAws) -> None:
+    client = HoldsBackItems(aws.account_b().client("dynamodb"), hold=3, failing_calls=6)
+    sleeps: list[float] = []
+    sink = DynamoDBSink(
+        client,
+        aws.destination_table,
+        max_attempts=8,
+        backoff_base=0.05,
+        backoff_cap=0.4,
+        sleep=sleeps.append,
+        rng=lambda: 1.0,
+    )
+    sink.prepare()
+    sink.write(list(aws.expected.values()))  # 40 items: requests of 25 and 15
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+    assert sink.items_written == 40
+    # The first request's held items took 6 retries: 0.05, 0.1, 0.2, then capped at 0.4.
+    assert sleeps == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]
+
+
+def test_jitter_spreads_delays_below_the_cap(aws: EmbeddedAws) -> None:
+    client = HoldsBackItems(aws.account_b().client("dynamodb"), hold=1, failing_calls=3)
+    sleeps: list[float] = []
+    sink = DynamoDBSink(
+        client,
+        aws.destination_table,
+        backoff_base=1.0,
+        backoff_cap=2.0,
+        sleep=sleeps.append,
+        rng=iter([0.5, 0.25, 0.1]).__next__,
+    )
+    sink.prepare()
+    sink.write(list(aws.expected.values())[:5])
+    assert sleeps == [0.5, 0.5, 0.2]  # rng * min(cap, base * 2**n)
+
+
+def test_items_still_unprocessed_after_the_last_attempt_fail_the_run_by_key(
+    aws: EmbeddedAws,
+) -> None:
+    client = HoldsBackItems(aws.account_b().client("dynamodb"), hold=2, failing_calls=10**6)
+    sleeps: list[float] = []
+    sink = DynamoDBSink(client, aws.destination_table, max_attempts=4, sleep=sleeps.append)
+    sink.prepare()
+    items = sorted(aws.expected.values(), key=lambda i: i["pk"]["S"])[:10]
+    with pytest.raises(UnprocessedItemsError) as raised:
+        sink.write(items)
+    error = raised.value
+    assert error.keys == ['{pk=S:"customer#00008"}', '{pk=S:"customer#00009"}']
+    assert "2 item(s) were not written to my-table-copy after 4 attempts" in str(error)
+    assert len(sleeps) == 3
+    assert client.calls == 4
+    assert sink.items_written == 8

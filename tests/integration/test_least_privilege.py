@@ -1,0 +1,122 @@
+"""The sync works when the roles hold only the runbook's actions, with moto's IAM enforcement on.
+
+moto matches DynamoDB and KMS policy statements only against ``Resource: "*"``, so these tests
+scope the reader role by action (exactly the seed's four actions) rather than by ARN; the
+templates scope by ARN as well. S3 statements are matched by ARN, so the function's PutObject
+statement keeps its exact bucket ARN.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from table_sync.errors import DecryptError, SourceAccessError
+from table_sync.local.seed import FUNCTION_ROLE, READER_ROLE, EmbeddedAws
+from table_sync.local.server import MotoServer
+from table_sync.local.verify import differences, read_table
+from table_sync.models import Invocation, Settings
+from table_sync.service import sync
+
+SEED_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "kms:Decrypt"]
+
+
+def _put_policy(account: Any, role: str, statements: list[dict[str, Any]]) -> None:
+    account.client("iam").put_role_policy(
+        RoleName=role,
+        PolicyName="source-read" if role == READER_ROLE else "table-sync",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+
+
+def _allow(actions: list[str], resource: str = "*") -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resource}
+
+
+@pytest.fixture
+def scoped(aws: EmbeddedAws) -> EmbeddedAws:
+    """Reader role: the seed's actions only. Function role: AssumeRole plus the destination writes."""
+    _put_policy(aws.account_a(), READER_ROLE, [_allow(SEED_ACTIONS)])
+    _put_policy(
+        aws.account_b(),
+        FUNCTION_ROLE,
+        [
+            _allow(["sts:AssumeRole"], aws.reader_role_arn),
+            _allow(["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"]),
+            _allow(["s3:PutObject"], f"arn:aws:s3:::{aws.bucket}/*"),
+        ],
+    )
+    return aws
+
+
+def _run(aws: EmbeddedAws, session: boto3.Session, server: MotoServer, **env: str) -> Any:
+    settings = Settings.from_env(aws.settings_env(**env))
+    with server.iam_enforced():
+        return sync(
+            settings,
+            Invocation(trigger="backfill"),
+            base_session=session,
+            role_session_name="least-privilege",
+        )
+
+
+def test_sync_works_with_only_the_seed_actions(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    summary = _run(scoped, function_session, moto_server)
+    assert summary.items_written == 40
+    copy = read_table(scoped.account_b().client("dynamodb"), scoped.destination_table)
+    assert differences(scoped.expected, copy) == []
+
+
+def test_s3_sync_works_with_only_put_object_on_the_bucket(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    summary = _run(scoped, function_session, moto_server, DESTINATION=f"s3://{scoped.bucket}/p")
+    assert summary.items_written == 40
+
+
+def test_enforcement_is_real_a_reader_without_decrypt_is_refused(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    _put_policy(scoped.account_a(), READER_ROLE, [_allow(SEED_ACTIONS[:3])])
+    with pytest.raises(DecryptError) as raised:
+        _run(scoped, function_session, moto_server)
+    assert raised.value.attribute in ("ssn", "card", "api_secret")
+    assert raised.value.kind in ("AccessDeniedException", "403")
+
+
+def test_a_reader_without_scan_is_refused(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    _put_policy(scoped.account_a(), READER_ROLE, [_allow(["dynamodb:GetItem", "kms:Decrypt"])])
+    with pytest.raises(SourceAccessError, match="scan of source table my-table failed"):
+        _run(scoped, function_session, moto_server)
+
+
+def test_a_function_role_that_may_not_assume_the_reader_fails_before_reading(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    _put_policy(scoped.account_b(), FUNCTION_ROLE, [_allow(["dynamodb:DescribeTable"])])
+    with (
+        moto_server.recording() as calls,
+        pytest.raises(
+            SourceAccessError, match=r"cannot assume SOURCE_ROLE_ARN .*table-sync-source-reader"
+        ),
+    ):
+        _run(scoped, function_session, moto_server)
+    assert {c.name for c in calls} == {"sts:AssumeRole"}
+
+
+def test_writes_outside_the_granted_bucket_are_refused(
+    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+) -> None:
+    other = "some-other-bucket-b"
+    scoped.account_b().client("s3").create_bucket(
+        Bucket=other, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    with pytest.raises(Exception, match=r"PutObject s3://some-other-bucket-b/.*failed"):
+        _run(scoped, function_session, moto_server, DESTINATION=f"s3://{other}/p")

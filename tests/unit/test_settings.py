@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+
+from table_sync.errors import ConfigurationError
+from table_sync.models import DynamoDBDestination, S3Destination, Settings
+
+BASE = {
+    "SOURCE_ROLE_ARN": "arn:aws:iam::111111111111:role/table-sync-source-reader",
+    "SOURCE_KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111111111111:key/0d1b2c3d-aaaa-bbbb-cccc-1234567890ab",
+    "ENCRYPTED_ATTRIBUTES": "ssn, card",
+    "DESTINATION": "dynamodb://my-table-copy",
+}
+
+
+def test_defaults_follow_the_runbook() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.source_table_name == "my-table"
+    assert settings.source_session_duration == 900
+    assert settings.encrypted_attributes == ("ssn", "card")
+    assert settings.destination == DynamoDBDestination(table_name="my-table-copy")
+    assert settings.dry_run is False
+    assert settings.page_size is None
+
+
+def test_region_and_arns_are_derived_from_the_key_and_role() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.kms_region == settings.table_region == "eu-west-1"
+    assert settings.source_account == "111111111111"
+    assert settings.source_table_arn == "arn:aws:dynamodb:eu-west-1:111111111111:table/my-table"
+    moved = Settings.from_env({**BASE, "SOURCE_REGION": "us-east-2"})
+    assert moved.table_region == "us-east-2"
+    assert moved.kms_region == "eu-west-1"
+
+
+def test_empty_values_count_as_unset() -> None:
+    """CloudFormation passes an empty parameter as an empty string."""
+    settings = Settings.from_env({**BASE, "SOURCE_EXTERNAL_ID": "", "PAGE_SIZE": ""})
+    assert settings.source_external_id is None
+    assert settings.page_size is None
+
+
+def test_s3_destination_and_prefix_normalisation() -> None:
+    settings = Settings.from_env({**BASE, "DESTINATION": "s3://copy-bucket/exports/my-table/"})
+    assert settings.destination == S3Destination(bucket="copy-bucket", prefix="exports/my-table")
+    assert settings.destination.uri == "s3://copy-bucket/exports/my-table"
+    bare = Settings.from_env({**BASE, "DESTINATION": "s3://copy-bucket"})
+    assert bare.destination == S3Destination(bucket="copy-bucket", prefix="")
+
+
+def test_overrides_win_over_the_environment() -> None:
+    settings = Settings.from_env(BASE, source_table_name="other-table", page_size=10)
+    assert settings.source_table_name == "other-table"
+    assert settings.page_size == 10
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"SOURCE_SESSION_DURATION": "3601", "DESTINATION": "s3://x"})
+    names = [p.split(":")[0] for p in raised.value.problems]
+    assert names == [
+        "SOURCE_ROLE_ARN",
+        "SOURCE_SESSION_DURATION",
+        "SOURCE_KMS_KEY_ARN",
+        "ENCRYPTED_ATTRIBUTES",
+        "DESTINATION",
+    ]
+
+
+@pytest.mark.parametrize("duration", ["900", "3600"])
+def test_session_duration_bounds_are_inclusive(duration: str) -> None:
+    assert Settings.from_env({**BASE, "SOURCE_SESSION_DURATION": duration})
+
+
+def test_alias_arn_is_accepted_for_the_key() -> None:
+    alias = "arn:aws:kms:eu-west-1:111111111111:alias/my-table"
+    assert Settings.from_env({**BASE, "SOURCE_KMS_KEY_ARN": alias}).source_kms_key_arn == alias
+
+
+def test_key_attributes_cannot_be_encrypted() -> None:
+    with pytest.raises(ConfigurationError, match="ENCRYPTED_ATTRIBUTES: key attribute"):
+        Settings.from_env({**BASE, "SOURCE_KEY_ATTRIBUTES": "pk,ssn"})
+
+
+def test_backoff_cap_must_not_be_below_base() -> None:
+    with pytest.raises(ConfigurationError, match="WRITE_BACKOFF_CAP_SECONDS"):
+        Settings.from_env(
+            {**BASE, "WRITE_BACKOFF_BASE_SECONDS": "2", "WRITE_BACKOFF_CAP_SECONDS": "1"}
+        )
+
+
+def test_external_id_is_not_in_the_repr() -> None:
+    settings = Settings.from_env({**BASE, "SOURCE_EXTERNAL_ID": "very-secret-id"})
+    assert "very-secret-id" not in repr(settings)
