@@ -6,10 +6,12 @@ Every option falls back to the environment variable of the same setting (the Lam
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
 import os
+import shlex
 import socket
 import sys
 from typing import Annotated, Any
@@ -117,5 +119,62 @@ def demo() -> None:
     raise typer.Exit(code=demo_main())
 
 
+@app.command("local-aws")
+def local_aws(
+    port: Annotated[int, typer.Option(help="Port for the embedded AWS.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 lets a container in.")
+    ] = "0.0.0.0",  # noqa: S104
+    container_host: Annotated[
+        str, typer.Option(help="How a sam local container reaches this machine.")
+    ] = "host.docker.internal",
+    env_file: Annotated[
+        str, typer.Option(help="Where to write sam's --env-vars file.")
+    ] = "env.json",
+    credentials_file: Annotated[
+        str, typer.Option(help="Where to write the function role's credentials as export lines.")
+    ] = "local-aws-credentials.sh",
+    items: Annotated[int, typer.Option(help="Items to put in my-table.")] = 120,
+) -> None:
+    """Start the embedded two-account AWS and write env.json for `sam local invoke`; Ctrl-C stops it.
+
+    sam local passes only the variables template.yaml declares (the settings and EndpointUrl's
+    AWS_ENDPOINT_URL) from env.json; the credentials reach the container from the shell, so
+    source the credentials file before `sam local invoke`.
+    """
+    import signal
+    import threading
+
+    from table_sync.local.accounts import REGION
+    from table_sync.local.seed import provision
+    from table_sync.local.server import MotoServer
+
+    with MotoServer(host=host, port=port) as server:
+        aws = provision(server.endpoint, items=items)
+        settings = aws.settings_env()
+        settings["AWS_ENDPOINT_URL"] = f"http://{container_host}:{server.port}"
+        with open(env_file, "w") as out:
+            json.dump({"SyncFunction": settings}, out, indent=2)
+        exports = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
+        with open(
+            os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+        ) as out:
+            out.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())
+        err.print(
+            f"embedded AWS on {server.endpoint}; wrote {env_file} and {credentials_file}.\n"
+            f"  source {credentials_file} && sam build && "
+            f"sam local invoke SyncFunction --env-vars {env_file} "
+            "-e events/scheduled-event.json\nCtrl-C to stop."
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

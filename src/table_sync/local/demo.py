@@ -8,7 +8,9 @@ S3, and checks every decrypted value against the plaintext the seed encrypted.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -41,11 +43,31 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def invoke(aws: EmbeddedAws, event: dict[str, Any], **settings: str) -> dict[str, Any]:
+def invoke(
+    aws: EmbeddedAws, event: dict[str, Any], telemetry: io.StringIO, **settings: str
+) -> dict[str, Any]:
+    """Invoke the real handler; its log lines and EMF metrics are collected in ``telemetry``."""
     from table_sync.handler import lambda_handler
+    from table_sync.observability import logger
 
-    with environment({**aws.lambda_env(**settings), "POWERTOOLS_LOG_LEVEL": "WARNING"}):
-        return dict(lambda_handler(event, LocalLambdaContext()))
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(telemetry)
+    try:
+        with environment(aws.lambda_env(**settings)), contextlib.redirect_stdout(telemetry):
+            return dict(lambda_handler(event, LocalLambdaContext()))
+    finally:
+        handler.setStream(previous)
+
+
+def leaked_secrets(aws: EmbeddedAws, text: str) -> int:
+    """How many of the seed's plaintexts appear in the function's logs and metrics."""
+    return sum(
+        1
+        for item in aws.expected.values()
+        for name in ENCRYPTED_ATTRIBUTES
+        if name in item and "S" in item[name] and item[name]["S"] in text
+    )
 
 
 def _show(title: str, summary: Mapping[str, Any]) -> None:
@@ -86,13 +108,14 @@ def main(items: int = 120) -> int:
             f"provisioned my-table with {items} items, {', '.join(ENCRYPTED_ATTRIBUTES)} KMS-encrypted"
         )
 
-        ddb_summary = invoke(aws, load_event("scheduled-event.json"))
+        telemetry = io.StringIO()
+        ddb_summary = invoke(aws, load_event("scheduled-event.json"), telemetry)
         _show("scheduled run -> dynamodb://" + aws.destination_table, ddb_summary)
         copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
         _preview(copy)
         ddb_problems = differences(aws.expected, copy)
 
-        s3_summary = invoke(aws, load_event("backfill-s3.json"))
+        s3_summary = invoke(aws, load_event("backfill-s3.json"), telemetry)
         _show("backfill -> s3", s3_summary)
         export = read_export(aws.account_b().client("s3"), aws.bucket, s3_summary["location"])
         print(
@@ -100,10 +123,18 @@ def main(items: int = 120) -> int:
         )
         s3_problems = differences(aws.expected, export.items)
 
-        leaked = aws.account_a().client("dynamodb").list_tables()["TableNames"]
+        tables_in_a = aws.account_a().client("dynamodb").list_tables()["TableNames"]
         problems = ddb_problems + s3_problems
-        if leaked != ["my-table"]:
-            problems.append(f"AccountA has tables it should not: {leaked}")
+        lines = telemetry.getvalue().splitlines()
+        metric_lines = sum(1 for line in lines if '"_aws"' in line)
+        print(
+            f"\n   the function emitted {len(lines) - metric_lines} log lines and "
+            f"{metric_lines} EMF metric lines"
+        )
+        if leaks := leaked_secrets(aws, telemetry.getvalue()):
+            problems.append(f"{leaks} plaintext value(s) appear in the function's logs")
+        if tables_in_a != ["my-table"]:
+            problems.append(f"AccountA has tables it should not: {tables_in_a}")
         print()
         if problems:
             print(f"CHECK FAILED: {len(problems)} difference(s)")
@@ -112,7 +143,7 @@ def main(items: int = 120) -> int:
             return 1
         print(
             f"CHECK PASSED: all {len(aws.expected)} items in both copies equal the source "
-            "with every ciphertext replaced by its plaintext"
+            "with every ciphertext replaced by its plaintext, and no plaintext in any log line"
         )
         return 0
 
