@@ -14,7 +14,16 @@ import pytest
 from table_sync.local.accounts import ACCOUNT_B, REGION, Account
 from table_sync.local.seed import EmbeddedAws, provision
 from table_sync.local.server import MotoServer
-from table_sync.observability import logger
+from table_sync.observability import logger, metrics
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics() -> Iterator[None]:
+    """Powertools Metrics is process-global; a test that calls handle_event directly (without
+    the flushing decorator) must not leave its metrics to the next test."""
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +34,15 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
-    """AccountA and AccountB provisioned as the runbook does, with 40 encrypted items."""
+def aws(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> EmbeddedAws:
+    """AccountA and AccountB provisioned as the runbook does, with 40 encrypted items
+    (``@pytest.mark.items(n)`` for another number)."""
+    marker = request.node.get_closest_marker("items")
     moto_server.reset()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    return provision(moto_server.endpoint, items=40)
+    return provision(moto_server.endpoint, items=marker.args[0] if marker else 40)
 
 
 @pytest.fixture

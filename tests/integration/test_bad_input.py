@@ -38,6 +38,7 @@ BAD_EVENTS: list[tuple[Any, str]] = [
 ]
 
 
+@pytest.mark.items(2)
 @pytest.mark.parametrize(("event", "message"), BAD_EVENTS)
 def test_bad_event_fails_before_any_request(
     event: Any, message: str, function_env, lambda_context, moto_server: MotoServer
@@ -71,6 +72,7 @@ BAD_SETTINGS = [
 ]
 
 
+@pytest.mark.items(2)
 @pytest.mark.parametrize(("name", "value", "message"), BAD_SETTINGS)
 def test_bad_setting_fails_naming_the_variable_before_any_request(
     name: str,
