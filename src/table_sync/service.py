@@ -26,6 +26,7 @@ from table_sync.models import (
     parse_event,
 )
 from table_sync.observability import logger, metrics
+from table_sync.quarantine import DynamoDBQuarantine, QuarantineStore, S3Quarantine
 from table_sync.sinks import DryRunSink, Sink
 from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync.sinks.s3 import S3ExportSink
@@ -69,6 +70,41 @@ def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
     updated = settings.model_copy(update=update)
     updated.check_consistency()
     return updated
+
+
+def kms_client_config(settings: Settings) -> Config:
+    """Adaptive retries for KMS: Decrypts count against AccountA's shared request quota, so the
+    client also slows itself down when throttled, and a pool sized for the decrypt threads."""
+    return CLIENT_CONFIG.merge(
+        Config(
+            retries={"mode": "adaptive", "max_attempts": settings.kms_max_attempts},
+            max_pool_connections=max(10, settings.decrypt_concurrency),
+        )
+    )
+
+
+def build_quarantine(
+    settings: Settings, destination_session: boto3.Session, run_id: str
+) -> QuarantineStore | None:
+    target = settings.quarantine_target
+    if target is None:
+        return None
+    if isinstance(target, DynamoDBDestination):
+        return DynamoDBQuarantine(
+            destination_session.client("dynamodb", config=CLIENT_CONFIG), target.table_name
+        )
+    sse: dict[str, Any] = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.destination_kms_key_arn}
+        if settings.destination_kms_key_arn
+        else {"ServerSideEncryption": "AES256"}
+    )
+    return S3Quarantine(
+        destination_session.client("s3", config=CLIENT_CONFIG),
+        target.bucket,
+        target.prefix,
+        run_id,
+        sse,
+    )
 
 
 def build_sink(settings: Settings, destination_session: boto3.Session, run_id: str) -> Sink:
@@ -119,10 +155,14 @@ def sync(
             "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
         )
         kms = KmsDecrypter(
-            source_session.client("kms", region_name=settings.kms_region, config=CLIENT_CONFIG),
+            source_session.client(
+                "kms", region_name=settings.kms_region, config=kms_client_config(settings)
+            ),
             settings.source_kms_key_arn,
+            cache_size=settings.kms_cache_size,
         )
         sink = build_sink(settings, base_session, run_id)
+        quarantine = build_quarantine(settings, base_session, run_id)
     except NoRegionError:
         raise ConfigurationError(
             ["AWS_REGION: not set, and no region is configured for the destination"]
@@ -133,6 +173,7 @@ def sync(
         source=source,
         kms=kms,
         sink=sink,
+        quarantine=quarantine,
     )
 
 

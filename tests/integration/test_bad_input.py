@@ -146,9 +146,12 @@ def _tampered(blob: bytes) -> bytes:
     ],
     ids=["tampered", "bad-base64", "wrong-type", "wrong-key"],
 )
-def test_undecryptable_item_fails_the_run_naming_key_and_attribute(
+def test_fail_fast_setting_fails_the_run_naming_key_and_attribute(
     make_value, kind: str, aws: EmbeddedAws, function_env, lambda_context, monkeypatch
 ) -> None:
+    """ON_DECRYPT_ERROR=fail: the first undecryptable item stops the run (the default
+    quarantines it instead: test_quarantine.py)."""
+    monkeypatch.setenv("ON_DECRYPT_ERROR", "fail")
     original = (
         aws.account_a()
         .client("dynamodb")
@@ -197,6 +200,7 @@ def test_items_named_by_position_when_no_key_is_known(
     blob = base64.b64encode(b"garbage").decode()
     _replace_attribute(aws, "customer#00001", "card", {"S": blob})
     monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/x")
+    monkeypatch.setenv("ON_DECRYPT_ERROR", "fail")
     with pytest.raises(DecryptError, match=r"set SOURCE_KEY_ATTRIBUTES"):
         lambda_handler(load_event("scheduled-event.json"), lambda_context)
     monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")

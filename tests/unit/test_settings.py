@@ -10,6 +10,7 @@ BASE = {
     "SOURCE_KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111111111111:key/0d1b2c3d-aaaa-bbbb-cccc-1234567890ab",
     "ENCRYPTED_ATTRIBUTES": "ssn, card",
     "DESTINATION": "dynamodb://my-table-copy",
+    "QUARANTINE": "dynamodb://table-sync-quarantine",
 }
 
 
@@ -62,9 +63,40 @@ def test_every_problem_is_reported_at_once() -> None:
         "SOURCE_ROLE_ARN",
         "SOURCE_SESSION_DURATION",
         "SOURCE_KMS_KEY_ARN",
-        "ENCRYPTED_ATTRIBUTES",
         "DESTINATION",
     ]
+
+
+def test_attributes_format_needs_encrypted_attributes() -> None:
+    settings = {k: v for k, v in BASE.items() if k != "ENCRYPTED_ATTRIBUTES"}
+    with pytest.raises(ConfigurationError, match="ENCRYPTED_ATTRIBUTES: required but not set"):
+        Settings.from_env(settings)
+    assert Settings.from_env({**settings, "ITEM_FORMAT": "credstash"}).encrypted_attributes == ()
+
+
+def test_kms_encryption_context_is_a_json_object_of_strings() -> None:
+    settings = Settings.from_env(
+        {**BASE, "KMS_ENCRYPTION_CONTEXT": '{"purpose": "x", "pk": "${pk}"}'}
+    )
+    assert settings.kms_encryption_context == {"purpose": "x", "pk": "${pk}"}
+    for bad, message in [
+        ("[1]", "KMS_ENCRYPTION_CONTEXT: must be a JSON object"),
+        ('{"a": 1}', "KMS_ENCRYPTION_CONTEXT.a: Input should be a valid string"),
+        ("{", "KMS_ENCRYPTION_CONTEXT: must be a JSON object"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            Settings.from_env({**BASE, "KMS_ENCRYPTION_CONTEXT": bad})
+
+
+def test_quarantine_target_defaults_beside_an_s3_destination() -> None:
+    without = {k: v for k, v in BASE.items() if k != "QUARANTINE"}
+    settings = Settings.from_env({**without, "DESTINATION": "s3://copy-bucket/exports"})
+    assert settings.quarantine_target == S3Destination(
+        bucket="copy-bucket", prefix="exports/quarantine"
+    )
+    with pytest.raises(ConfigurationError, match="QUARANTINE: required with a dynamodb://"):
+        Settings.from_env(without)
+    assert Settings.from_env({**without, "ON_DECRYPT_ERROR": "fail"}).quarantine_target is None
 
 
 @pytest.mark.parametrize("duration", ["900", "3600"])

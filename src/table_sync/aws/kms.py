@@ -1,12 +1,19 @@
-"""KMS Decrypt, always naming the key: ``KeyId`` is the configured key ARN on every call.
+"""KMS Decrypt, always naming the key, with each distinct ciphertext decrypted once per run.
 
-Passing ``KeyId`` is what AWS recommends: KMS then refuses a ciphertext made under any other key
-(``IncorrectKeyException``) instead of decrypting with whatever key the ciphertext names.
+* ``KeyId`` is the configured key ARN on every call, as AWS recommends: KMS then refuses a
+  ciphertext made under any other key instead of decrypting with whatever key it names.
+* Identical (ciphertext, encryption context) pairs are decrypted once: a bounded LRU cache in
+  memory, with concurrent requests for the same ciphertext waiting on the one in flight. The
+  plaintexts live only in this process's memory for the run; nothing is written anywhere.
+* Throttling is retried by the client's retry mode (adaptive for KMS, see service.py).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -16,6 +23,9 @@ if TYPE_CHECKING:
 
 # Codes that say this ciphertext is bad, rather than that KMS or the role is.
 ITEM_ERRORS = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "403"})
+
+_CacheKey = tuple[bytes, tuple[tuple[str, str], ...]]
 
 
 class KmsDecryptFailed(Exception):
@@ -26,25 +36,65 @@ class KmsDecryptFailed(Exception):
         super().__init__(code)
 
     @property
-    def item_specific(self) -> bool:
-        return self.code in ITEM_ERRORS
+    def access_denied(self) -> bool:
+        return self.code in ACCESS_DENIED
 
 
 class KmsDecrypter:
-    """Decrypts ciphertexts under one key and counts the requests it makes."""
+    """Decrypts ciphertexts under one key; counts requests, cache hits and successes."""
 
-    def __init__(self, client: KMSClient, key_arn: str) -> None:
+    def __init__(self, client: KMSClient, key_arn: str, *, cache_size: int = 10_000) -> None:
         self._client = client
         self.key_arn = key_arn
+        self._cache_size = cache_size
+        self._cache: OrderedDict[_CacheKey, bytes] = OrderedDict()
+        self._inflight: dict[_CacheKey, Future[bytes]] = {}
+        self._lock = threading.Lock()
         self.requests = 0
+        self.cache_hits = 0
+        self.successes = 0
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
+        key: _CacheKey = (bytes(ciphertext), tuple(sorted((context or {}).items())))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return self._cache[key]
+            waiting = self._inflight.get(key)
+            if waiting is None:
+                future: Future[bytes] = Future()
+                self._inflight[key] = future
+            else:
+                self.cache_hits += 1
+        if waiting is not None:
+            return waiting.result()  # raises the same KmsDecryptFailed as the request in flight
+        try:
+            plaintext = self._request(ciphertext, context)
+        except KmsDecryptFailed as exc:
+            with self._lock:
+                del self._inflight[key]
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            del self._inflight[key]
+            if self._cache_size > 0:
+                self._cache[key] = plaintext
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        future.set_result(plaintext)
+        return plaintext
+
+    def _request(self, ciphertext: bytes, context: Mapping[str, str] | None) -> bytes:
         kwargs: dict[str, Any] = {"CiphertextBlob": ciphertext, "KeyId": self.key_arn}
         if context:
             kwargs["EncryptionContext"] = dict(context)
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         try:
             response = self._client.decrypt(**kwargs)
         except ClientError as exc:
             raise KmsDecryptFailed(exc.response.get("Error", {}).get("Code", "Unknown")) from exc
+        with self._lock:
+            self.successes += 1
         return response["Plaintext"]

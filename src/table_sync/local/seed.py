@@ -28,6 +28,7 @@ from table_sync.local.accounts import (
 SOURCE_TABLE = "my-table"
 DESTINATION_TABLE = "my-table-copy"
 DESTINATION_BUCKET = f"table-sync-copy-{ACCOUNT_B}"
+QUARANTINE_TABLE = "table-sync-quarantine"
 READER_ROLE = "table-sync-source-reader"
 FUNCTION_ROLE = "table-sync-function"
 FUNCTION_NAME = "table-sync"
@@ -68,7 +69,9 @@ def reader_trust_policy(function_role_arn: str, external_id: str | None) -> dict
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
-def function_policy(reader_role_arn: str, table_arn: str, bucket: str) -> dict[str, Any]:
+def function_policy(
+    reader_role_arn: str, table_arn: str, bucket: str, quarantine_arn: str
+) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -89,6 +92,12 @@ def function_policy(reader_role_arn: str, table_arn: str, bucket: str) -> dict[s
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
                 "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+            {
+                "Sid": "RecordQuarantine",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": quarantine_arn,
             },
         ],
     }
@@ -116,6 +125,7 @@ class EmbeddedAws:
     function_role_arn: str
     source_table_arn: str
     destination_table: str = DESTINATION_TABLE
+    quarantine_table: str = QUARANTINE_TABLE
     bucket: str = DESTINATION_BUCKET
     external_id: str | None = None
     expected: dict[str, Item] = field(default_factory=dict)
@@ -137,6 +147,7 @@ class EmbeddedAws:
             "SOURCE_KMS_KEY_ARN": self.key_arn,
             "ENCRYPTED_ATTRIBUTES": ",".join(ENCRYPTED_ATTRIBUTES),
             "DESTINATION": f"dynamodb://{self.destination_table}",
+            "QUARANTINE": f"dynamodb://{self.quarantine_table}",
         }
         if self.external_id:
             env["SOURCE_EXTERNAL_ID"] = self.external_id
@@ -204,10 +215,24 @@ def provision(
         BillingMode="PAY_PER_REQUEST",
         SSESpecification={"Enabled": True},
     )["TableDescription"]["TableArn"]
+    quarantine_arn = ddb_b.create_table(
+        TableName=QUARANTINE_TABLE,
+        KeySchema=[
+            {"AttributeName": "item", "KeyType": "HASH"},
+            {"AttributeName": "run_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "item", "AttributeType": "S"},
+            {"AttributeName": "run_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]["TableArn"]
     iam_b.put_role_policy(
         RoleName=FUNCTION_ROLE,
         PolicyName="table-sync",
-        PolicyDocument=json.dumps(function_policy(reader_role_arn, copy_arn, DESTINATION_BUCKET)),
+        PolicyDocument=json.dumps(
+            function_policy(reader_role_arn, copy_arn, DESTINATION_BUCKET, quarantine_arn)
+        ),
     )
     s3 = b.client("s3")
     s3.create_bucket(

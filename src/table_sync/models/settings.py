@@ -7,9 +7,10 @@ variable that holds it. Values are never echoed back in errors: some (the extern
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,6 +26,18 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ATTRIBUTE_NAME_MAX_BYTES = 255
 # Role chaining (the Lambda's role assuming the source role) caps a session at one hour.
 SESSION_MIN, SESSION_MAX = 900, 3600
+
+
+def _json_object(value: Any) -> Any:
+    """KMS_ENCRYPTION_CONTEXT arrives as JSON text in the environment."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError('must be a JSON object of strings, e.g. {"purpose": "x"}') from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object of strings")
+    return value
 
 
 def _split_names(value: Any) -> Any:
@@ -65,9 +78,20 @@ class Settings(BaseModel):
     source_kms_key_arn: str = Field(alias="SOURCE_KMS_KEY_ARN")
     source_region: str | None = Field(None, alias="SOURCE_REGION", pattern=REGION.pattern)
     source_key_attributes: NameList = Field((), alias="SOURCE_KEY_ATTRIBUTES")
-    encrypted_attributes: NameList = Field(alias="ENCRYPTED_ATTRIBUTES")
+    item_format: Literal["attributes", "credstash", "ddb-encryption-client"] = Field(
+        "attributes", alias="ITEM_FORMAT"
+    )
+    encrypted_attributes: NameList = Field((), alias="ENCRYPTED_ATTRIBUTES")
+    kms_encryption_context: Annotated[dict[str, str], BeforeValidator(_json_object)] = Field(
+        default_factory=dict, alias="KMS_ENCRYPTION_CONTEXT"
+    )
     destination: Destination = Field(alias="DESTINATION")
     destination_kms_key_arn: str | None = Field(None, alias="DESTINATION_KMS_KEY_ARN")
+    on_decrypt_error: Literal["quarantine", "fail"] = Field("quarantine", alias="ON_DECRYPT_ERROR")
+    quarantine: Destination | None = Field(None, alias="QUARANTINE")
+    decrypt_concurrency: int = Field(16, alias="DECRYPT_CONCURRENCY", ge=1, le=64)
+    kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
+    kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
     page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
     dry_run: bool = Field(False, alias="DRY_RUN")
     write_max_attempts: int = Field(8, alias="WRITE_MAX_ATTEMPTS", ge=1, le=30)
@@ -114,7 +138,7 @@ class Settings(BaseModel):
     @field_validator("encrypted_attributes")
     @classmethod
     def _encrypted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_names(value, allow_empty=False)
+        return _check_names(value, allow_empty=True)
 
     @field_validator("source_key_attributes")
     @classmethod
@@ -163,6 +187,31 @@ class Settings(BaseModel):
             )
         if self.destination_kms_key_arn and not isinstance(self.destination, S3Destination):
             problems.append("DESTINATION_KMS_KEY_ARN: only applies to an s3:// destination")
+        if self.item_format == "attributes" and not self.encrypted_attributes:
+            problems.append(
+                "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "
+                "the attributes that hold KMS ciphertext)"
+            )
+        if self.item_format == "credstash" and self.encrypted_attributes not in ((), ("contents",)):
+            problems.append(
+                "ENCRYPTED_ATTRIBUTES: a credstash item's ciphertext is always 'contents'; "
+                "leave it unset with ITEM_FORMAT=credstash"
+            )
+        if self.item_format == "ddb-encryption-client" and self.kms_encryption_context:
+            problems.append(
+                "KMS_ENCRYPTION_CONTEXT: the DynamoDB Encryption Client builds its own "
+                "context (table name and key); leave it unset"
+            )
+        if (
+            self.on_decrypt_error == "quarantine"
+            and self.quarantine is None
+            and isinstance(self.destination, DynamoDBDestination)
+        ):
+            problems.append(
+                "QUARANTINE: required with a dynamodb:// destination (a dynamodb://<table> or "
+                "s3://<bucket>/<prefix> for items that cannot be decrypted), or set "
+                "ON_DECRYPT_ERROR=fail"
+            )
         if problems:
             raise ConfigurationError(problems)
 
@@ -192,6 +241,18 @@ class Settings(BaseModel):
             f"arn:{partition}:dynamodb:{self.table_region}:{self.source_account}:"
             f"table/{self.source_table_name}"
         )
+
+    @property
+    def quarantine_target(self) -> DynamoDBDestination | S3Destination | None:
+        """QUARANTINE, else ``<prefix>/quarantine`` beside an S3 destination."""
+        if self.on_decrypt_error == "fail":
+            return None
+        if self.quarantine is not None:
+            return self.quarantine
+        if isinstance(self.destination, S3Destination):
+            prefix = "/".join(p for p in (self.destination.prefix, "quarantine") if p)
+            return S3Destination(bucket=self.destination.bucket, prefix=prefix)
+        return None
 
     @property
     def destination_table(self) -> str | None:

@@ -16,15 +16,19 @@ class SyncSummary(BaseModel):
     trigger: str
     event_id: str | None
     dry_run: bool
+    item_format: str
     source_table: str
     destination: str
     location: str | None
+    quarantine: str | None
     items_scanned: int
     items_decrypted: int
     attributes_decrypted: int
     items_written: int
+    items_quarantined: int
     pages: int
     kms_requests: int
+    kms_cache_hits: int
     assume_role_calls: int
     seconds: float
     started_at: datetime
@@ -37,8 +41,10 @@ class SyncSummary(BaseModel):
             "ItemsDecrypted": (self.items_decrypted, "Count"),
             "AttributesDecrypted": (self.attributes_decrypted, "Count"),
             "ItemsWritten": (self.items_written, "Count"),
+            "ItemsQuarantined": (self.items_quarantined, "Count"),
             "Pages": (self.pages, "Count"),
             "KmsRequests": (self.kms_requests, "Count"),
+            "KmsCacheHits": (self.kms_cache_hits, "Count"),
             "AssumeRoleCalls": (self.assume_role_calls, "Count"),
             "DurationSeconds": (self.seconds, "Seconds"),
             "ItemsPerSecond": (

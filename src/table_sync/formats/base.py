@@ -1,0 +1,69 @@
+"""What every ciphertext format shares: the decoder interface and the per-attribute failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from table_sync.aws.kms import ITEM_ERRORS, KmsDecryptFailed
+from table_sync.items import Item
+
+# Failures that belong to one item (its ciphertext, HMAC, signature or shape), so the item can
+# be quarantined while the run goes on. Anything else (a disabled key, throttling that outlasted
+# every retry, a network error) fails the run. AccessDenied is judged by the pipeline: it is
+# per item only when the same key has decrypted something else in this run.
+ITEM_FAILURES = ITEM_ERRORS | {
+    "InvalidBase64",
+    "UnsupportedType",
+    "MissingContextAttribute",
+    "InvalidItem",
+    "HmacMismatch",
+    "SignatureInvalid",
+    "UndecodablePlaintext",
+}
+
+
+class AttributeDecryptFailed(Exception):
+    """One attribute of the item being decoded could not be decrypted; never carries a value."""
+
+    def __init__(self, attribute: str, kind: str, detail: str = "") -> None:
+        self.attribute = attribute
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{attribute}: {kind}")
+
+    @classmethod
+    def from_kms(
+        cls, attribute: str, exc: KmsDecryptFailed, key_arn: str
+    ) -> AttributeDecryptFailed:
+        return cls(attribute, exc.code, kms_hint(exc.code, key_arn))
+
+
+@dataclass(frozen=True)
+class DecodedItem:
+    item: Item
+    attributes_decrypted: int
+
+
+class ItemDecoder(Protocol):
+    """Turns one scanned item into its decrypted copy, or raises AttributeDecryptFailed."""
+
+    def decode(self, item: Item) -> DecodedItem: ...
+
+
+def kms_hint(code: str, key_arn: str) -> str:
+    if code == "IncorrectKeyException":
+        return f"the ciphertext was not made with SOURCE_KMS_KEY_ARN {key_arn}"
+    if code == "InvalidCiphertextException":
+        return "corrupted ciphertext, or a different encryption context (KMS_ENCRYPTION_CONTEXT)"
+    if code in ("AccessDeniedException", "AccessDenied", "403"):
+        return f"kms:Decrypt under {key_arn} was denied (another key, or the role's policy)"
+    return ""
+
+
+def plaintext_value(plaintext: bytes) -> dict[str, str | bytes]:
+    """A String when the plaintext is UTF-8 text, else Binary."""
+    try:
+        return {"S": plaintext.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"B": plaintext}

@@ -1,0 +1,127 @@
+"""Where items that cannot be decrypted go instead of the copy: their key, attribute and error
+kind, never a value. The run goes on and counts them; ON_DECRYPT_ERROR=fail stops it instead.
+
+A quarantined item is simply not written; the next run scans it again, so once the cause is
+fixed (a re-encrypted value, the right key or context) it is copied like any other item.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from table_sync.errors import DestinationError
+from table_sync.items import Item, to_json_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+RETENTION = timedelta(days=90)
+
+
+class QuarantineRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    source_table: str
+    item: str  # the item's key as text, e.g. {pk=S:"customer#1"}
+    key: Item | None  # the key attributes in DynamoDB JSON, when the key is known
+    attribute: str
+    error: str  # an error kind: an AWS error code, HmacMismatch, InvalidBase64, ...
+    detail: str
+    page: int
+    quarantined_at: datetime
+
+
+class QuarantineStore(Protocol):
+    @property
+    def location(self) -> str: ...
+
+    def add(self, records: Sequence[QuarantineRecord]) -> None: ...
+
+
+class DynamoDBQuarantine:
+    """A table keyed by ``item`` (HASH) and ``run_id`` (RANGE), expiring by TTL on ``expires_at``."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+
+    @property
+    def location(self) -> str:
+        return f"dynamodb://{self.table_name}"
+
+    def add(self, records: Sequence[QuarantineRecord]) -> None:
+        for record in records:
+            item: dict[str, Any] = {
+                "item": {"S": record.item},
+                "run_id": {"S": record.run_id},
+                "source_table": {"S": record.source_table},
+                "attribute": {"S": record.attribute},
+                "error": {"S": record.error},
+                "detail": {"S": record.detail or "-"},
+                "page": {"N": str(record.page)},
+                "quarantined_at": {"S": record.quarantined_at.isoformat()},
+                "expires_at": {"N": str(int((record.quarantined_at + RETENTION).timestamp()))},
+            }
+            if record.key:
+                item["key"] = {"M": record.key}
+            try:
+                self._client.put_item(TableName=self.table_name, Item=item)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "Unknown")
+                raise DestinationError(
+                    f"cannot record quarantined item {record.item} in {self.table_name}: {code}"
+                ) from None
+
+
+class S3Quarantine:
+    """One JSON Lines object per page with quarantined items, under ``<prefix>/<run-id>/``."""
+
+    def __init__(
+        self, client: S3Client, bucket: str, prefix: str, run_id: str, sse: dict[str, Any]
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._base = "/".join(p for p in (prefix.strip("/"), run_id) if p)
+        self._sse = sse
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self._bucket}/{self._base}/"
+
+    def add(self, records: Sequence[QuarantineRecord]) -> None:
+        if not records:
+            return
+        body = "".join(
+            json.dumps(
+                {**r.model_dump(mode="json"), "key": to_json_item(r.key) if r.key else None},
+                separators=(",", ":"),
+            )
+            + "\n"
+            for r in records
+        ).encode()
+        key = f"{self._base}/page-{records[0].page:06d}.jsonl"
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/x-ndjson",
+                **self._sse,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise DestinationError(
+                f"cannot write quarantine s3://{self._bucket}/{key}: {code}"
+            ) from None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
