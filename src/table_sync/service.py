@@ -73,11 +73,13 @@ def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
 
 
 def kms_client_config(settings: Settings) -> Config:
-    """Adaptive retries for KMS: Decrypts count against AccountA's shared request quota, so the
-    client also slows itself down when throttled, and a pool sized for the decrypt threads."""
+    """KMS: botocore's standard retries (exponential backoff with jitter on ThrottlingException)
+    up to KMS_MAX_ATTEMPTS, and a connection pool sized for the decrypt threads. Not adaptive
+    mode: botocore marks it experimental, and its client-side rate limiter slows every later
+    request after a burst of throttles."""
     return CLIENT_CONFIG.merge(
         Config(
-            retries={"mode": "adaptive", "max_attempts": settings.kms_max_attempts},
+            retries={"mode": "standard", "max_attempts": settings.kms_max_attempts},
             max_pool_connections=max(10, settings.decrypt_concurrency),
         )
     )

@@ -5,7 +5,8 @@
 * Identical (ciphertext, encryption context) pairs are decrypted once: a bounded LRU cache in
   memory, with concurrent requests for the same ciphertext waiting on the one in flight. The
   plaintexts live only in this process's memory for the run; nothing is written anywhere.
-* Throttling is retried by the client's retry mode (adaptive for KMS, see service.py).
+* Throttling is retried by the client's standard retry mode (see service.py); a Decrypt still
+  throttled after KMS_MAX_ATTEMPTS fails the run (never the item: it is not the item's fault).
 """
 
 from __future__ import annotations

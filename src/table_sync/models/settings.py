@@ -197,6 +197,15 @@ class Settings(BaseModel):
                 "ENCRYPTED_ATTRIBUTES: a credstash item's ciphertext is always 'contents'; "
                 "leave it unset with ITEM_FORMAT=credstash"
             )
+        if (
+            self.item_format == "ddb-encryption-client"
+            and not self.source_key_attributes
+            and not isinstance(self.destination, DynamoDBDestination)
+        ):
+            problems.append(
+                "SOURCE_KEY_ATTRIBUTES: required with ITEM_FORMAT=ddb-encryption-client and an "
+                "s3:// destination (the KMS encryption context binds the table's key)"
+            )
         if self.item_format == "ddb-encryption-client" and self.kms_encryption_context:
             problems.append(
                 "KMS_ENCRYPTION_CONTEXT: the DynamoDB Encryption Client builds its own "

@@ -1,0 +1,99 @@
+"""A fault-injecting HTTP proxy in front of the moto server (moto has no throttling).
+
+Every request is forwarded to moto unchanged, except that every ``every``-th request for a
+chosen operation (by X-Amz-Target) is answered, without reaching moto, with the throttling
+error AWS would send. botocore sees real HTTP 400 throttling responses and retries them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlparse
+
+THROTTLES = {
+    "TrentService.Decrypt": "ThrottlingException",
+    "DynamoDB_20120810.Scan": "ProvisionedThroughputExceededException",
+    "DynamoDB_20120810.BatchWriteItem": "ProvisionedThroughputExceededException",
+}
+
+
+class FaultProxy:
+    def __init__(
+        self, upstream: str, every: int = 3, targets: frozenset[str] | None = None
+    ) -> None:
+        self._upstream = urlparse(upstream)
+        self._targets = targets if targets is not None else frozenset(THROTTLES)
+        self.every = every
+        self.seen: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                target = self.headers.get("X-Amz-Target", "")
+                if target in proxy._targets and proxy._should_throttle(target):
+                    payload = json.dumps(
+                        {"__type": THROTTLES[target], "message": "Rate exceeded"}
+                    ).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(
+                    proxy._upstream.hostname, proxy._upstream.port, timeout=60
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = f"{proxy._upstream.hostname}:{proxy._upstream.port}"
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _should_throttle(self, target: str) -> bool:
+        with self._lock:
+            self.seen[target] += 1
+            if self.seen[target] % self.every == 0:
+                self.injected[target] += 1
+                return True
+            return False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,102 @@
+"""Fewer KMS calls: each distinct ciphertext is decrypted once; throttling never drops an item."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from table_sync.handler import lambda_handler
+from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
+from table_sync.local.server import MotoServer
+from table_sync.local.verify import differences, read_table
+from tests.conftest import load_event
+from tests.integration.fault_proxy import FaultProxy
+
+
+def _distinct_ciphertexts(aws: EmbeddedAws) -> tuple[int, int]:
+    items = read_table(aws.account_a().client("dynamodb"), SOURCE_TABLE)
+    blobs = [
+        value["B"] if "B" in value else base64.b64decode(value["S"])
+        for item in items.values()
+        for name, value in item.items()
+        if name in ("ssn", "card", "api_secret")
+    ]
+    return len(set(blobs)), len(blobs)
+
+
+def _share_ciphertexts(aws: EmbeddedAws) -> None:
+    """Many items holding the same ciphertext, as a default or a copied value would."""
+    ddb = aws.account_a().client("dynamodb")
+    shared = ddb.get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": "customer#00000"}})["Item"]
+    for n in range(1, 30):
+        pk = f"customer#{n:05d}"
+        ddb.update_item(
+            TableName=SOURCE_TABLE,
+            Key={"pk": {"S": pk}},
+            UpdateExpression="SET ssn = :s",
+            ExpressionAttributeValues={":s": shared["ssn"]},
+        )
+        aws.expected[pk]["ssn"] = aws.expected["customer#00000"]["ssn"]
+
+
+def test_kms_requests_equal_the_number_of_distinct_ciphertexts(
+    aws: EmbeddedAws, function_env, lambda_context, moto_server: MotoServer, monkeypatch
+) -> None:
+    _share_ciphertexts(aws)
+    monkeypatch.setenv("DECRYPT_CONCURRENCY", "16")  # duplicates are in flight at once
+    distinct, total = _distinct_ciphertexts(aws)
+    assert distinct < total - 25
+
+    with moto_server.recording() as calls:
+        summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+    decrypts = sum(1 for c in calls if c.name == "kms:Decrypt")
+    assert summary["kms_requests"] == decrypts == distinct
+    assert summary["kms_cache_hits"] == total - distinct
+    assert summary["attributes_decrypted"] == total
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+
+
+@pytest.mark.items(15)
+@pytest.mark.parametrize("concurrency", ["1", "16"])
+def test_throttling_is_retried_and_every_item_arrives(
+    aws: EmbeddedAws,
+    function_env,
+    lambda_context,
+    moto_server: MotoServer,
+    monkeypatch,
+    concurrency,
+) -> None:
+    monkeypatch.setenv("PAGE_SIZE", "3")  # 5 pages: 5 Scans and 5 BatchWriteItems
+    monkeypatch.setenv("DECRYPT_CONCURRENCY", concurrency)
+    with FaultProxy(moto_server.endpoint, every=4) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+    assert proxy.injected["TrentService.Decrypt"] >= 5
+    assert proxy.injected["DynamoDB_20120810.Scan"] >= 1
+    assert proxy.injected["DynamoDB_20120810.BatchWriteItem"] >= 1
+    assert summary["items_written"] == 15
+    assert summary["kms_requests"] == summary["attributes_decrypted"]  # retries are not requests
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+
+
+@pytest.mark.items(4)
+def test_throttling_that_outlasts_every_retry_fails_the_run(
+    aws: EmbeddedAws, function_env, lambda_context, moto_server: MotoServer, monkeypatch
+) -> None:
+    """Never quarantined, never dropped: the run fails and says so."""
+    from table_sync.errors import DecryptError
+
+    monkeypatch.setenv("KMS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("DECRYPT_CONCURRENCY", "1")
+    with FaultProxy(
+        moto_server.endpoint, every=1, targets=frozenset({"TrentService.Decrypt"})
+    ) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        with pytest.raises(DecryptError, match="ThrottlingException"):
+            lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}

@@ -1,0 +1,176 @@
+"""Items that cannot be decrypted: quarantined by key, attribute and reason; the run goes on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from table_sync.handler import lambda_handler
+from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, encrypt_value
+from table_sync.local.verify import differences, read_table
+from tests.conftest import load_event
+from tests.integration.conftest import Telemetry
+
+
+def _set(aws: EmbeddedAws, pk: str, name: str, value: dict[str, Any]) -> None:
+    aws.account_a().client("dynamodb").update_item(
+        TableName=SOURCE_TABLE,
+        Key={"pk": {"S": pk}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": name},
+        ExpressionAttributeValues={":v": value},
+    )
+
+
+def _get(aws: EmbeddedAws, pk: str) -> dict[str, Any]:
+    return (
+        aws.account_a()
+        .client("dynamodb")
+        .get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": pk}})["Item"]
+    )
+
+
+BROKEN = {
+    "customer#00005": ("ssn", "InvalidCiphertextException"),
+    "customer#00010": ("card", "AccessDeniedException"),  # another key: AWS says IncorrectKey
+    "customer#00015": ("card", "InvalidBase64"),
+}
+
+
+def _break_three_items(aws: EmbeddedAws) -> None:
+    blob = _get(aws, "customer#00005")["ssn"]["B"]
+    _set(aws, "customer#00005", "ssn", {"B": blob[:-1] + bytes([blob[-1] ^ 1])})
+    kms = aws.account_a().client("kms")
+    other_key = kms.create_key()["KeyMetadata"]["Arn"]
+    _set(aws, "customer#00010", "card", encrypt_value(kms, other_key, "card", "4111111111111111"))
+    _set(aws, "customer#00015", "card", {"S": "%%% not base64 %%%"})
+
+
+def test_bad_items_are_quarantined_and_the_rest_copied(
+    aws: EmbeddedAws, function_env, lambda_context, telemetry: Telemetry
+) -> None:
+    _break_three_items(aws)
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+    assert summary["items_quarantined"] == 3
+    assert summary["items_written"] == 37
+    assert summary["quarantine"] == f"dynamodb://{aws.quarantine_table}"
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    expected = {k: v for k, v in aws.expected.items() if k not in BROKEN}
+    assert differences(expected, copy) == []  # nothing half-decrypted, nothing missing
+
+    records = read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item")
+    got = {k: (r["attribute"]["S"], r["error"]["S"]) for k, r in records.items()}
+    wanted = {f'{{pk=S:"{pk}"}}': reason for pk, reason in BROKEN.items()}
+    assert set(got) == set(wanted)
+    for item, (attribute, error) in got.items():
+        assert attribute == wanted[item][0]
+        assert error in (wanted[item][1], "IncorrectKeyException")
+    record = records['{pk=S:"customer#00005"}']
+    assert record["run_id"]["S"] == summary["run_id"]
+    assert record["key"] == {"M": {"pk": {"S": "customer#00005"}}}
+
+    output = telemetry.text()
+    assert output.count('"message":"item quarantined"') == 3
+    emf = [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+    assert [v for d in emf for k, v in d.items() if k == "ItemsQuarantined"] == [[3.0]]
+    for item in aws.expected.values():  # no plaintext of any item, broken or not
+        for name in ("ssn", "card"):
+            if name in item:
+                assert item[name]["S"] not in output
+    assert "4111111111111111" not in output
+
+
+def test_a_rerun_after_the_fix_copies_the_item(
+    aws: EmbeddedAws, function_env, lambda_context
+) -> None:
+    original = _get(aws, "customer#00005")["ssn"]
+    _break_three_items(aws)
+    lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    _set(aws, "customer#00005", "ssn", original)  # the writer repaired the value
+
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+    assert summary["items_quarantined"] == 2
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert copy["customer#00005"]["ssn"] == aws.expected["customer#00005"]["ssn"]
+
+
+def test_quarantine_beside_an_s3_destination(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _break_three_items(aws)
+    monkeypatch.delenv("QUARANTINE")
+    monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/exports/my-table")
+    monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")  # no copy table to learn the key from
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    location = f"s3://{aws.bucket}/exports/my-table/quarantine/{summary['run_id']}/"
+    assert summary["quarantine"] == location
+    s3 = aws.account_b().client("s3")
+    prefix = location.removeprefix(f"s3://{aws.bucket}/")
+    objects = s3.list_objects_v2(Bucket=aws.bucket, Prefix=prefix)["Contents"]
+    lines = [
+        json.loads(line)
+        for obj in objects
+        for line in s3.get_object(Bucket=aws.bucket, Key=obj["Key"])["Body"].read().splitlines()
+    ]
+    assert sorted(r["key"]["pk"]["S"] for r in lines) == sorted(BROKEN)
+    assert all(
+        s3.head_object(Bucket=aws.bucket, Key=o["Key"])["ServerSideEncryption"] == "AES256"
+        for o in objects
+    )
+
+
+@pytest.mark.items(12)
+def test_encryption_context_from_the_items_own_key(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that bound each ciphertext to its item: context {"customer": <pk>}."""
+    kms = aws.account_a().client("kms")
+    plaintexts = {}
+    for pk in aws.expected:
+        plaintexts[pk] = f"secret for {pk}"
+        context = {"customer": "someone-else" if pk == "customer#00007" else pk, "app": "crm"}
+        blob = kms.encrypt(
+            KeyId=aws.key_arn, Plaintext=plaintexts[pk].encode(), EncryptionContext=context
+        )["CiphertextBlob"]
+        _set(aws, pk, "ssn", {"B": blob})
+    monkeypatch.setenv("ENCRYPTED_ATTRIBUTES", "ssn")
+    monkeypatch.setenv("KMS_ENCRYPTION_CONTEXT", '{"customer": "${pk}", "app": "crm"}')
+
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+    assert summary["items_quarantined"] == 1
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert "customer#00007" not in copy
+    assert {pk: i["ssn"]["S"] for pk, i in copy.items()} == {
+        pk: s for pk, s in plaintexts.items() if pk != "customer#00007"
+    }
+    (record,) = read_table(
+        aws.account_b().client("dynamodb"), aws.quarantine_table, key="item"
+    ).values()
+    assert record["error"]["S"] == "InvalidCiphertextException"
+
+
+def test_a_role_that_cannot_decrypt_anything_fails_instead_of_quarantining_everything(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ciphertext under a key this run cannot use: that is the setup, not the items."""
+    other = aws.account_a().client("kms").create_key()["KeyMetadata"]["Arn"]
+    monkeypatch.setenv("SOURCE_KMS_KEY_ARN", other)
+    from table_sync.errors import DecryptError
+
+    with pytest.raises(DecryptError, match=r"AccessDenied|IncorrectKey"):
+        lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
+
+
+def test_dry_run_reports_but_records_nothing(
+    aws: EmbeddedAws, function_env, lambda_context
+) -> None:
+    _break_three_items(aws)
+    summary = lambda_handler(load_event("backfill-dry-run.json"), lambda_context)
+    assert summary["items_quarantined"] == 3
+    assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
