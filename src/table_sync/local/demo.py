@@ -18,7 +18,18 @@ from typing import Any
 
 from table_sync.local.accounts import ACCOUNT_A, ACCOUNT_B
 from table_sync.local.context import LocalLambdaContext
-from table_sync.local.seed import ENCRYPTED_ATTRIBUTES, EmbeddedAws, provision
+from table_sync.local.formats_seed import (
+    CREDSTASH_COPY,
+    CREDSTASH_TABLE,
+    EC_COPY,
+    EC_TABLE,
+    credstash_env,
+    ec_env,
+    ec_key,
+    seed_credstash,
+    seed_ddb_encryption_client,
+)
+from table_sync.local.seed import ENCRYPTED_ATTRIBUTES, SOURCE_TABLE, EmbeddedAws, provision
 from table_sync.local.server import MotoServer
 from table_sync.local.verify import differences, read_export, read_table
 
@@ -60,26 +71,34 @@ def invoke(
         handler.setStream(previous)
 
 
-def leaked_secrets(aws: EmbeddedAws, text: str) -> int:
-    """How many of the seed's plaintexts appear in the function's logs and metrics."""
-    return sum(
-        1
+def text_plaintexts(aws: EmbeddedAws) -> list[str]:
+    """The seed's text plaintexts (the values that must never reach a log line)."""
+    return [
+        item[name]["S"]
         for item in aws.expected.values()
         for name in ENCRYPTED_ATTRIBUTES
-        if name in item and "S" in item[name] and item[name]["S"] in text
-    )
+        if name in item and "S" in item[name]
+    ]
+
+
+def leaked(secrets: list[str], text: str) -> int:
+    """How many of ``secrets`` appear in the function's logs and metrics."""
+    return sum(1 for secret in secrets if secret in text)
 
 
 def _show(title: str, summary: Mapping[str, Any]) -> None:
     print(f"\n== {title}")
     for name in (
         "trigger",
+        "item_format",
         "items_scanned",
         "items_decrypted",
         "attributes_decrypted",
         "items_written",
+        "items_quarantined",
         "pages",
         "kms_requests",
+        "kms_cache_hits",
         "assume_role_calls",
         "seconds",
         "location",
@@ -99,7 +118,9 @@ def _preview(items: Mapping[str, Any], count: int = 3) -> None:
 
 
 def main(items: int = 120) -> int:
-    with MotoServer() as server:
+    with MotoServer() as server, environment({"AWS_ENDPOINT_URL": ""}):
+        # Every client in this process, however made, talks to the embedded AWS, never to AWS.
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint
         print(
             f"embedded AWS (moto) on {server.endpoint}: AccountA={ACCOUNT_A} AccountB={ACCOUNT_B}"
         )
@@ -123,18 +144,52 @@ def main(items: int = 120) -> int:
         )
         s3_problems = differences(aws.expected, export.items)
 
+        # credstash: items written by credstash itself, checked against credstash.getSecret.
+        credstash_truth = seed_credstash(aws)
+        cs_summary = invoke(aws, load_event("backfill.json"), telemetry, **credstash_env(aws))
+        _show(f"credstash table {CREDSTASH_TABLE} -> dynamodb://{CREDSTASH_COPY}", cs_summary)
+        cs_copy = read_table(aws.account_b().client("dynamodb"), CREDSTASH_COPY, key="name")
+        for name, item in sorted(cs_copy.items())[:2]:
+            print(f"   {name} v{int(item['version']['S'])}: contents={item['contents']['S']!r}")
+        cs_items = aws.account_b().client("dynamodb").scan(TableName=CREDSTASH_COPY)["Items"]
+        cs_problems = [
+            f"credstash {key}: differs from credstash.getSecret"
+            for key, value in credstash_truth.items()
+            if {"S": value}
+            not in [i["contents"] for i in cs_items if (i["name"]["S"], i["version"]["S"]) == key]
+        ]
+
+        # DynamoDB Encryption Client: items the AWS library wrote and reads back itself.
+        ec_truth = seed_ddb_encryption_client(aws)
+        ec_summary = invoke(aws, load_event("backfill.json"), telemetry, **ec_env(aws))
+        _show(f"DynamoDB Encryption Client table {EC_TABLE} -> dynamodb://{EC_COPY}", ec_summary)
+        ec_copy = {
+            ec_key(i): i
+            for i in aws.account_b().client("dynamodb").scan(TableName=EC_COPY)["Items"]
+        }
+        for key in sorted(ec_copy)[:2]:
+            print(
+                f"   {key}: ssn={ec_copy[key]['ssn']['S']!r} balance={ec_copy[key]['balance']['N']}"
+            )
+        ec_problems = differences(ec_truth, ec_copy)
+
         tables_in_a = aws.account_a().client("dynamodb").list_tables()["TableNames"]
-        problems = ddb_problems + s3_problems
+        problems = ddb_problems + s3_problems + cs_problems + ec_problems
         lines = telemetry.getvalue().splitlines()
         metric_lines = sum(1 for line in lines if '"_aws"' in line)
         print(
             f"\n   the function emitted {len(lines) - metric_lines} log lines and "
             f"{metric_lines} EMF metric lines"
         )
-        if leaks := leaked_secrets(aws, telemetry.getvalue()):
+        secrets = (
+            text_plaintexts(aws)
+            + list(credstash_truth.values())
+            + [item["ssn"]["S"] for item in ec_truth.values()]
+        )
+        if leaks := leaked(secrets, telemetry.getvalue()):
             problems.append(f"{leaks} plaintext value(s) appear in the function's logs")
-        if tables_in_a != ["my-table"]:
-            problems.append(f"AccountA has tables it should not: {tables_in_a}")
+        if set(tables_in_a) != {SOURCE_TABLE, CREDSTASH_TABLE, EC_TABLE}:
+            problems.append(f"a copy was written in AccountA: its tables are {tables_in_a}")
         print()
         if problems:
             print(f"CHECK FAILED: {len(problems)} difference(s)")
@@ -143,7 +198,9 @@ def main(items: int = 120) -> int:
             return 1
         print(
             f"CHECK PASSED: all {len(aws.expected)} items in both copies equal the source "
-            "with every ciphertext replaced by its plaintext, and no plaintext in any log line"
+            "with every ciphertext replaced by its plaintext; the credstash and DynamoDB "
+            "Encryption Client copies equal what those libraries read back; no plaintext in "
+            "any log line"
         )
         return 0
 

@@ -1,0 +1,25 @@
+"""The demo's and tests' own check must be able to fail, and must not print values."""
+
+from __future__ import annotations
+
+from table_sync.local.demo import leaked
+from table_sync.local.verify import differences
+
+
+def test_differences_names_keys_and_attributes_never_values() -> None:
+    expected = {
+        "a": {"pk": {"S": "a"}, "ssn": {"S": "123-45-6789"}, "tags": {"SS": ["x", "y"]}},
+        "b": {"pk": {"S": "b"}},
+    }
+    actual = {
+        "a": {"pk": {"S": "a"}, "ssn": {"S": "000-00-0000"}, "tags": {"SS": ["y", "x"]}},
+        "c": {"pk": {"S": "c"}},
+    }
+    problems = differences(expected, actual)
+    assert problems == ["missing b", "unexpected c", "a: attribute 'ssn' differs"]
+    assert not any("123-45-6789" in p or "000-00-0000" in p for p in problems)
+
+
+def test_leak_check_finds_a_plaintext_in_log_text() -> None:
+    assert leaked(["hunter2", "s3cret"], '{"message":"x","value":"hunter2"}') == 1
+    assert leaked(["hunter2"], '{"message":"page copied"}') == 0
