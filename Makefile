@@ -8,9 +8,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 SAM_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/bootstrap/bin/uv
 SAM := $(TOOLS)/bin/sam
+CHECKOV := $(TOOLS)/bin/checkov
 VENV := $(CURDIR)/.venv
 RUN := $(VENV)/bin
 
@@ -42,6 +44,9 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 $(SAM): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) aws-sam-cli==$(SAM_VERSION)
 
+$(CHECKOV): $(UV)
+	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
+
 demo: $(VENV)/.synced
 	$(RUN)/python -m table_sync.local.demo
 
@@ -62,10 +67,12 @@ unit: $(VENV)/.synced
 integration: $(VENV)/.synced
 	$(RUN)/pytest tests/integration
 
-templates: $(VENV)/.synced $(SAM)
+templates: $(VENV)/.synced $(SAM) $(CHECKOV)
 	$(RUN)/cfn-lint template.yaml source-account/template.yaml
 	$(SAM) validate --lint --template template.yaml
 	$(SAM) validate --lint --template source-account/template.yaml
+	$(CHECKOV) --quiet --compact --framework cloudformation --skip-download \
+		-f template.yaml -f source-account/template.yaml
 
 build: $(SAM) requirements
 	@git diff --quiet -- src/requirements.txt 2>/dev/null || \
