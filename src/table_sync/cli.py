@@ -1,7 +1,8 @@
-"""``table-sync``: run the same sync from a shell, with the caller's own credentials.
+"""``table-sync``: operate the sync from a shell, with the caller's own credentials.
 
-Every option falls back to the environment variable of the same setting (the Lambda's names), so
-``SOURCE_ROLE_ARN=... table-sync run`` and ``table-sync run --role-arn ...`` are the same run.
+Every ``run``/``verify`` option falls back to the environment variable of the same setting (the
+Lambda's names), so ``SOURCE_ROLE_ARN=... table-sync run`` and ``table-sync run --role-arn ...``
+are the same run.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ import os
 import shlex
 import socket
 import sys
+from collections.abc import Iterator
+from enum import StrEnum
 from typing import Annotated, Any
 
 import boto3
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from table_sync.aws.sts import session_name
 from table_sync.errors import TableSyncError
 from table_sync.models import Invocation, Settings, SyncSummary
-from table_sync.service import apply_invocation, sync
+from table_sync.service import apply_invocation, sync, verify_copy
+from table_sync.sync import Progress as PageProgress
 
 app = typer.Typer(
     help="Copy a DynamoDB table with KMS-encrypted attributes from another account, decrypted.",
@@ -33,69 +39,31 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
+RoleArn = Annotated[str | None, typer.Option(help="SOURCE_ROLE_ARN: the AccountA reader role.")]
+ExternalId = Annotated[str | None, typer.Option(help="SOURCE_EXTERNAL_ID.")]
+Destination = Annotated[
+    str | None, typer.Option(help="DESTINATION: dynamodb://<table> or s3://<bucket>/<prefix>.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
-def _seed_session_name() -> str:
+
+def seed_session_name() -> str:
     """The runbook's ``$LOGNAME@host``."""
     user = os.environ.get("LOGNAME") or getpass.getuser()
     return session_name(f"{user}@{socket.gethostname()}")
 
 
-@app.command()
-def run(
-    role_arn: Annotated[
-        str | None, typer.Option(help="SOURCE_ROLE_ARN: the AccountA reader role.")
-    ] = None,
-    table: Annotated[str | None, typer.Option(help="SOURCE_TABLE_NAME (default my-table).")] = None,
-    kms_key_arn: Annotated[str | None, typer.Option(help="SOURCE_KMS_KEY_ARN.")] = None,
-    encrypted_attributes: Annotated[
-        str | None, typer.Option(help="ENCRYPTED_ATTRIBUTES, comma-separated.")
-    ] = None,
-    destination: Annotated[
-        str | None, typer.Option(help="DESTINATION: dynamodb://<table> or s3://<bucket>/<prefix>.")
-    ] = None,
-    external_id: Annotated[str | None, typer.Option(help="SOURCE_EXTERNAL_ID.")] = None,
-    session_duration: Annotated[
-        int | None, typer.Option(help="SOURCE_SESSION_DURATION, 900-3600 seconds.")
-    ] = None,
-    page_size: Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Scan and decrypt; write nothing.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-) -> None:
-    """Run one sync now (a backfill from a laptop): assume the source role with your credentials."""
-    overrides: dict[str, Any] = {
-        "source_role_arn": role_arn,
-        "source_table_name": table,
-        "source_kms_key_arn": kms_key_arn,
-        "encrypted_attributes": encrypted_attributes,
-        "destination": destination,
-        "source_external_id": external_id,
-        "source_session_duration": session_duration,
-        "page_size": page_size,
-        "dry_run": dry_run or None,
-    }
-    _quiet_logs()
-    try:
-        settings = Settings.from_env(os.environ, **overrides)
-        invocation = Invocation(trigger="backfill", dry_run=settings.dry_run)
-        summary = sync(
-            apply_invocation(settings, invocation),
-            invocation,
-            base_session=boto3.Session(),
-            role_session_name=_seed_session_name(),
-        )
-    except TableSyncError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from None
-    if as_json:
-        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
-    else:
-        Console().print(_summary_table(summary))
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(os.environ, **overrides)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 def _quiet_logs() -> None:
-    """The run's JSON log lines go to stderr (stdout is the summary), warnings and up by default."""
+    """The run's JSON log lines go to stderr (stdout is the result), warnings and up by default."""
     from table_sync.observability import logger
 
     handler = logger.registered_handler
@@ -104,11 +72,223 @@ def _quiet_logs() -> None:
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
 
 
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A live progress line on a terminal; nothing at all otherwise (cron, CI, pipes)."""
+    if not enabled:
+        yield None
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:,} items"),
+        TextColumn("{task.fields[rate]:,.0f} items/s"),
+        TextColumn("{task.fields[pages]} pages"),
+        TextColumn("{task.fields[kms]} KMS requests"),
+        TextColumn("{task.fields[quarantined]} quarantined"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("syncing", total=None, rate=0.0, pages=0, kms=0, quarantined=0)
+
+        def update(p: PageProgress) -> None:
+            progress.update(
+                task,
+                completed=p.items_scanned,
+                rate=p.items_scanned / p.seconds if p.seconds else 0.0,
+                pages=p.pages,
+                kms=p.kms_requests,
+                quarantined=p.items_quarantined,
+            )
+
+        yield update
+        progress.update(task, description="done")
+
+
+@app.command()
+def run(
+    role_arn: RoleArn = None,
+    table: Annotated[str | None, typer.Option(help="SOURCE_TABLE_NAME (default my-table).")] = None,
+    kms_key_arn: Annotated[str | None, typer.Option(help="SOURCE_KMS_KEY_ARN.")] = None,
+    encrypted_attributes: Annotated[
+        str | None, typer.Option(help="ENCRYPTED_ATTRIBUTES, comma-separated.")
+    ] = None,
+    item_format: Annotated[str | None, typer.Option(help="ITEM_FORMAT.")] = None,
+    destination: Destination = None,
+    external_id: ExternalId = None,
+    session_duration: Annotated[
+        int | None, typer.Option(help="SOURCE_SESSION_DURATION, 900-3600 seconds.")
+    ] = None,
+    page_size: Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")] = None,
+    segments: Annotated[int | None, typer.Option(help="TOTAL_SEGMENTS of a parallel scan.")] = None,
+    segment: Annotated[int | None, typer.Option(help="SEGMENT to scan, from 0.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Scan and decrypt; write nothing.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Run one sync now (a backfill from a laptop): assume the source role with your credentials."""
+    _quiet_logs()
+    try:
+        settings = _settings(
+            source_role_arn=role_arn,
+            source_table_name=table,
+            source_kms_key_arn=kms_key_arn,
+            encrypted_attributes=encrypted_attributes,
+            item_format=item_format,
+            destination=destination,
+            source_external_id=external_id,
+            source_session_duration=session_duration,
+            page_size=page_size,
+            total_segments=segments,
+            segment=segment,
+            dry_run=dry_run or None,
+        )
+        invocation = Invocation(trigger="backfill", dry_run=settings.dry_run)
+        with _progress(err.is_terminal and not as_json) as on_page:
+            summary = sync(
+                apply_invocation(settings, invocation),
+                invocation,
+                base_session=boto3.Session(),
+                role_session_name=seed_session_name(),
+                on_page=on_page,
+            )
+    except TableSyncError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+    else:
+        Console().print(_summary_table(summary))
+
+
 def _summary_table(summary: SyncSummary) -> Table:
     table = Table(title="table-sync run", show_header=False)
     for name, value in summary.model_dump(mode="json").items():
-        table.add_row(name.replace("_", " "), str(value))
+        table.add_row(name.replace("_", " "), "-" if value is None else str(value))
     return table
+
+
+class Shell(StrEnum):
+    sh = "sh"
+    fish = "fish"
+    json = "json"
+
+
+SESSION_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+
+
+@app.command()
+def credentials(
+    role_arn: RoleArn = None,
+    external_id: ExternalId = None,
+    duration: Annotated[int, typer.Option(help="Session seconds (the seed's 900).")] = 900,
+    name: Annotated[
+        str | None, typer.Option("--session-name", help="RoleSessionName (default $LOGNAME@host).")
+    ] = None,
+    output: Annotated[Shell, typer.Option("--format", help="sh, fish or json.")] = Shell.sh,
+    keep_env: Annotated[
+        bool, typer.Option("--keep-env", help="Assume with inherited AWS_* session variables.")
+    ] = False,
+) -> None:
+    """The seed's iam-assume-role.sh: print the source role's temporary credentials.
+
+    `eval "$(table-sync credentials)"` (sh/bash), `table-sync credentials --format fish | source`,
+    or `credential_process = table-sync credentials --format json` in an AWS CLI profile.
+    """
+    role = role_arn or os.environ.get("SOURCE_ROLE_ARN")
+    if not role:
+        raise _fail(ValueError("--role-arn (or SOURCE_ROLE_ARN) is required"))
+    if not keep_env and ("AWS_SESSION_TOKEN" in os.environ or "AWS_SECURITY_TOKEN" in os.environ):
+        # As the seed does: a shell that eval'ed an earlier session must not chain from it.
+        for variable in SESSION_VARIABLES:
+            os.environ.pop(variable, None)
+    kwargs: dict[str, Any] = {
+        "RoleArn": role,
+        "RoleSessionName": session_name(name) if name else seed_session_name(),
+        "DurationSeconds": duration,
+    }
+    if external_id or os.environ.get("SOURCE_EXTERNAL_ID"):
+        kwargs["ExternalId"] = external_id or os.environ["SOURCE_EXTERNAL_ID"]
+    try:
+        creds = boto3.Session().client("sts").assume_role(**kwargs)["Credentials"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        raise _fail(ValueError(f"cannot assume {role}: {code}")) from None
+    except BotoCoreError as exc:
+        raise _fail(ValueError(f"cannot assume {role}: {type(exc).__name__}")) from None
+    values = {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
+    if output is Shell.json:
+        typer.echo(
+            json.dumps(
+                {
+                    "Version": 1,
+                    "AccessKeyId": values["AWS_ACCESS_KEY_ID"],
+                    "SecretAccessKey": values["AWS_SECRET_ACCESS_KEY"],
+                    "SessionToken": values["AWS_SESSION_TOKEN"],
+                    "Expiration": creds["Expiration"].isoformat(),
+                }
+            )
+        )
+    elif output is Shell.fish:
+        for key, value in values.items():
+            typer.echo(f"set -gx {key} {_fish_quote(value)};")
+    else:
+        for key, value in values.items():
+            typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _fish_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@app.command()
+def verify(
+    destination: Destination = None,
+    location: Annotated[
+        str | None,
+        typer.Option(help="An S3 export to check (default: the newest complete one)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare the source (decrypted) with the copy, item by item; list differing keys, never
+    values. Exits 0 when they match, 1 when they differ or cannot be compared."""
+    _quiet_logs()
+    try:
+        settings = _settings(destination=destination)
+        comparison, where = verify_copy(
+            settings,
+            base_session=boto3.Session(),
+            role_session_name=seed_session_name(),
+            location=location,
+        )
+    except TableSyncError as exc:
+        raise _fail(exc) from None
+    result = {"destination": where, "matches": comparison.matches, **vars(comparison)}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console = Console()
+        table = Table(
+            title=f"table-sync verify: {settings.source_table_name} -> {where}", show_header=False
+        )
+        for label in ("source_items", "destination_items"):
+            table.add_row(label.replace("_", " "), str(result[label]))
+        for label in ("missing", "unexpected", "different", "undecryptable"):
+            keys = result[label]
+            table.add_row(label, f"{len(keys)}" + (": " + ", ".join(keys[:10]) if keys else ""))
+        table.add_row("result", "[green]match[/]" if comparison.matches else "[red]differ[/]")
+        console.print(table)
+    raise typer.Exit(code=0 if comparison.matches else 1)
 
 
 @app.command()

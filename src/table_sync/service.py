@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
 
+from table_sync.aws.dynamodb import scan_pages
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.aws.sts import AssumeRoleCounter, assume_source_role, session_name
-from table_sync.errors import ConfigurationError, TableSyncError
+from table_sync.compare import Comparison, compare_digests, digest, latest_export, read_export
+from table_sync.errors import ConfigurationError, DestinationError, TableSyncError
+from table_sync.formats import AttributeDecryptFailed, ItemDecoder, build_decoder
+from table_sync.items import Item, describe_key
 from table_sync.models import (
     DynamoDBDestination,
     Invocation,
@@ -30,7 +35,7 @@ from table_sync.quarantine import DynamoDBQuarantine, QuarantineStore, S3Quarant
 from table_sync.sinks import DryRunSink, Sink
 from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync.sinks.s3 import S3ExportSink
-from table_sync.sync import SyncContext, run_sync
+from table_sync.sync import Progress, SyncContext, run_sync
 
 # botocore's standard retry mode backs off (with jitter) on throttling and transient errors,
 # KMS's ThrottlingException and DynamoDB's ProvisionedThroughputExceededException included.
@@ -138,6 +143,7 @@ def sync(
     base_session: boto3.Session,
     role_session_name: str,
     run_id: str | None = None,
+    on_page: Callable[[Progress], None] | None = None,
 ) -> SyncSummary:
     """Assume the source role with ``base_session``'s credentials and run one sync."""
     run_id = run_id or new_run_id()
@@ -176,6 +182,7 @@ def sync(
         kms=kms,
         sink=sink,
         quarantine=quarantine,
+        on_page=on_page,
     )
 
 
@@ -206,3 +213,85 @@ def handle_event(
     metrics.add_metric(name="RunsSucceeded", unit="Count", value=1)
     logger.info("sync finished", extra={"summary": summary.model_dump(mode="json")})
     return summary
+
+
+def verify_copy(
+    settings: Settings,
+    *,
+    base_session: boto3.Session,
+    role_session_name: str,
+    location: str | None = None,
+) -> tuple[Comparison, str]:
+    """Compare the source (decrypted as a sync would) with the destination, item by item, by
+    SHA-256 digest. Returns the comparison and where the copy was read from."""
+    source_session = assume_source_role(
+        base_session,
+        role_arn=settings.source_role_arn,
+        session_name=role_session_name,
+        duration_seconds=settings.source_session_duration,
+        external_id=settings.source_external_id,
+        region=settings.table_region,
+    )
+    source = source_session.client(
+        "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
+    )
+    kms = KmsDecrypter(
+        source_session.client(
+            "kms", region_name=settings.kms_region, config=kms_client_config(settings)
+        ),
+        settings.source_kms_key_arn,
+        cache_size=settings.kms_cache_size,
+    )
+    keys = settings.source_key_attributes
+    destination: Iterator[tuple[str, str]]
+    if isinstance(settings.destination, DynamoDBDestination):
+        ddb = base_session.client("dynamodb", config=CLIENT_CONFIG)
+        table = settings.destination.table_name
+        schema = sorted(
+            ddb.describe_table(TableName=table)["Table"]["KeySchema"],
+            key=lambda k: k["KeyType"] != "HASH",
+        )
+        keys = keys or tuple(k["AttributeName"] for k in schema)
+        destination = (
+            (describe_key(item, keys), digest(item))
+            for page in ddb.get_paginator("scan").paginate(TableName=table)
+            for item in page["Items"]
+        )
+        where = f"dynamodb://{table}"
+    else:
+        if not keys:
+            raise ConfigurationError(
+                [
+                    "SOURCE_KEY_ATTRIBUTES: required to verify an s3:// copy (items are matched by key)"
+                ]
+            )
+        s3 = base_session.client("s3", config=CLIENT_CONFIG)
+        bucket = settings.destination.bucket
+        found = location or latest_export(s3, bucket, settings.destination.prefix)
+        if found is None:
+            raise DestinationError(f"no complete export under {settings.destination.uri}")
+        export = read_export(s3, bucket, found, key=keys[0])
+        destination = ((describe_key(i, keys), digest(i)) for i in export.items.values())
+        where = found
+    decoder = build_decoder(settings, kms, keys)
+
+    def source_digests() -> Iterator[tuple[str, str | None]]:
+        with ThreadPoolExecutor(settings.decrypt_concurrency) as pool:
+            for page in scan_pages(
+                source, settings.source_table_name, page_size=settings.page_size
+            ):
+                for item, result in zip(
+                    page.items,
+                    pool.map(lambda i: _decoded_digest(decoder, i), page.items),
+                    strict=True,
+                ):
+                    yield describe_key(item, keys), result
+
+    return compare_digests(source_digests(), destination), where
+
+
+def _decoded_digest(decoder: ItemDecoder, item: Item) -> str | None:
+    try:
+        return digest(decoder.decode(item).item)
+    except AttributeDecryptFailed:
+        return None

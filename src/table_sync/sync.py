@@ -51,6 +51,18 @@ class ItemNamer:
         return key_of(item, self.key_attributes) if self.key_attributes else None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is, after each page (for the CLI's progress bar)."""
+
+    pages: int
+    items_scanned: int
+    items_quarantined: int
+    kms_requests: int
+    kms_cache_hits: int
+    seconds: float
+
+
 @dataclass
 class SyncContext:
     run_id: str
@@ -74,6 +86,7 @@ def run_sync(
     sink: Sink,
     quarantine: QuarantineStore | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_page: Callable[[Progress], None] | None = None,
 ) -> SyncSummary:
     started_at = datetime.now(UTC)
     started = clock()
@@ -82,7 +95,14 @@ def run_sync(
     decoder = build_decoder(settings, kms, namer.key_attributes)
     scanned = decrypted_items = decrypted_attributes = quarantined = pages = 0
     with ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool:
-        for page in scan_pages(source, settings.source_table_name, page_size=settings.page_size):
+        pages_of_table = scan_pages(
+            source,
+            settings.source_table_name,
+            page_size=settings.page_size,
+            segment=settings.segment,
+            total_segments=settings.total_segments,
+        )
+        for page in pages_of_table:
             pages += 1
             results = list(pool.map(lambda item: _decode(decoder, item), page.items))
             copies: list[Item] = []
@@ -132,6 +152,12 @@ def run_sync(
                     "consumed_read_capacity": page.consumed_capacity,
                 },
             )
+            if on_page is not None:
+                on_page(
+                    Progress(
+                        pages, scanned, quarantined, kms.requests, kms.cache_hits, clock() - started
+                    )
+                )
             for record in records:
                 logger.warning(
                     "item quarantined",
@@ -159,6 +185,8 @@ def run_sync(
         items_written=sink.items_written,
         items_quarantined=quarantined,
         pages=pages,
+        segment=settings.segment,
+        total_segments=settings.total_segments,
         kms_requests=kms.requests,
         kms_cache_hits=kms.cache_hits,
         assume_role_calls=context.assume_role_calls(),

@@ -32,6 +32,8 @@ def scan_pages(
     page_size: int | None = None,
     exclusive_start_key: Item | None = None,
     consistent_read: bool = False,
+    segment: int | None = None,
+    total_segments: int | None = None,
 ) -> Iterator[ScanPage]:
     """Yield the table's pages in order, following LastEvaluatedKey; one page in memory at a time."""
     kwargs: dict[str, Any] = {
@@ -41,6 +43,9 @@ def scan_pages(
     }
     if page_size:
         kwargs["Limit"] = page_size
+    if total_segments is not None and segment is not None:
+        kwargs["Segment"] = segment
+        kwargs["TotalSegments"] = total_segments
     start_key = exclusive_start_key
     while True:
         if start_key:

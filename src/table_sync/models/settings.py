@@ -93,6 +93,8 @@ class Settings(BaseModel):
     kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
     kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
     page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
+    total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
+    segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
     write_max_attempts: int = Field(8, alias="WRITE_MAX_ATTEMPTS", ge=1, le=30)
     write_backoff_base: float = Field(0.05, alias="WRITE_BACKOFF_BASE_SECONDS", gt=0, le=10)
@@ -187,6 +189,10 @@ class Settings(BaseModel):
             )
         if self.destination_kms_key_arn and not isinstance(self.destination, S3Destination):
             problems.append("DESTINATION_KMS_KEY_ARN: only applies to an s3:// destination")
+        if (self.segment is None) != (self.total_segments is None):
+            problems.append("SEGMENT: SEGMENT and TOTAL_SEGMENTS go together (a parallel scan)")
+        elif (self.segment or 0) >= (self.total_segments or 1):
+            problems.append("SEGMENT: must be below TOTAL_SEGMENTS (segments count from 0)")
         if self.item_format == "attributes" and not self.encrypted_attributes:
             problems.append(
                 "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "

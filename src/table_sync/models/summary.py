@@ -27,6 +27,8 @@ class SyncSummary(BaseModel):
     items_written: int
     items_quarantined: int
     pages: int
+    segment: int | None = None
+    total_segments: int | None = None
     kms_requests: int
     kms_cache_hits: int
     assume_role_calls: int
