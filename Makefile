@@ -9,10 +9,12 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 SAM_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
+AWSCLI_VERSION := 1.46.3
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/bootstrap/bin/uv
 SAM := $(TOOLS)/bin/sam
 CHECKOV := $(TOOLS)/bin/checkov
+AWS_CLI := $(TOOLS)/bin/aws
 VENV := $(CURDIR)/.venv
 RUN := $(VENV)/bin
 
@@ -43,6 +45,10 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 $(SAM): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) aws-sam-cli==$(SAM_VERSION)
+
+# The AWS CLI, for the tests that eval `table-sync credentials` and call `aws sts` with it.
+$(AWS_CLI): $(UV)
+	$(UV) tool install --quiet --python $(PYTHON) awscli==$(AWSCLI_VERSION)
 
 $(CHECKOV): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
@@ -79,7 +85,7 @@ build: $(SAM) requirements
 		{ echo "src/requirements.txt is out of date with uv.lock: commit the regenerated file"; exit 1; }
 	PYENV_VERSION=$(SAM_PYENV) $(SAM) build --template template.yaml
 
-test: lint typecheck templates build
+test: lint typecheck templates build $(AWS_CLI)
 	$(RUN)/pytest
 
 clean:

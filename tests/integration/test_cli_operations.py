@@ -1,0 +1,283 @@
+"""`table-sync credentials`, `verify` and the progress display, as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from table_sync.local.accounts import ACCOUNT_A, REGION
+from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
+from table_sync.local.server import MotoServer
+from tests.conftest import ROOT
+
+AWS_CLI = ROOT / ".tools" / "bin" / "aws"
+CLI = [sys.executable, "-m", "table_sync.cli"]
+
+
+def _caller_env(aws: EmbeddedAws, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An operator's shell: their own credentials in a profile, the embedded AWS as endpoint, and
+    a stale session left in the environment by an earlier `eval` (which must be ignored)."""
+    creds = aws.function_credentials()
+    shared = tmp_path / "credentials"
+    shared.write_text(
+        "[default]\n"
+        f"aws_access_key_id = {creds.access_key_id}\n"
+        f"aws_secret_access_key = {creds.secret_access_key}\n"
+        f"aws_session_token = {creds.session_token}\n"
+    )
+    return {
+        "PATH": f"{AWS_CLI.parent}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "LOGNAME": "alice",
+        "AWS_SHARED_CREDENTIALS_FILE": str(shared),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": aws.endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "ASIASTALESTALESTALE0",
+        "AWS_SECRET_ACCESS_KEY": "stale",
+        "AWS_SESSION_TOKEN": "stale-token",
+        "SOURCE_ROLE_ARN": aws.reader_role_arn,
+        "SOURCE_EXTERNAL_ID": aws.external_id or "",
+        **extra,
+    }
+
+
+@pytest.fixture
+def aws_cli() -> Path:
+    if not AWS_CLI.exists():
+        pytest.skip("the AWS CLI is not installed: run `make test`, which installs it")
+    return AWS_CLI
+
+
+@pytest.mark.items(2)
+def test_eval_credentials_in_bash_gives_the_source_role(
+    aws: EmbeddedAws, tmp_path: Path, aws_cli: Path
+) -> None:
+    env = _caller_env(aws, tmp_path)
+    cli = " ".join(CLI)
+    script = f'eval "$({cli} credentials)" && aws sts get-caller-identity --output json'
+    result = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    identity = json.loads(result.stdout)
+    assert identity["Account"] == ACCOUNT_A
+    assert identity["Arn"].endswith(
+        ":assumed-role/table-sync-source-reader/alice@" + os.uname().nodename
+    )
+
+    printed = subprocess.run(
+        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    assert [line.split("=", 1)[0] for line in printed] == [
+        "export AWS_ACCESS_KEY_ID",
+        "export AWS_SECRET_ACCESS_KEY",
+        "export AWS_SESSION_TOKEN",
+    ]
+
+
+@pytest.mark.items(2)
+def test_json_output_works_as_a_credential_process(
+    aws: EmbeddedAws, tmp_path: Path, aws_cli: Path
+) -> None:
+    env = _caller_env(aws, tmp_path)
+    (tmp_path / "config").write_text(
+        "[profile source]\n"
+        f"credential_process = {' '.join(CLI)} credentials --format json --session-name from-profile\n"
+    )
+    clean = {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("AWS_ACCESS") and "SECRET" not in k and "SESSION_TOKEN" not in k
+    }
+    result = subprocess.run(
+        [str(aws_cli), "sts", "get-caller-identity", "--profile", "source", "--output", "json"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["Arn"].endswith("/table-sync-source-reader/from-profile")
+
+
+@pytest.mark.items(2)
+def test_inherited_session_variables_are_cleared_before_assuming(
+    aws: EmbeddedAws, tmp_path: Path, moto_server: MotoServer
+) -> None:
+    """As the seed does: a shell holding an earlier session assumes with its own credentials."""
+    env = _caller_env(aws, tmp_path)
+    profile_key = aws_key_in(tmp_path / "credentials")
+    for flags, signer in (([], profile_key), (["--keep-env"], "ASIASTALESTALESTALE0")):
+        with moto_server.recording() as calls:
+            subprocess.run(
+                [*CLI, "credentials", *flags],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+        assert [(c.name, c.access_key) for c in calls] == [("sts:AssumeRole", signer)]
+
+
+def aws_key_in(credentials_file: Path) -> str:
+    line = next(
+        row
+        for row in credentials_file.read_text().splitlines()
+        if row.startswith("aws_access_key_id")
+    )
+    return line.split("=", 1)[1].strip()
+
+
+@pytest.mark.items(2)
+def test_fish_output(aws: EmbeddedAws, tmp_path: Path) -> None:
+    env = _caller_env(aws, tmp_path)
+    fish = subprocess.run(
+        [*CLI, "credentials", "--format", "fish"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert [line.split(" ")[:3] for line in fish] == [
+        ["set", "-gx", "AWS_ACCESS_KEY_ID"],
+        ["set", "-gx", "AWS_SECRET_ACCESS_KEY"],
+        ["set", "-gx", "AWS_SESSION_TOKEN"],
+    ]
+    assert all(line.endswith("';") for line in fish)
+
+
+def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path) -> None:
+    env = _caller_env(
+        aws,
+        tmp_path,
+        SOURCE_ROLE_ARN="arn:aws:iam::111111111111:role/x",
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+    )
+    result = subprocess.run(
+        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "cannot assume arn:aws:iam::111111111111:role/x" in result.stderr
+    assert "stale" not in result.stderr
+
+
+def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path: Path) -> None:
+    env = {**os.environ, **aws.lambda_env()}
+    assert (
+        subprocess.run(
+            [*CLI, "run", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).returncode
+        == 0
+    )
+    ok = subprocess.run(
+        [*CLI, "verify", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["matches"] is True
+
+    ddb = aws.account_b().client("dynamodb")
+    ddb.update_item(
+        TableName=aws.destination_table,
+        Key={"pk": {"S": "customer#00003"}},
+        UpdateExpression="SET ssn = :v",
+        ExpressionAttributeValues={":v": {"S": "000-00-0000"}},
+    )
+    ddb.delete_item(TableName=aws.destination_table, Key={"pk": {"S": "customer#00007"}})
+    ddb.put_item(TableName=aws.destination_table, Item={"pk": {"S": "stray"}})
+    bad = subprocess.run(
+        [*CLI, "verify", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["different"] == ['{pk=S:"customer#00003"}']
+    assert report["missing"] == ['{pk=S:"customer#00007"}']
+    assert report["unexpected"] == ['{pk=S:"stray"}']
+    assert "000-00-0000" not in bad.stdout + bad.stderr
+    expected_ssn = aws.expected["customer#00003"]["ssn"]["S"]
+    assert expected_ssn not in bad.stdout + bad.stderr
+
+
+def test_verify_an_s3_export(aws: EmbeddedAws) -> None:
+    env = {
+        **os.environ,
+        **aws.lambda_env(DESTINATION=f"s3://{aws.bucket}/snap", SOURCE_KEY_ATTRIBUTES="pk"),
+    }
+    assert (
+        subprocess.run(
+            [*CLI, "run", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).returncode
+        == 0
+    )
+    result = subprocess.run(
+        [*CLI, "verify"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "match" in result.stdout
+    assert "source items" in result.stdout
+
+
+def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws) -> None:
+    env = {**os.environ, **aws.lambda_env(PAGE_SIZE="10"), "TERM": "xterm", "COLUMNS": "200"}
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, "run"], env=env, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True
+    )
+    os.close(terminal)
+    screen = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    proc.wait(timeout=60)
+    os.close(controller)
+    text = screen.decode("utf-8", "replace")
+    assert proc.returncode == 0, text
+    for field in ("items/s", "pages", "KMS requests", "quarantined", "40 items", "done"):
+        assert field in text, field
+    assert "items written" in text  # the summary table after the bar
+
+    piped = subprocess.run(
+        [*CLI, "run"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert piped.returncode == 0
+    assert "items/s" not in piped.stderr  # quiet without a TTY
+    assert SOURCE_TABLE in piped.stdout
