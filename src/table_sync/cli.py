@@ -28,7 +28,7 @@ from rich.table import Table
 
 from table_sync.aws.sts import session_name
 from table_sync.errors import TableSyncError
-from table_sync.models import Invocation, Settings, SyncSummary
+from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
 from table_sync.service import apply_invocation, sync, verify_copy
 from table_sync.sync import Progress as PageProgress
 
@@ -162,7 +162,7 @@ def run(
         Console().print(_summary_table(summary))
 
 
-def _summary_table(summary: SyncSummary) -> Table:
+def _summary_table(summary: SyncSummary | SkippedRun) -> Table:
     table = Table(title="table-sync run", show_header=False)
     for name, value in summary.model_dump(mode="json").items():
         table.add_row(name.replace("_", " "), "-" if value is None else str(value))

@@ -6,10 +6,12 @@ checked before the first AWS call: settings, the event, and the destination over
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import boto3
@@ -27,6 +29,7 @@ from table_sync.models import (
     DynamoDBDestination,
     Invocation,
     Settings,
+    SkippedRun,
     SyncSummary,
     parse_event,
 )
@@ -35,6 +38,7 @@ from table_sync.quarantine import DynamoDBQuarantine, QuarantineStore, S3Quarant
 from table_sync.sinks import DryRunSink, Sink
 from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync.sinks.s3 import S3ExportSink
+from table_sync.state import StateStore
 from table_sync.sync import Progress, SyncContext, run_sync
 
 # botocore's standard retry mode backs off (with jitter) on throttling and transient errors,
@@ -55,10 +59,23 @@ class LambdaContextLike(Protocol):
     @property
     def aws_request_id(self) -> str: ...
 
+    def get_remaining_time_in_millis(self) -> int: ...
+
 
 def new_run_id() -> str:
     """Sortable like DynamoDB's export ids: milliseconds since the epoch, then 8 random hex."""
     return f"{int(time.time() * 1000):014d}-{uuid.uuid4().hex[:8]}"
+
+
+def run_id_for(invocation: Invocation) -> str:
+    """The run an invocation belongs to. A scheduled event keeps its id and time when EventBridge
+    retries it, so a retry of a failed or timed-out run resumes that run instead of restarting."""
+    if invocation.run_id:
+        return invocation.run_id
+    if invocation.event_id and invocation.time:
+        digest = hashlib.sha256(invocation.event_id.encode()).hexdigest()[:8]
+        return f"{int(invocation.time.timestamp() * 1000):014d}-{digest}"
+    return new_run_id()
 
 
 def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
@@ -70,6 +87,9 @@ def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
         update["page_size"] = invocation.page_size
     if invocation.destination is not None:
         update["destination"] = invocation.destination
+    if invocation.total_segments is not None:
+        update["total_segments"] = invocation.total_segments
+        update["segment"] = invocation.segment if invocation.segment is not None else 0
     if not update:
         return settings
     updated = settings.model_copy(update=update)
@@ -114,6 +134,14 @@ def build_quarantine(
     )
 
 
+def build_state(settings: Settings, destination_session: boto3.Session) -> StateStore | None:
+    if not settings.state_table:
+        return None
+    return StateStore(
+        destination_session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table
+    )
+
+
 def build_sink(settings: Settings, destination_session: boto3.Session, run_id: str) -> Sink:
     if settings.dry_run:
         return DryRunSink()
@@ -124,6 +152,7 @@ def build_sink(settings: Settings, destination_session: boto3.Session, run_id: s
             max_attempts=settings.write_max_attempts,
             backoff_base=settings.write_backoff_base,
             backoff_cap=settings.write_backoff_cap,
+            mark=run_id if settings.sweep_deletes else None,
         )
     return S3ExportSink(
         destination_session.client("s3", config=CLIENT_CONFIG),
@@ -133,6 +162,8 @@ def build_sink(settings: Settings, destination_session: boto3.Session, run_id: s
         table_arn=settings.source_table_arn,
         sse_kms_key_arn=settings.destination_kms_key_arn,
         max_file_bytes=settings.s3_file_max_bytes,
+        segment=settings.segment or 0,
+        latest_pointer=True,
     )
 
 
@@ -144,11 +175,30 @@ def sync(
     role_session_name: str,
     run_id: str | None = None,
     on_page: Callable[[Progress], None] | None = None,
-) -> SyncSummary:
-    """Assume the source role with ``base_session``'s credentials and run one sync."""
-    run_id = run_id or new_run_id()
+    remaining_ms: Callable[[], int] | None = None,
+) -> SyncSummary | SkippedRun:
+    """Assume the source role with ``base_session``'s credentials and run one sync (or one
+    step of it: a segment, until its time budget, or the finalize of a parallel run)."""
+    run_id = run_id or run_id_for(invocation)
     counter = AssumeRoleCounter()
-    logger.append_keys(run_id=run_id)
+    logger.append_keys(run_id=run_id, segment=settings.segment)
+    state = build_state(settings, base_session)
+    if state is not None:
+        lease = state.acquire_lease(settings.destination.uri, run_id, settings.lease_seconds)
+        if not lease.held:
+            skipped = SkippedRun(
+                run_id=run_id,
+                destination=settings.destination.uri,
+                reason="another run is writing this destination",
+                held_by=lease.holder,
+                lease_expires_at=datetime.fromtimestamp(lease.expires_at, UTC),
+            )
+            logger.warning("run skipped", extra=skipped.model_dump(mode="json"))
+            return skipped
+    if invocation.trigger == "finalize":
+        return finalize_run(
+            settings, invocation, run_id=run_id, base_session=base_session, state=state
+        )
     try:
         source_session = assume_source_role(
             base_session,
@@ -175,14 +225,84 @@ def sync(
         raise ConfigurationError(
             ["AWS_REGION: not set, and no region is configured for the destination"]
         ) from None
-    return run_sync(
+    summary = run_sync(
         settings,
-        SyncContext(run_id=run_id, invocation=invocation, assume_role_calls=lambda: counter.calls),
+        SyncContext(
+            run_id=run_id,
+            invocation=invocation,
+            assume_role_calls=lambda: counter.calls,
+            state=state,
+            remaining_ms=remaining_ms,
+        ),
         source=source,
         kms=kms,
         sink=sink,
         quarantine=quarantine,
         on_page=on_page,
+    )
+    if state is not None and summary.status == "succeeded":
+        state.release_lease(settings.destination.uri, run_id)
+    return summary
+
+
+def finalize_run(
+    settings: Settings,
+    invocation: Invocation,
+    *,
+    run_id: str,
+    base_session: boto3.Session,
+    state: StateStore | None,
+) -> SyncSummary:
+    """After every segment of a parallel run is done: write the S3 manifests (or sweep deleted
+    items from a DynamoDB copy), release the lease, and report the whole run."""
+    if state is None:
+        raise ConfigurationError(["STATE_TABLE: required to finalize a parallel run"])
+    total = invocation.total_segments or 1
+    checkpoints = state.segments(run_id, total)
+    unfinished = [n for n, c in enumerate(checkpoints) if c is None or not c.done]
+    if unfinished:
+        raise DestinationError(
+            f"run {run_id} cannot be finalized: segment(s) {unfinished} are not done"
+        )
+    done = [c for c in checkpoints if c is not None]
+    sink = build_sink(settings.model_copy(update={"segment": 0}), base_session, run_id)
+    sink.prepare()
+    started_at = min(datetime.fromisoformat(c.started_at) for c in done)
+    finished_at = datetime.now(UTC)
+    if isinstance(sink, S3ExportSink):
+        files = sorted((f for c in done for f in c.files), key=lambda f: f["dataFileS3Key"])
+        sink.write_manifests(files, started_at=started_at, finished_at=finished_at)
+    else:
+        sink.finish(started_at=started_at, finished_at=finished_at)
+    state.release_lease(settings.destination.uri, run_id)
+
+    def total_of(name: str) -> int:
+        return sum(int(getattr(c, name)) for c in done)
+
+    return SyncSummary(
+        run_id=run_id,
+        trigger="finalize",
+        event_id=invocation.event_id,
+        dry_run=settings.dry_run,
+        item_format=settings.item_format,
+        source_table=settings.source_table_arn,
+        destination=settings.destination.uri,
+        location=sink.location,
+        quarantine=None,
+        items_scanned=total_of("items_scanned"),
+        items_decrypted=total_of("items_decrypted"),
+        attributes_decrypted=total_of("attributes_decrypted"),
+        items_written=total_of("items_written"),
+        items_quarantined=total_of("items_quarantined"),
+        pages=total_of("pages"),
+        total_segments=total,
+        kms_requests=total_of("kms_requests"),
+        kms_cache_hits=0,
+        items_swept=getattr(sink, "items_swept", 0),
+        assume_role_calls=0,
+        seconds=round((finished_at - started_at).total_seconds(), 3),
+        started_at=started_at,
+        finished_at=finished_at,
     )
 
 
@@ -192,7 +312,7 @@ def handle_event(
     *,
     environ: Mapping[str, str],
     base_session: boto3.Session | None = None,
-) -> SyncSummary:
+) -> SyncSummary | SkippedRun:
     """The Lambda's work: validate everything, run, and report as logs and EMF metrics."""
     try:
         settings = Settings.from_env(environ)
@@ -203,15 +323,20 @@ def handle_event(
             invocation,
             base_session=base_session or boto3.Session(),
             role_session_name=session_name(context.function_name, context.aws_request_id),
+            remaining_ms=context.get_remaining_time_in_millis,
         )
     except TableSyncError as exc:
         metrics.add_metric(name="RunsFailed", unit="Count", value=1)
         logger.error("sync failed", extra={"error_kind": type(exc).__name__, "error": str(exc)})
         raise
+    if isinstance(summary, SkippedRun):
+        metrics.add_metric(name="RunsSkipped", unit="Count", value=1)
+        return summary
     for name, (value, unit) in summary.metrics().items():
         metrics.add_metric(name=name, unit=unit, value=value)
-    metrics.add_metric(name="RunsSucceeded", unit="Count", value=1)
-    logger.info("sync finished", extra={"summary": summary.model_dump(mode="json")})
+    if summary.status == "succeeded":
+        metrics.add_metric(name="RunsSucceeded", unit="Count", value=1)
+    logger.info(f"sync {summary.status}", extra={"summary": summary.model_dump(mode="json")})
     return summary
 
 

@@ -24,7 +24,7 @@ from tests.conftest import load_event
 BAD_EVENTS: list[tuple[Any, str]] = [
     ([], "event: must be a JSON object"),
     ({}, "no 'trigger'"),
-    ({"trigger": "replay"}, "event.trigger: must be 'scheduler' or 'backfill'"),
+    ({"trigger": "replay"}, "event.trigger: must be 'scheduler', 'backfill', 'segment' or"),
     ({"trigger": "backfill", "page_size": 0}, "event.page_size"),
     ({"trigger": "backfill", "dryrun": True}, "event.dryrun: Extra inputs are not permitted"),
     (

@@ -3,7 +3,7 @@
 from table_sync.models.destination import Destination, DynamoDBDestination, S3Destination
 from table_sync.models.events import Invocation, parse_event
 from table_sync.models.settings import Settings
-from table_sync.models.summary import SyncSummary
+from table_sync.models.summary import SkippedRun, SyncSummary
 
 __all__ = [
     "Destination",
@@ -11,6 +11,7 @@ __all__ = [
     "Invocation",
     "S3Destination",
     "Settings",
+    "SkippedRun",
     "SyncSummary",
     "parse_event",
 ]

@@ -12,7 +12,7 @@ Every event carries an ``id`` that becomes the correlation id of the run's logs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +21,7 @@ from table_sync.errors import EventError
 from table_sync.models.destination import Destination
 from table_sync.models.settings import describe_validation_error
 
-Trigger = Literal["schedule", "scheduler", "backfill"]
+Trigger = Literal["schedule", "scheduler", "backfill", "segment", "finalize"]
 
 
 class ScheduledEvent(EventBridgeModel):
@@ -48,21 +48,54 @@ class SchedulerInput(BaseModel):
     attempt: int | None = Field(None, ge=0)
 
 
+RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
+
+
 class BackfillRequest(BaseModel):
-    """A manual run: ``aws lambda invoke --payload '{"trigger": "backfill", ...}'``."""
+    """A manual run: ``aws lambda invoke --payload '{"trigger": "backfill", ...}'``.
+
+    A ``run_id`` makes retries of the same request resume the same run.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     trigger: Literal["backfill"]
     id: str | None = Field(None, min_length=1, max_length=256)
+    run_id: RunId | None = None
     dry_run: bool = False
     page_size: int | None = Field(None, ge=1, le=100_000)
     destination: Destination | None = None
 
 
-_REQUESTS: dict[str, type[SchedulerInput] | type[BackfillRequest]] = {
+class SegmentRequest(BaseModel):
+    """One worker step of a parallel run (what the state machine sends, until ``done``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: Literal["segment"]
+    run_id: RunId
+    segment: int = Field(ge=0, le=999_999)
+    total_segments: int = Field(ge=1, le=1_000_000)
+    id: str | None = Field(None, min_length=1, max_length=256)
+    dry_run: bool = False
+
+
+class FinalizeRequest(BaseModel):
+    """Finish a parallel run once every segment is done: manifests, sweep, lease."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: Literal["finalize"]
+    run_id: RunId
+    total_segments: int = Field(ge=1, le=1_000_000)
+    id: str | None = Field(None, min_length=1, max_length=256)
+
+
+_REQUESTS: dict[str, type[BaseModel]] = {
     "scheduler": SchedulerInput,
     "backfill": BackfillRequest,
+    "segment": SegmentRequest,
+    "finalize": FinalizeRequest,
 }
 
 
@@ -73,9 +106,13 @@ class Invocation(BaseModel):
 
     trigger: Trigger
     event_id: str | None = None
+    time: datetime | None = None
+    run_id: str | None = None
     dry_run: bool = False
     page_size: int | None = None
     destination: Destination | None = None
+    segment: int | None = None
+    total_segments: int | None = None
 
 
 def parse_event(event: Any) -> Invocation:
@@ -85,7 +122,7 @@ def parse_event(event: Any) -> Invocation:
     try:
         if "detail-type" in event:
             scheduled = ScheduledEvent.model_validate(event)
-            return Invocation(trigger="schedule", event_id=scheduled.id)
+            return Invocation(trigger="schedule", event_id=scheduled.id, time=scheduled.time)
         if "trigger" not in event:
             raise EventError(
                 [
@@ -95,15 +132,35 @@ def parse_event(event: Any) -> Invocation:
             )
         model = _REQUESTS.get(event["trigger"]) if isinstance(event["trigger"], str) else None
         if model is None:
-            raise EventError(["event.trigger: must be 'scheduler' or 'backfill'"])
+            raise EventError(
+                ["event.trigger: must be 'scheduler', 'backfill', 'segment' or 'finalize'"]
+            )
         request = model.model_validate(event)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc, prefix="event.")) from None
     if isinstance(request, SchedulerInput):
-        return Invocation(trigger="scheduler", event_id=request.id)
+        return Invocation(trigger="scheduler", event_id=request.id, time=request.scheduled_time)
+    if isinstance(request, SegmentRequest):
+        return Invocation(
+            trigger="segment",
+            event_id=request.id,
+            run_id=request.run_id,
+            segment=request.segment,
+            total_segments=request.total_segments,
+            dry_run=request.dry_run,
+        )
+    if isinstance(request, FinalizeRequest):
+        return Invocation(
+            trigger="finalize",
+            event_id=request.id,
+            run_id=request.run_id,
+            total_segments=request.total_segments,
+        )
+    assert isinstance(request, BackfillRequest)
     return Invocation(
         trigger="backfill",
         event_id=request.id,
+        run_id=request.run_id,
         dry_run=request.dry_run,
         page_size=request.page_size,
         destination=request.destination,

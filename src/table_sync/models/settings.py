@@ -93,6 +93,13 @@ class Settings(BaseModel):
     kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
     kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
     page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
+    state_table: str | None = Field(None, alias="STATE_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    resume_margin_seconds: int = Field(60, alias="RESUME_MARGIN_SECONDS", ge=5, le=600)
+    lease_seconds: int = Field(1200, alias="LEASE_SECONDS", ge=60, le=86_400)
+    read_capacity_per_second: float | None = Field(
+        None, alias="READ_CAPACITY_PER_SECOND", gt=0, le=1_000_000
+    )
+    sweep_deletes: bool = Field(False, alias="SWEEP_DELETES")
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
     segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
@@ -193,6 +200,16 @@ class Settings(BaseModel):
             problems.append("SEGMENT: SEGMENT and TOTAL_SEGMENTS go together (a parallel scan)")
         elif (self.segment or 0) >= (self.total_segments or 1):
             problems.append("SEGMENT: must be below TOTAL_SEGMENTS (segments count from 0)")
+        if self.sweep_deletes and not isinstance(self.destination, DynamoDBDestination):
+            problems.append(
+                "SWEEP_DELETES: applies to a dynamodb:// destination (an S3 copy is a new "
+                "snapshot every run)"
+            )
+        if (self.total_segments or 1) > 1 and not self.state_table:
+            problems.append(
+                "STATE_TABLE: required for a parallel scan (TOTAL_SEGMENTS > 1): the segments "
+                "record their progress there and the run is finished from it"
+            )
         if self.item_format == "attributes" and not self.encrypted_attributes:
             problems.append(
                 "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict
 class SyncSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    status: Literal["succeeded"] = "succeeded"
+    # succeeded: the copy is complete. continue: the time budget ran short; invoke again with the
+    # same run (and segment). segment-done: this segment is finished; finalize when all are.
+    status: Literal["succeeded", "continue", "segment-done"] = "succeeded"
     run_id: str
     trigger: str
     event_id: str | None
@@ -31,10 +33,15 @@ class SyncSummary(BaseModel):
     total_segments: int | None = None
     kms_requests: int
     kms_cache_hits: int
+    items_swept: int = 0
     assume_role_calls: int
     seconds: float
     started_at: datetime
     finished_at: datetime
+
+    @property
+    def done(self) -> bool:
+        return self.status != "continue"
 
     def metrics(self) -> dict[str, tuple[float, str]]:
         """The numbers worth graphing, as ``name -> (value, CloudWatch unit)``."""
@@ -54,3 +61,16 @@ class SyncSummary(BaseModel):
                 "Count/Second",
             ),
         }
+
+
+class SkippedRun(BaseModel):
+    """Another run holds the destination's lease: this start did nothing, by design."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["skipped"] = "skipped"
+    run_id: str
+    destination: str
+    reason: str
+    held_by: str
+    lease_expires_at: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from table_sync.items import Item
 
@@ -25,6 +25,20 @@ class Sink(Protocol):
     @property
     def items_written(self) -> int: ...
 
+    @property
+    def pending(self) -> bool:
+        """Items written to a buffer but not yet to the destination (no checkpoint now)."""
+        ...
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """What a checkpoint must remember to finish the copy later (S3 data files)."""
+        ...
+
+    def restore(self, files: list[dict[str, Any]]) -> None: ...
+
+    def flush(self) -> None: ...
+
     def prepare(self) -> None: ...
 
     def write(self, items: Sequence[Item]) -> None: ...
@@ -38,6 +52,14 @@ class DryRunSink:
     location = None
     key_attributes: tuple[str, ...] = ()
     items_written = 0
+    pending = False
+    files: list[dict[str, Any]] = []  # noqa: RUF012 - never mutated
+
+    def restore(self, files: list[dict[str, Any]]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
 
     def prepare(self) -> None:
         return None

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
+# With SWEEP_DELETES, every copied item carries the id of the run that last wrote it.
+MARK_ATTRIBUTE = "_table_sync_run"
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
@@ -41,6 +43,7 @@ class DynamoDBSink:
         backoff_cap: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        mark: str | None = None,
     ) -> None:
         self._client = client
         self.table_name = table_name
@@ -53,6 +56,10 @@ class DynamoDBSink:
         self.key_attributes: tuple[str, ...] = ()
         self.items_written = 0
         self.retries = 0
+        self.items_swept = 0
+        self._mark = mark
+        self.pending = False
+        self.files: list[dict[str, Any]] = []
 
     def prepare(self) -> None:
         try:
@@ -74,15 +81,49 @@ class DynamoDBSink:
         self.key_attributes = tuple(k["AttributeName"] for k in schema)
         self.location = table["TableArn"]
 
+    def restore(self, files: list[dict[str, Any]]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
     def write(self, items: Sequence[Item]) -> None:
+        if self._mark:
+            items = [{**item, MARK_ATTRIBUTE: {"S": self._mark}} for item in items]
         for start in range(0, len(items), BATCH_SIZE):
             self._write_batch(items[start : start + BATCH_SIZE])
 
     def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
-        return None
+        if self._mark:
+            self.sweep(self._mark)
 
-    def _write_batch(self, items: Sequence[Item]) -> None:
-        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
+    def sweep(self, run_id: str) -> None:
+        """Mark and sweep: after a complete run every item it wrote carries its run id; any other
+        item was deleted from the source since an earlier run (or never came from it) and is
+        deleted here. A filtered Scan, page by page, so it works for tables larger than memory."""
+        paginator = self._client.get_paginator("scan")
+        names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            ProjectionExpression=", ".join(names),
+            FilterExpression="attribute_not_exists(#m) OR #m <> :run",
+            ExpressionAttributeNames={**names, "#m": MARK_ATTRIBUTE},
+            ExpressionAttributeValues={":run": {"S": run_id}},
+        )
+        try:
+            for page in pages:
+                keys = page.get("Items", [])
+                for start in range(0, len(keys), BATCH_SIZE):
+                    self._write_batch(keys[start : start + BATCH_SIZE], delete=True)
+                self.items_swept += len(keys)
+        except ClientError as exc:
+            raise DestinationError(f"sweep of {self.table_name} failed: {_code(exc)}") from None
+
+    def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
+        requests: list[Any] = [
+            {"DeleteRequest": {"Key": item}} if delete else {"PutRequest": {"Item": item}}
+            for item in items
+        ]
         for attempt in range(1, self._max_attempts + 1):
             try:
                 response = self._client.batch_write_item(RequestItems={self.table_name: requests})
@@ -96,7 +137,8 @@ class DynamoDBSink:
                     f"BatchWriteItem to {self.table_name}: an item is not valid DynamoDB JSON"
                 ) from None
             unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
-            self.items_written += len(requests) - len(unprocessed)
+            if not delete:
+                self.items_written += len(requests) - len(unprocessed)
             if not unprocessed:
                 return
             requests = list(unprocessed)
@@ -105,7 +147,13 @@ class DynamoDBSink:
                 self._sleep(
                     backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
                 )
-        keys = [describe_key(r["PutRequest"]["Item"], self.key_attributes) for r in requests]
+        keys = [
+            describe_key(
+                r["PutRequest"]["Item"] if "PutRequest" in r else r["DeleteRequest"]["Key"],
+                self.key_attributes,
+            )
+            for r in requests
+        ]
         raise UnprocessedItemsError(self.table_name, keys, self._max_attempts)
 
 

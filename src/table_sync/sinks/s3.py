@@ -9,8 +9,10 @@
 
 DynamoDB's Import from S3 loads ``.../data/`` as it is (DYNAMODB_JSON, GZIP). Every object is
 written with server-side encryption: SSE-KMS when a key is configured, else SSE-S3 (AES256).
-A data file is closed once it holds ``max_file_bytes`` of uncompressed JSON; only that one file
-is held in memory, compressed.
+A data file is closed at the first page boundary after it holds ``max_file_bytes`` of
+uncompressed JSON; only that one file is held in memory, compressed. Data files are named by
+segment and sequence (``data/<segment>-<seq>.json.gz``), so a page repeated after a crash
+rewrites the same object rather than adding a duplicate; each closed file is a checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import gzip
 import hashlib
 import io
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ class S3ExportSink:
         table_arn: str,
         sse_kms_key_arn: str | None = None,
         max_file_bytes: int = 64 * 1024 * 1024,
+        segment: int = 0,
+        latest_pointer: bool = False,
     ) -> None:
         self._client = client
         self.bucket = bucket
@@ -65,6 +68,8 @@ class S3ExportSink:
         )
         self._sse_kms_key_arn = sse_kms_key_arn
         self._max_file_bytes = max_file_bytes
+        self._segment = segment
+        self._latest_pointer = latest_pointer
         self.key_attributes: tuple[str, ...] = ()
         self.items_written = 0
         self.data_bytes = 0
@@ -86,7 +91,30 @@ class S3ExportSink:
         # The export's first object; writing it also proves the bucket and permissions.
         self._put("_started", b"", "application/octet-stream")
 
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The manifest entries of the data files closed so far (checkpointed with the scan)."""
+        return list(self._manifest)
+
+    @property
+    def pending(self) -> bool:
+        """Whether items are buffered in a data file not yet written."""
+        return self._gzip is not None
+
+    def restore(self, files: list[dict[str, Any]]) -> None:
+        """Resume after a checkpoint: these files are written; the next one follows them."""
+        self._manifest = list(files)
+        self.items_written = sum(int(f["itemCount"]) for f in files)
+
+    def flush(self) -> None:
+        self._flush()
+
     def write(self, items: Sequence[Item]) -> None:
+        self._write_items(items)
+        if self._file_bytes >= self._max_file_bytes:
+            self._flush()
+
+    def _write_items(self, items: Sequence[Item]) -> None:
         for item in items:
             line = json.dumps(
                 {"Item": to_json_item(item)}, ensure_ascii=False, separators=(",", ":")
@@ -100,12 +128,17 @@ class S3ExportSink:
             self.data_bytes += len(data)
             self._file_items += 1
             self._file_bytes += len(data)
-            if self._file_bytes >= self._max_file_bytes:
-                self._flush()
 
     def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
         self._flush()
-        files = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in self._manifest)
+        self.write_manifests(self._manifest, started_at=started_at, finished_at=finished_at)
+
+    def write_manifests(
+        self, manifest: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
+    ) -> None:
+        """Make the export complete: the manifests (summary last), then the ``latest`` pointer."""
+        self.items_written = sum(int(f["itemCount"]) for f in manifest)
+        files = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in manifest)
         files_body = files.encode("utf-8")
         self._put("manifest-files.json", files_body, "application/json")
         self._put("manifest-files.checksum", _md5_hex(files_body).encode(), "text/plain")
@@ -132,13 +165,25 @@ class S3ExportSink:
         # Written last: a reader that finds manifest-summary.json finds a complete snapshot.
         self._put("manifest-summary.json", summary_body, "application/json")
         self._put("manifest-summary.checksum", _md5_hex(summary_body).encode(), "text/plain")
+        if self._latest_pointer:
+            # One PutObject replaces the pointer atomically, and only now that the snapshot it
+            # names is complete: a reader following it never sees a half-written export.
+            pointer = {
+                "exportId": self.export_id,
+                "location": self.location,
+                "manifestSummaryKey": f"{self.base}/manifest-summary.json",
+                "itemCount": self.items_written,
+                "endTime": _iso(finished_at),
+            }
+            key = "/".join(p for p in (self._prefix, "latest.json") if p)
+            self._put_key(key, json.dumps(pointer, indent=2).encode(), "application/json")
 
     def _flush(self) -> None:
         if self._gzip is None:
             return
         self._gzip.close()
         body = self._buffer.getvalue()
-        key = f"data/{uuid.uuid4().hex}.json.gz"
+        key = f"data/{self._segment:05d}-{len(self._manifest):06d}.json.gz"
         response = self._put(key, body, "application/gzip")
         self._manifest.append(
             {
@@ -148,14 +193,16 @@ class S3ExportSink:
                 "dataFileS3Key": f"{self.base}/{key}",
             }
         )
-        self.items_written += self._file_items
+        self.items_written = sum(int(f["itemCount"]) for f in self._manifest)
         self._buffer = io.BytesIO()
         self._gzip = None
         self._file_items = 0
         self._file_bytes = 0
 
     def _put(self, name: str, body: bytes, content_type: str) -> dict[str, Any]:
-        key = f"{self.base}/{name}"
+        return self._put_key(f"{self.base}/{name}", body, content_type)
+
+    def _put_key(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
         try:
             return dict(
                 self._client.put_object(

@@ -1,0 +1,167 @@
+"""The run-state store in AccountB (STATE_TABLE): checkpoints, segment progress and the lease.
+
+One DynamoDB table keyed by ``id`` (S):
+
+* ``lease#<destination>``: which run may write the destination, until ``expires_at``. Taken
+  with a conditional write, so two runs never write the same destination at once; a crashed
+  run's lease simply expires and the next run takes it over.
+* ``run#<run-id>#segment#<n>``: where segment n of a run stands: the scan's LastEvaluatedKey,
+  its counts, the S3 data files it has written and whether it is done. Saved after the
+  destination write it covers, so a crash between the two repeats that page (idempotently:
+  puts of the same items, or the same data-file name overwritten) and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from table_sync.errors import DestinationError
+from table_sync.items import Item, from_json_item, to_json_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RETENTION_SECONDS = 30 * 24 * 3600
+
+
+@dataclass
+class Checkpoint:
+    run_id: str
+    segment: int
+    total_segments: int
+    last_evaluated_key: Item | None = None
+    done: bool = False
+    pages: int = 0
+    items_scanned: int = 0
+    items_decrypted: int = 0
+    attributes_decrypted: int = 0
+    items_written: int = 0
+    items_quarantined: int = 0
+    kms_requests: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    started_at: str = ""
+
+    COUNTS = (
+        "pages",
+        "items_scanned",
+        "items_decrypted",
+        "attributes_decrypted",
+        "items_written",
+        "items_quarantined",
+        "kms_requests",
+    )
+
+
+@dataclass(frozen=True)
+class Lease:
+    held: bool
+    holder: str
+    expires_at: int
+
+
+class StateStore:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._clock = clock
+
+    # -- lease -------------------------------------------------------------------------------
+
+    def acquire_lease(self, destination: str, run_id: str, seconds: int) -> Lease:
+        """Take (or extend) the destination's lease for ``run_id``; free or expired leases are
+        taken over. Returns who holds it now."""
+        now = int(self._clock())
+        expires = now + seconds
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "id": {"S": f"lease#{destination}"},
+                    "run_id": {"S": run_id},
+                    "expires_at": {"N": str(expires)},
+                    "ttl": {"N": str(expires + RETENTION_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(id) OR expires_at < :now OR run_id = :run",
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":run": {"S": run_id}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return Lease(True, run_id, expires)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise self._error("take the lease", exc) from exc
+            old: dict[str, Any] = dict(exc.response.get("Item") or {}) or (  # type: ignore[call-overload]
+                self._get(f"lease#{destination}") or {}
+            )
+            return Lease(
+                False,
+                old.get("run_id", {}).get("S", "?"),
+                int(old.get("expires_at", {}).get("N", "0")),
+            )
+
+    def release_lease(self, destination: str, run_id: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key={"id": {"S": f"lease#{destination}"}},
+                ConditionExpression="run_id = :run",
+                ExpressionAttributeValues={":run": {"S": run_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise self._error("release the lease", exc) from exc
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def load(self, run_id: str, segment: int) -> Checkpoint | None:
+        item = self._get(self._segment_id(run_id, segment))
+        if item is None:
+            return None
+        data = json.loads(item["state"]["S"])
+        lek = data.pop("last_evaluated_key", None)
+        return Checkpoint(**data, last_evaluated_key=from_json_item(lek) if lek else None)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        data = {k: v for k, v in vars(checkpoint).items() if k != "last_evaluated_key"}
+        if checkpoint.last_evaluated_key:
+            data["last_evaluated_key"] = to_json_item(checkpoint.last_evaluated_key)
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "id": {"S": self._segment_id(checkpoint.run_id, checkpoint.segment)},
+                    "state": {"S": json.dumps(data, separators=(",", ":"))},
+                    "ttl": {"N": str(int(self._clock()) + RETENTION_SECONDS)},
+                },
+            )
+        except ClientError as exc:
+            raise self._error("save the checkpoint", exc) from exc
+
+    def segments(self, run_id: str, total_segments: int) -> list[Checkpoint | None]:
+        return [self.load(run_id, n) for n in range(total_segments)]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _segment_id(run_id: str, segment: int) -> str:
+        return f"run#{run_id}#segment#{segment}"
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise self._error("read the state", exc) from exc
+        return response.get("Item")
+
+    def _error(self, what: str, exc: ClientError) -> DestinationError:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        return DestinationError(f"cannot {what} in STATE_TABLE {self.table_name}: {code}")
