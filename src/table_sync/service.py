@@ -176,6 +176,8 @@ def sync(
     run_id: str | None = None,
     on_page: Callable[[Progress], None] | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SyncSummary | SkippedRun:
     """Assume the source role with ``base_session``'s credentials and run one sync (or one
     step of it: a segment, until its time budget, or the finalize of a parallel run)."""
@@ -239,6 +241,8 @@ def sync(
         sink=sink,
         quarantine=quarantine,
         on_page=on_page,
+        clock=clock,
+        sleep=sleep,
     )
     if state is not None and summary.status == "succeeded":
         state.release_lease(settings.destination.uri, run_id)

@@ -86,7 +86,9 @@ def _recorded_puts(session: boto3.Session) -> list[str]:
 
     def record(params: dict[str, Any], **_: Any) -> None:
         key = params["Key"]
-        keys.append(key.rsplit("/AWSDynamoDB/", 1)[1].split("/", 1)[1] if "/AWSDynamoDB/" in key else key)
+        keys.append(
+            key.rsplit("/AWSDynamoDB/", 1)[1].split("/", 1)[1] if "/AWSDynamoDB/" in key else key
+        )
 
     session.events.register("before-parameter-build.s3.PutObject", record)
     return keys

@@ -29,6 +29,7 @@ SOURCE_TABLE = "my-table"
 DESTINATION_TABLE = "my-table-copy"
 DESTINATION_BUCKET = f"table-sync-copy-{ACCOUNT_B}"
 QUARANTINE_TABLE = "table-sync-quarantine"
+STATE_TABLE = "table-sync-state"
 READER_ROLE = "table-sync-source-reader"
 FUNCTION_ROLE = "table-sync-function"
 FUNCTION_NAME = "table-sync"
@@ -126,6 +127,7 @@ class EmbeddedAws:
     source_table_arn: str
     destination_table: str = DESTINATION_TABLE
     quarantine_table: str = QUARANTINE_TABLE
+    state_table: str = STATE_TABLE
     bucket: str = DESTINATION_BUCKET
     external_id: str | None = None
     expected: dict[str, Item] = field(default_factory=dict)
@@ -227,6 +229,12 @@ def provision(
         ],
         BillingMode="PAY_PER_REQUEST",
     )["TableDescription"]["TableArn"]
+    ddb_b.create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     iam_b.put_role_policy(
         RoleName=FUNCTION_ROLE,
         PolicyName="table-sync",
@@ -343,3 +351,34 @@ def write_items(account: Account, key_arn: str, *, count: int, seed: int = 7) ->
     if batch:
         ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
     return expected
+
+
+def write_bulk_items(
+    aws: EmbeddedAws, count: int, *, distinct: int = 20, prefix: str = "item"
+) -> dict[str, Item]:
+    """``count`` more items in my-table whose ``ssn`` holds one of ``distinct`` ciphertexts
+    (a large table that stays cheap to seed and decrypt); adds them to ``aws.expected``."""
+    a = aws.account_a()
+    kms, ddb = a.client("kms"), a.client("dynamodb")
+    pool = []
+    for n in range(distinct):
+        plaintext = f"{100 + n}-00-{5000 + n}"
+        pool.append(
+            (
+                plaintext,
+                kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"],
+            )
+        )
+    batch: list[dict[str, Any]] = []
+    for n in range(count):
+        plaintext, blob = pool[n % distinct]
+        key = f"{prefix}#{n:06d}"
+        item = {"pk": {"S": key}, "n": {"N": str(n)}, "note": {"S": f"row {n}"}}
+        aws.expected[key] = {**item, "ssn": {"S": plaintext}}
+        batch.append({"PutRequest": {"Item": {**item, "ssn": {"B": blob}}}})
+        if len(batch) == 25:
+            ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
+            batch = []
+    if batch:
+        ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
+    return aws.expected

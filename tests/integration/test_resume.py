@@ -1,0 +1,257 @@
+"""Tables bigger than one invocation: checkpoints, segments, deletes, leases and retries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from table_sync.handler import lambda_handler
+from table_sync.local.context import LocalLambdaContext
+from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, write_bulk_items
+from table_sync.local.verify import differences, read_export, read_table
+from table_sync.models import Invocation, Settings
+from table_sync.service import sync
+from table_sync.state import StateStore
+from tests.conftest import load_event
+
+ITEMS = 2500
+
+
+@dataclass
+class BudgetContext(LocalLambdaContext):
+    """A Lambda context whose remaining time runs short after ``pages`` pages."""
+
+    pages: int = 2
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.pages -= 1
+        return 900_000 if self.pages > 0 else 1_000
+
+
+def drive(event: dict[str, Any], pages: int = 2, limit: int = 200) -> tuple[dict[str, Any], int]:
+    """Invoke until the step is no longer 'continue', as the state machine does."""
+    for invocations in range(1, limit + 1):
+        summary = lambda_handler(event, BudgetContext(pages=pages))
+        if summary["status"] != "continue":
+            return summary, invocations
+    raise AssertionError(f"still continuing after {limit} invocations")
+
+
+@pytest.fixture
+def big(
+    aws: EmbeddedAws, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> EmbeddedAws:
+    write_bulk_items(aws, ITEMS)
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    monkeypatch.setenv("PAGE_SIZE", "100")
+    return aws
+
+
+def _s3(monkeypatch: pytest.MonkeyPatch, aws: EmbeddedAws) -> None:
+    monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/snap")
+    monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
+    monkeypatch.setenv("S3_FILE_MAX_BYTES", "20000")  # several data files per segment
+
+
+def _latest(aws: EmbeddedAws) -> dict[str, Any]:
+    body = (
+        aws.account_b().client("s3").get_object(Bucket=aws.bucket, Key="snap/latest.json")["Body"]
+    )
+    return dict(json.loads(body.read()))
+
+
+def _copy(aws: EmbeddedAws, destination: str) -> dict[str, Any]:
+    if destination == "dynamodb":
+        return read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    export = read_export(aws.account_b().client("s3"), aws.bucket, _latest(aws)["location"])
+    lines = sum(e["itemCount"] for e in export.manifest)
+    assert lines == len(export.items) == export.summary["itemCount"]  # no duplicate lines
+    return export.items
+
+
+@pytest.mark.items(0)
+@pytest.mark.parametrize("destination", ["dynamodb", "s3"])
+@pytest.mark.parametrize("segments", [1, 4])
+def test_tiny_time_budget_many_invocations_exact_copy(
+    big: EmbeddedAws, destination: str, segments: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if destination == "s3":
+        _s3(monkeypatch, big)
+    invocations = 0
+    if segments == 1:
+        summary, invocations = drive({"trigger": "backfill", "run_id": "run-one"})
+    else:
+        for segment in range(segments):
+            step, count = drive(
+                {
+                    "trigger": "segment",
+                    "run_id": "run-four",
+                    "segment": segment,
+                    "total_segments": segments,
+                }
+            )
+            assert step["status"] == "segment-done"
+            invocations += count
+        summary = lambda_handler(
+            {"trigger": "finalize", "run_id": "run-four", "total_segments": segments},
+            LocalLambdaContext(),
+        )
+    assert summary["status"] == "succeeded"
+    assert invocations >= 10  # 2 pages an invocation, 25 pages of 100 items
+    assert summary["items_scanned"] == summary["items_written"] == ITEMS
+    assert differences(big.expected, _copy(big, destination)) == []
+
+
+@pytest.mark.items(0)
+@pytest.mark.parametrize("destination", ["dynamodb", "s3"])
+def test_a_crash_between_write_and_checkpoint_loses_and_duplicates_nothing(
+    big: EmbeddedAws, destination: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the fourth checkpoint save dies after its page reached the destination."""
+    if destination == "s3":
+        _s3(monkeypatch, big)
+    original = StateStore.save
+    saves = 0
+
+    def crashing_save(self: StateStore, checkpoint: Any) -> None:
+        nonlocal saves
+        saves += 1
+        if saves == 4:
+            raise RuntimeError("injected crash before the checkpoint")
+        original(self, checkpoint)
+
+    monkeypatch.setattr(StateStore, "save", crashing_save)
+    event = {"trigger": "backfill", "run_id": "run-crash"}
+    with pytest.raises(RuntimeError, match="injected crash"):
+        drive(event, pages=50)
+    summary, _ = drive(event, pages=50)  # the retry resumes from the last checkpoint
+    assert summary["status"] == "succeeded"
+    assert summary["items_scanned"] >= ITEMS  # the crashed page was scanned again
+    assert differences(big.expected, _copy(big, destination)) == []
+
+
+@pytest.mark.items(0)
+def test_items_deleted_in_the_source_disappear_from_the_copy(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_DELETES", "true")
+    assert drive({"trigger": "backfill", "run_id": "run-a"})[0]["status"] == "succeeded"
+    gone = [f"item#{n:06d}" for n in (3, 700, 1999)]
+    ddb = big.account_a().client("dynamodb")
+    for key in gone:
+        ddb.delete_item(TableName=SOURCE_TABLE, Key={"pk": {"S": key}})
+        del big.expected[key]
+    summary, _ = drive({"trigger": "backfill", "run_id": "run-b"})
+    assert summary["items_swept"] == 3
+    copy = read_table(big.account_b().client("dynamodb"), big.destination_table)
+    assert differences(big.expected, copy) == []
+
+
+@pytest.mark.items(0)
+def test_latest_always_names_a_complete_snapshot(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _s3(monkeypatch, big)
+    drive({"trigger": "backfill", "run_id": "run-first"})
+    first = _latest(big)
+    s3 = big.account_b().client("s3")
+    event = {"trigger": "backfill", "run_id": "run-second"}
+    while True:  # one invocation at a time: between them, latest is still the first snapshot
+        summary = lambda_handler(event, BudgetContext(pages=3))
+        pointer = _latest(big)
+        s3.head_object(Bucket=big.bucket, Key=pointer["manifestSummaryKey"])  # complete
+        if summary["status"] != "continue":
+            break
+        assert pointer == first
+    assert pointer["exportId"] == "run-second"
+    assert pointer["itemCount"] == ITEMS
+
+
+@pytest.mark.items(5)
+def test_a_second_start_refuses_while_a_run_holds_the_lease(
+    aws: EmbeddedAws, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    store = StateStore(aws.account_b().client("dynamodb"), aws.state_table)
+    assert store.acquire_lease(f"dynamodb://{aws.destination_table}", "run-busy", 600).held
+    summary = lambda_handler(load_event("scheduled-event.json"), LocalLambdaContext())
+    assert summary["status"] == "skipped"
+    assert summary["held_by"] == "run-busy"
+    assert read_table(aws.account_b().client("dynamodb"), aws.destination_table) == {}
+
+
+@pytest.mark.items(5)
+def test_a_stale_lease_is_taken_over(
+    aws: EmbeddedAws, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    crashed = StateStore(
+        aws.account_b().client("dynamodb"), aws.state_table, clock=lambda: time.time() - 7200
+    )
+    assert crashed.acquire_lease(f"dynamodb://{aws.destination_table}", "run-crashed", 600).held
+    summary = lambda_handler(load_event("scheduled-event.json"), LocalLambdaContext())
+    assert summary["status"] == "succeeded"
+    assert (
+        differences(
+            aws.expected, read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+        )
+        == []
+    )
+    # Released at the end: the next start gets it.
+    store = StateStore(aws.account_b().client("dynamodb"), aws.state_table)
+    assert store.acquire_lease(f"dynamodb://{aws.destination_table}", "run-next", 60).held
+
+
+@pytest.mark.items(0)
+def test_eventbridge_retries_of_the_same_event_resume_the_run(big: EmbeddedAws) -> None:
+    event = load_event("scheduled-event.json")
+    first = lambda_handler(event, BudgetContext(pages=3))
+    assert first["status"] == "continue"
+    assert first["pages"] == 3
+    summary, _ = drive(event)  # EventBridge delivers the same event again
+    assert summary["run_id"] == first["run_id"]
+    assert summary["items_scanned"] == ITEMS  # resumed, not restarted
+    assert summary["pages"] == 25
+
+
+@pytest.mark.items(40)
+@pytest.mark.parametrize("segments", [1, 4])
+def test_read_capacity_budget_paces_each_segment(
+    aws: EmbeddedAws, function_session: Any, segments: int
+) -> None:
+    """READ_CAPACITY_PER_SECOND is shared by the segments; time is simulated (clock and sleep
+    injected), so nothing here waits."""
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    consumed = 0.0
+    for segment in range(segments):
+        env = aws.settings_env(
+            PAGE_SIZE="5",
+            READ_CAPACITY_PER_SECOND="2",
+            STATE_TABLE=aws.state_table,
+            TOTAL_SEGMENTS=str(segments),
+            SEGMENT=str(segment),
+        )
+        summary = sync(
+            Settings.from_env(env),
+            Invocation(trigger="backfill", run_id=f"rcu-{segments}"),
+            base_session=function_session,
+            role_session_name="rcu-test",
+            clock=lambda: now[0],
+            sleep=sleep,
+            run_id=f"rcu-{segments}",
+        )
+        consumed += summary.pages * 1.0  # moto reports 1.0 capacity unit a page
+    # Each segment may use 2 / segments units a second: the simulated time spent is
+    # consumed / (2 / segments).
+    assert sum(waits) == pytest.approx(consumed / (2 / segments))
