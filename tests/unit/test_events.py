@@ -12,6 +12,7 @@ EXPECTED_TRIGGERS = {
     "backfill.json": "backfill",
     "backfill-dry-run.json": "backfill",
     "backfill-s3.json": "backfill",
+    "segment.json": "segment",
 }
 
 
