@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -40,6 +40,9 @@ from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync.sinks.s3 import S3ExportSink
 from table_sync.state import StateStore
 from table_sync.sync import Progress, SyncContext, run_sync
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 # botocore's standard retry mode backs off (with jitter) on throttling and transient errors,
 # KMS's ThrottlingException and DynamoDB's ProvisionedThroughputExceededException included.
@@ -134,6 +137,35 @@ def build_quarantine(
     )
 
 
+def connect_source(
+    settings: Settings,
+    base_session: boto3.Session,
+    role_session_name: str,
+    counter: AssumeRoleCounter | None = None,
+) -> tuple[DynamoDBClient, KmsDecrypter]:
+    """The source side: assume the reader role, then its DynamoDB client and KMS decrypter."""
+    source_session = assume_source_role(
+        base_session,
+        role_arn=settings.source_role_arn,
+        session_name=role_session_name,
+        duration_seconds=settings.source_session_duration,
+        external_id=settings.source_external_id,
+        region=settings.table_region,
+        counter=counter,
+    )
+    source = source_session.client(
+        "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
+    )
+    kms = KmsDecrypter(
+        source_session.client(
+            "kms", region_name=settings.kms_region, config=kms_client_config(settings)
+        ),
+        settings.source_kms_key_arn,
+        cache_size=settings.kms_cache_size,
+    )
+    return source, kms
+
+
 def build_state(settings: Settings, destination_session: boto3.Session) -> StateStore | None:
     if not settings.state_table:
         return None
@@ -202,25 +234,7 @@ def sync(
             settings, invocation, run_id=run_id, base_session=base_session, state=state
         )
     try:
-        source_session = assume_source_role(
-            base_session,
-            role_arn=settings.source_role_arn,
-            session_name=role_session_name,
-            duration_seconds=settings.source_session_duration,
-            external_id=settings.source_external_id,
-            region=settings.table_region,
-            counter=counter,
-        )
-        source = source_session.client(
-            "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
-        )
-        kms = KmsDecrypter(
-            source_session.client(
-                "kms", region_name=settings.kms_region, config=kms_client_config(settings)
-            ),
-            settings.source_kms_key_arn,
-            cache_size=settings.kms_cache_size,
-        )
+        source, kms = connect_source(settings, base_session, role_session_name, counter)
         sink = build_sink(settings, base_session, run_id)
         quarantine = build_quarantine(settings, base_session, run_id)
     except NoRegionError:
@@ -353,24 +367,7 @@ def verify_copy(
 ) -> tuple[Comparison, str]:
     """Compare the source (decrypted as a sync would) with the destination, item by item, by
     SHA-256 digest. Returns the comparison and where the copy was read from."""
-    source_session = assume_source_role(
-        base_session,
-        role_arn=settings.source_role_arn,
-        session_name=role_session_name,
-        duration_seconds=settings.source_session_duration,
-        external_id=settings.source_external_id,
-        region=settings.table_region,
-    )
-    source = source_session.client(
-        "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
-    )
-    kms = KmsDecrypter(
-        source_session.client(
-            "kms", region_name=settings.kms_region, config=kms_client_config(settings)
-        ),
-        settings.source_kms_key_arn,
-        cache_size=settings.kms_cache_size,
-    )
+    source, kms = connect_source(settings, base_session, role_session_name)
     keys = settings.source_key_attributes
     destination: Iterator[tuple[str, str]]
     if isinstance(settings.destination, DynamoDBDestination):

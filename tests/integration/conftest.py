@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from table_sync.local.accounts import ACCOUNT_B, REGION, Account
-from table_sync.local.seed import EmbeddedAws, provision
+from table_sync.local.accounts import REGION, Account
+from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, provision
 from table_sync.local.server import MotoServer
 from table_sync.observability import logger, metrics
 
@@ -94,15 +94,12 @@ def telemetry(capsys: pytest.CaptureFixture[str]) -> Iterator[Telemetry]:
         handler.setStream(previous)
 
 
-def count_calls(session: boto3.Session, event: str = "before-call") -> list[str]:
-    """Record every AWS operation made through clients of ``session`` (by 'Service.Operation')."""
-    calls: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        calls.append(f"{model.service_model.service_id}.{model.name}")
-
-    session.events.register(event, record)
-    return calls
-
-
-__all__ = ["ACCOUNT_B", "Telemetry", "count_calls"]
+def set_source_attribute(aws: EmbeddedAws, pk: str, name: str, value: dict[str, Any]) -> None:
+    """Change one attribute of one item of my-table in AccountA (as the table's writer would)."""
+    aws.account_a().client("dynamodb").update_item(
+        TableName=SOURCE_TABLE,
+        Key={"pk": {"S": pk}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": name},
+        ExpressionAttributeValues={":v": value},
+    )

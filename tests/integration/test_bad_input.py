@@ -20,6 +20,7 @@ from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
 from table_sync.local.server import MotoServer
 from table_sync.local.verify import read_table
 from tests.conftest import load_event
+from tests.integration.conftest import set_source_attribute
 
 BAD_EVENTS: list[tuple[Any, str]] = [
     ([], "event: must be a JSON object"),
@@ -110,16 +111,6 @@ def test_backfill_destination_override_is_checked_like_the_setting(
     assert calls == []
 
 
-def _replace_attribute(aws: EmbeddedAws, pk: str, name: str, value: dict[str, Any]) -> None:
-    aws.account_a().client("dynamodb").update_item(
-        TableName=SOURCE_TABLE,
-        Key={"pk": {"S": pk}},
-        UpdateExpression="SET #a = :v",
-        ExpressionAttributeNames={"#a": name},
-        ExpressionAttributeValues={":v": value},
-    )
-
-
 def _tampered(blob: bytes) -> bytes:
     middle = len(blob) // 2
     return blob[:middle] + bytes([blob[middle] ^ 0x01]) + blob[middle + 1 :]
@@ -157,7 +148,7 @@ def test_fail_fast_setting_fails_the_run_naming_key_and_attribute(
         .client("dynamodb")
         .get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": "customer#00005"}})["Item"]["ssn"]
     )
-    _replace_attribute(aws, "customer#00005", "ssn", make_value(aws, original.get("B", b"")))
+    set_source_attribute(aws, "customer#00005", "ssn", make_value(aws, original.get("B", b"")))
     monkeypatch.setenv("PAGE_SIZE", "10")  # customer#00005 is not on every page
     with pytest.raises(DecryptError) as raised:
         lambda_handler(load_event("backfill.json"), lambda_context)
@@ -198,7 +189,7 @@ def test_items_named_by_position_when_no_key_is_known(
 ) -> None:
     """To S3 with one page there is no key schema to learn: the error says how to get one."""
     blob = base64.b64encode(b"garbage").decode()
-    _replace_attribute(aws, "customer#00001", "card", {"S": blob})
+    set_source_attribute(aws, "customer#00001", "card", {"S": blob})
     monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/x")
     monkeypatch.setenv("ON_DECRYPT_ERROR", "fail")
     with pytest.raises(DecryptError, match=r"set SOURCE_KEY_ATTRIBUTES"):

@@ -11,17 +11,7 @@ from table_sync.handler import lambda_handler
 from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, encrypt_value
 from table_sync.local.verify import differences, read_table
 from tests.conftest import load_event
-from tests.integration.conftest import Telemetry
-
-
-def _set(aws: EmbeddedAws, pk: str, name: str, value: dict[str, Any]) -> None:
-    aws.account_a().client("dynamodb").update_item(
-        TableName=SOURCE_TABLE,
-        Key={"pk": {"S": pk}},
-        UpdateExpression="SET #a = :v",
-        ExpressionAttributeNames={"#a": name},
-        ExpressionAttributeValues={":v": value},
-    )
+from tests.integration.conftest import Telemetry, set_source_attribute
 
 
 def _get(aws: EmbeddedAws, pk: str) -> dict[str, Any]:
@@ -41,11 +31,13 @@ BROKEN = {
 
 def _break_three_items(aws: EmbeddedAws) -> None:
     blob = _get(aws, "customer#00005")["ssn"]["B"]
-    _set(aws, "customer#00005", "ssn", {"B": blob[:-1] + bytes([blob[-1] ^ 1])})
+    set_source_attribute(aws, "customer#00005", "ssn", {"B": blob[:-1] + bytes([blob[-1] ^ 1])})
     kms = aws.account_a().client("kms")
     other_key = kms.create_key()["KeyMetadata"]["Arn"]
-    _set(aws, "customer#00010", "card", encrypt_value(kms, other_key, "card", "4111111111111111"))
-    _set(aws, "customer#00015", "card", {"S": "%%% not base64 %%%"})
+    set_source_attribute(
+        aws, "customer#00010", "card", encrypt_value(kms, other_key, "card", "4111111111111111")
+    )
+    set_source_attribute(aws, "customer#00015", "card", {"S": "%%% not base64 %%%"})
 
 
 def test_bad_items_are_quarantined_and_the_rest_copied(
@@ -89,7 +81,7 @@ def test_a_rerun_after_the_fix_copies_the_item(
     original = _get(aws, "customer#00005")["ssn"]
     _break_three_items(aws)
     lambda_handler(load_event("scheduled-event.json"), lambda_context)
-    _set(aws, "customer#00005", "ssn", original)  # the writer repaired the value
+    set_source_attribute(aws, "customer#00005", "ssn", original)  # the writer repaired the value
 
     summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
 
@@ -136,7 +128,7 @@ def test_encryption_context_from_the_items_own_key(
         blob = kms.encrypt(
             KeyId=aws.key_arn, Plaintext=plaintexts[pk].encode(), EncryptionContext=context
         )["CiphertextBlob"]
-        _set(aws, pk, "ssn", {"B": blob})
+        set_source_attribute(aws, pk, "ssn", {"B": blob})
     monkeypatch.setenv("ENCRYPTED_ATTRIBUTES", "ssn")
     monkeypatch.setenv("KMS_ENCRYPTION_CONTEXT", '{"customer": "${pk}", "app": "crm"}')
 
