@@ -167,7 +167,9 @@ def connect_source(
 
 
 def build_state(settings: Settings, destination_session: boto3.Session) -> StateStore | None:
-    if not settings.state_table:
+    """The run-state store, unless none is configured or this is a dry run (which writes
+    nothing, state included)."""
+    if not settings.state_table or settings.dry_run:
         return None
     return StateStore(
         destination_session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from table_sync.aws.dynamodb import scan_pages
 from table_sync.aws.kms import ACCESS_DENIED, KmsDecrypter
-from table_sync.errors import DecryptError
+from table_sync.errors import DecryptError, DestinationError
 from table_sync.formats import AttributeDecryptFailed, DecodedItem, ItemDecoder, build_decoder
 from table_sync.formats.base import ITEM_FAILURES
 from table_sync.items import Item, describe_key, key_of
@@ -151,6 +151,16 @@ def run_sync(
         checkpoint.files = sink.files
         checkpoint.kms_requests = kms_before + kms.requests
         if state is not None:
+            # Renew the lease with every checkpoint; a run whose lease lapsed and was taken over
+            # must stop writing rather than race the new holder.
+            lease = state.acquire_lease(
+                settings.destination.uri, context.run_id, settings.lease_seconds
+            )
+            if not lease.held:
+                raise DestinationError(
+                    f"run {context.run_id} lost the lease on {settings.destination.uri} to run "
+                    f"{lease.holder}; stopping without writing more"
+                )
             state.save(checkpoint)
 
     with ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +206,37 @@ def test_a_stale_lease_is_taken_over(
     # Released at the end: the next start gets it.
     store = StateStore(aws.account_b().client("dynamodb"), aws.state_table)
     assert store.acquire_lease(f"dynamodb://{aws.destination_table}", "run-next", 60).held
+
+
+@pytest.mark.items(0)
+def test_a_run_that_loses_its_lease_mid_run_stops_writing(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: after the second checkpoint another run takes the lease (as it would once
+    ours had lapsed); at its next checkpoint this run stops instead of racing it."""
+    from table_sync.errors import DestinationError
+
+    original = StateStore.save
+    saves = 0
+
+    def save_then_lose_the_lease(self: StateStore, checkpoint: Any) -> None:
+        nonlocal saves
+        original(self, checkpoint)
+        saves += 1
+        if saves == 2:
+            later = StateStore(
+                big.account_b().client("dynamodb"),
+                big.state_table,
+                clock=lambda: time.time() + 10_000,
+            )
+            assert later.acquire_lease(f"dynamodb://{big.destination_table}", "run-new", 600).held
+
+    monkeypatch.setattr(StateStore, "save", save_then_lose_the_lease)
+    with pytest.raises(DestinationError, match=r"lost the lease .* to run run-new"):
+        lambda_handler({"trigger": "backfill", "run_id": "run-slow"}, BudgetContext(pages=50))
+    assert saves == 2
+    copied = read_table(big.account_b().client("dynamodb"), big.destination_table)
+    assert len(copied) == 300  # pages 1-3 were written; nothing after the lease was lost
 
 
 @pytest.mark.items(0)
