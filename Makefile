@@ -54,7 +54,7 @@ $(CHECKOV): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
 
 demo: $(VENV)/.synced
-	$(RUN)/python -m table_sync.local.demo
+	$(RUN)/table-sync demo
 
 lint: $(VENV)/.synced
 	$(RUN)/ruff check .

@@ -8,7 +8,7 @@ import sys
 
 def test_demo_check_passes() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "table_sync.local.demo"],
+        [sys.executable, "-m", "table_sync.cli", "demo"],  # `table-sync demo`, as make demo runs it
         capture_output=True,
         text=True,
         timeout=300,
