@@ -28,12 +28,13 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam build for the python3.13 runtime needs a python3.13 on PATH (pyenv provides it here).
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 
-.PHONY: help demo test lint typecheck unit integration templates build requirements clean
+.PHONY: help demo bench test lint typecheck unit integration templates build requirements clean
 
 help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
+	@echo "make bench  - benchmark table-sync against the floor and the naive script"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/bootstrap
@@ -55,6 +56,9 @@ $(CHECKOV): $(UV)
 
 demo: $(VENV)/.synced
 	$(RUN)/table-sync demo
+
+bench: $(VENV)/.synced
+	$(RUN)/python -m bench.run
 
 lint: $(VENV)/.synced
 	$(RUN)/ruff check .

@@ -1,0 +1,105 @@
+"""`make bench`: table-sync against the runbook's way and the floor, on the embedded AWS.
+
+One table (BENCH_ITEMS items, default 2000, two KMS-encrypted attributes, distinct ciphertexts),
+each scenario in its own process (CPU and peak RSS are its own), BENCH_REPEATS runs (default 3),
+medians. Prints a table and writes bench/results/latest.json. moto serves every request from
+one core, so wall times measure moto as much as the client; CPU per item is the client's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from table_sync.local.seed import SOURCE_TABLE, provision
+from table_sync.local.server import MotoServer
+
+SCENARIOS = ["floor", "naive", "table-sync-dynamodb", "table-sync-s3"]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    items = int(os.environ.get("BENCH_ITEMS", "2000"))
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    with MotoServer() as server:
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+        print(f"provisioning {items} items on the embedded AWS ...", flush=True)
+        aws = provision(server.endpoint, items=items)
+        config = {
+            "role_arn": aws.reader_role_arn,
+            "external_id": aws.external_id,
+            "key_arn": aws.key_arn,
+            "table": SOURCE_TABLE,
+            "copy_table": aws.destination_table,
+            "bucket": aws.bucket,
+            "encrypted": ["ssn", "api_secret"],  # Binary ciphertexts (card is base64 text)
+            "settings": aws.settings_env(ENCRYPTED_ATTRIBUTES="ssn,api_secret"),
+            "function_credentials": aws.function_credentials().as_env(),
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(config, handle)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
+        env = {
+            **os.environ,
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        for repeat in range(repeats):
+            for name in SCENARIOS:
+                out = (
+                    subprocess.run(
+                        [sys.executable, "-m", "bench.scenarios", name, handle.name],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=env,
+                    )
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
+                runs[name].append(json.loads(out))
+                print(
+                    f"  run {repeat + 1}/{repeats} {name}: {runs[name][-1]['wall_s']:.1f} s",
+                    flush=True,
+                )
+    rows = {name: _median(results) for name, results in runs.items()}
+    floor, naive = rows["floor"], rows["naive"]
+    for row in rows.values():
+        row["items_per_s"] = row["items"] / row["wall_s"]
+        row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
+        row["cpu_vs_floor"] = row["cpu_s"] / floor["cpu_s"]
+        row["speed_vs_naive"] = row["items_per_s"] / (naive["items"] / naive["wall_s"])
+    _print(rows, items, repeats)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"items": items, "repeats": repeats, "scenarios": rows}, indent=2)
+    )
+    print(f"\nwritten {RESULTS / 'latest.json'}")
+    return 0
+
+
+def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def _print(rows: dict[str, dict[str, Any]], items: int, repeats: int) -> None:
+    print(f"\n{items} items, 2 encrypted attributes, median of {repeats}")
+    header = f"{'scenario':<22}{'wall s':>8}{'items/s':>9}{'CPU s':>8}{'CPU us/item':>12}{'RSS MB':>8}{'KMS req':>9}{'CPU/floor':>10}{'x naive':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows.items():
+        print(
+            f"{name:<22}{r['wall_s']:>8.1f}{r['items_per_s']:>9.0f}{r['cpu_s']:>8.2f}"
+            f"{r['cpu_us_per_item']:>12.0f}{r['peak_rss_mb']:>8.0f}{r['kms_requests']:>9.0f}"
+            f"{r['cpu_vs_floor']:>10.2f}{r['speed_vs_naive']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
