@@ -21,6 +21,13 @@ AWS_CLI = ROOT / ".tools" / "bin" / "aws"
 CLI = [sys.executable, "-m", "table_sync.cli"]
 
 
+def table_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the table-sync command with ``env`` as its whole environment."""
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def _caller_env(aws: EmbeddedAws, tmp_path: Path, **extra: str) -> dict[str, str]:
     """An operator's shell: their own credentials in a profile, the embedded AWS as endpoint, and
     a stale session left in the environment by an earlier `eval` (which must be ignored)."""
@@ -165,9 +172,7 @@ def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path) 
         SOURCE_ROLE_ARN="arn:aws:iam::111111111111:role/x",
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
     )
-    result = subprocess.run(
-        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = table_sync(env, "credentials")
     assert result.returncode == 1
     assert "cannot assume arn:aws:iam::111111111111:role/x" in result.stderr
     assert "stale" not in result.stderr
@@ -175,25 +180,8 @@ def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path) 
 
 def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path: Path) -> None:
     env = {**os.environ, **aws.lambda_env()}
-    assert (
-        subprocess.run(
-            [*CLI, "run", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        ).returncode
-        == 0
-    )
-    ok = subprocess.run(
-        [*CLI, "verify", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    assert table_sync(env, "run", "--json").returncode == 0
+    ok = table_sync(env, "verify", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["matches"] is True
 
@@ -206,14 +194,7 @@ def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path
     )
     ddb.delete_item(TableName=aws.destination_table, Key={"pk": {"S": "customer#00007"}})
     ddb.put_item(TableName=aws.destination_table, Item={"pk": {"S": "stray"}})
-    bad = subprocess.run(
-        [*CLI, "verify", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = table_sync(env, "verify", "--json")
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
     assert report["different"] == ['{pk=S:"customer#00003"}']
@@ -229,20 +210,8 @@ def test_verify_an_s3_export(aws: EmbeddedAws) -> None:
         **os.environ,
         **aws.lambda_env(DESTINATION=f"s3://{aws.bucket}/snap", SOURCE_KEY_ATTRIBUTES="pk"),
     }
-    assert (
-        subprocess.run(
-            [*CLI, "run", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        ).returncode
-        == 0
-    )
-    result = subprocess.run(
-        [*CLI, "verify"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    assert table_sync(env, "run", "--json").returncode == 0
+    result = table_sync(env, "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "match" in result.stdout
     assert "source items" in result.stdout
@@ -275,9 +244,7 @@ def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws) -> 
         assert field in text, field
     assert "items written" in text  # the summary table after the bar
 
-    piped = subprocess.run(
-        [*CLI, "run"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    piped = table_sync(env, "run")
     assert piped.returncode == 0
     assert "items/s" not in piped.stderr  # quiet without a TTY
     assert SOURCE_TABLE in piped.stdout
