@@ -29,7 +29,7 @@ from rich.table import Table
 from table_sync.aws.sts import session_name
 from table_sync.errors import TableSyncError
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
-from table_sync.service import apply_invocation, sync, verify_copy
+from table_sync.service import sync, verify_copy
 from table_sync.sync import Progress as PageProgress
 
 app = typer.Typer(
@@ -148,7 +148,7 @@ def run(
         invocation = Invocation(trigger="backfill", dry_run=settings.dry_run)
         with _progress(err.is_terminal and not as_json) as on_page:
             summary = sync(
-                apply_invocation(settings, invocation),
+                settings,
                 invocation,
                 base_session=boto3.Session(),
                 role_session_name=seed_session_name(),

@@ -37,7 +37,7 @@ from table_sync.observability import logger, metrics
 from table_sync.quarantine import DynamoDBQuarantine, QuarantineStore, S3Quarantine
 from table_sync.sinks import DryRunSink, Sink
 from table_sync.sinks.dynamodb import DynamoDBSink
-from table_sync.sinks.s3 import S3ExportSink
+from table_sync.sinks.s3 import S3ExportSink, sse_arguments
 from table_sync.state import StateStore
 from table_sync.sync import Progress, SyncContext, run_sync
 
@@ -123,17 +123,12 @@ def build_quarantine(
         return DynamoDBQuarantine(
             destination_session.client("dynamodb", config=CLIENT_CONFIG), target.table_name
         )
-    sse: dict[str, Any] = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.destination_kms_key_arn}
-        if settings.destination_kms_key_arn
-        else {"ServerSideEncryption": "AES256"}
-    )
     return S3Quarantine(
         destination_session.client("s3", config=CLIENT_CONFIG),
         target.bucket,
         target.prefix,
         run_id,
-        sse,
+        sse_arguments(settings.destination_kms_key_arn),
     )
 
 
@@ -375,11 +370,9 @@ def verify_copy(
     if isinstance(settings.destination, DynamoDBDestination):
         ddb = base_session.client("dynamodb", config=CLIENT_CONFIG)
         table = settings.destination.table_name
-        schema = sorted(
-            ddb.describe_table(TableName=table)["Table"]["KeySchema"],
-            key=lambda k: k["KeyType"] != "HASH",
-        )
-        keys = keys or tuple(k["AttributeName"] for k in schema)
+        copy = DynamoDBSink(ddb, table)
+        copy.prepare()  # DescribeTable only: the copy's key schema, with the sink's own checks
+        keys = keys or copy.key_attributes
         destination = (
             (describe_key(item, keys), digest(item))
             for page in ddb.get_paginator("scan").paginate(TableName=table)
