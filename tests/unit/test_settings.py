@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import boto3
 import pytest
 
 from table_sync.errors import ConfigurationError
-from table_sync.models import DynamoDBDestination, S3Destination, Settings
+from table_sync.models import DynamoDBDestination, Invocation, S3Destination, Settings
+from table_sync.service import sync
 
 BASE = {
     "SOURCE_ROLE_ARN": "arn:aws:iam::111111111111:role/table-sync-source-reader",
@@ -124,3 +128,17 @@ def test_backoff_cap_must_not_be_below_base() -> None:
 def test_external_id_is_not_in_the_repr() -> None:
     settings = Settings.from_env({**BASE, "SOURCE_EXTERNAL_ID": "very-secret-id"})
     assert "very-secret-id" not in repr(settings)
+
+
+def test_no_region_anywhere_is_a_configuration_error_naming_aws_region(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The state store's client is the first one made: without a region it must not escape as
+    # botocore's NoRegionError. No request is sent: the client cannot even be created.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    settings = Settings.from_env({**BASE, "STATE_TABLE": "table-sync-state"})
+    session = boto3.Session(aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit")
+    with pytest.raises(ConfigurationError, match="AWS_REGION"):
+        sync(settings, Invocation(trigger="backfill"), base_session=session, role_session_name="t")
