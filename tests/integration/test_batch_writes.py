@@ -7,6 +7,7 @@ does pass are really written.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -25,18 +26,28 @@ class HoldsBackItems:
         self._hold = hold
         self.failing_calls = failing_calls
         self.calls = 0
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
 
     def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
-        self.calls += 1
-        ((table, requests),) = RequestItems.items()
-        if self.failing_calls <= 0:
-            return dict(self._client.batch_write_item(RequestItems=RequestItems))
-        self.failing_calls -= 1
-        held = requests[-self._hold :]
-        passed = requests[: -self._hold]
-        if passed:
-            self._client.batch_write_item(RequestItems={table: passed})
-        return {"UnprocessedItems": {table: held}}
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            failing = self.failing_calls > 0
+            self.failing_calls -= 1
+        try:
+            ((table, requests),) = RequestItems.items()
+            if not failing:
+                return dict(self._client.batch_write_item(RequestItems=RequestItems))
+            held = requests[-self._hold :]
+            passed = requests[: -self._hold]
+            if passed:
+                self._client.batch_write_item(RequestItems={table: passed})
+            return {"UnprocessedItems": {table: held}}
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -95,3 +106,36 @@ def test_items_still_unprocessed_after_the_last_attempt_fail_the_run_by_key(
     assert len(sleeps) == 3
     assert client.calls == 4
     assert sink.items_written == 8
+
+
+def test_a_pages_requests_run_concurrently_and_every_item_arrives(aws: EmbeddedAws) -> None:
+    # 320 items: 13 requests, up to 4 at once; the first 5 calls hold back 2 items each.
+    items = {
+        f"{key}#{n}": {**item, "pk": {"S": f"{key}#{n}"}}
+        for n in range(8)
+        for key, item in aws.expected.items()
+    }
+    client = HoldsBackItems(aws.account_b().client("dynamodb"), hold=2, failing_calls=5)
+    sleeps: list[float] = []
+    sink = DynamoDBSink(
+        client, aws.destination_table, concurrency=4, sleep=sleeps.append, rng=lambda: 0.0
+    )
+    sink.prepare()
+    sink.write(list(items.values()))
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(items, copy) == []
+    assert sink.items_written == 320
+    assert sink.retries == len(sleeps) == 5
+    assert client.most_in_flight > 1
+
+
+def test_a_failing_request_fails_the_page_after_the_others_finish(aws: EmbeddedAws) -> None:
+    client = HoldsBackItems(aws.account_b().client("dynamodb"), hold=1, failing_calls=10**6)
+    sink = DynamoDBSink(
+        client, aws.destination_table, max_attempts=2, concurrency=4, sleep=lambda _: None
+    )
+    sink.prepare()
+    with pytest.raises(UnprocessedItemsError):
+        sink.write(list(aws.expected.values()))  # 25 + 15: one held item each, never written
+    assert client.in_flight == 0
+    assert sink.items_written == 38

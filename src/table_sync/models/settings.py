@@ -104,6 +104,7 @@ class Settings(BaseModel):
     segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
     write_max_attempts: int = Field(8, alias="WRITE_MAX_ATTEMPTS", ge=1, le=30)
+    write_concurrency: int = Field(8, alias="WRITE_CONCURRENCY", ge=1, le=32)
     write_backoff_base: float = Field(0.05, alias="WRITE_BACKOFF_BASE_SECONDS", gt=0, le=10)
     write_backoff_cap: float = Field(5.0, alias="WRITE_BACKOFF_CAP_SECONDS", gt=0, le=60)
     s3_file_max_bytes: int = Field(
