@@ -37,7 +37,9 @@ class ContextTemplate:
     def item_attributes(self) -> tuple[str, ...]:
         return tuple(self._from_item.values())
 
-    def render(self, item: Item, attribute: str) -> dict[str, str]:
+    def render(self, item: Item, attribute: str) -> Mapping[str, str]:
+        if not self._from_item:
+            return self._fixed  # the same for every item (read-only to callers)
         context = dict(self._fixed)
         for key, name in self._from_item.items():
             value = item.get(name)
