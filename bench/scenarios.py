@@ -7,18 +7,36 @@ pydantic and Powertools for all too, since this module imports them).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
 # Imported before any scenario's clock starts, as a running Lambda has them: import time is not
 # per-item work. (The two baselines import only boto3.)
+from table_sync.handler import lambda_handler
+from table_sync.local.context import LocalLambdaContext
 from table_sync.models import Invocation, Settings
 from table_sync.service import sync
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """The process's own peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    that over from the parent through fork and exec, so every child of a big parent would
+    report at least the parent's size."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/status")
 
 
 def _session(creds: dict[str, str]) -> boto3.Session:
@@ -104,6 +122,62 @@ def table_sync(config: dict[str, Any], destination: str) -> dict[str, Any]:
     return {"items": summary.items_written, "kms_requests": summary.kms_requests}
 
 
+def dynamodump(config: dict[str, Any]) -> dict[str, Any]:
+    """(c) dynamodump backing the table up (it copies ciphertexts as they are: no decrypt), run
+    from its own tool environment; its CPU and peak RSS are read as this process's child's."""
+    reader = _reader(config).get_credentials()
+    assert reader is not None
+    endpoint = urlsplit(os.environ["AWS_ENDPOINT_URL"])
+    with tempfile.TemporaryDirectory() as dump:
+        command = [
+            config["dynamodump"],
+            *("-m", "backup", "-r", "eu-west-1", "-s", config["table"]),
+            *("--host", str(endpoint.hostname), "--port", str(endpoint.port)),
+            *("--accessKey", reader.access_key, "--secretKey", reader.secret_key),
+            *("--dumpPath", dump, "--log", "warning"),
+        ]
+        child = subprocess.Popen(command, cwd=dump, stdout=subprocess.DEVNULL)
+        peak = 0.0
+        while child.poll() is None:  # VmHWM only grows: the last reading is the peak
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, RuntimeError):
+                peak = max(peak, peak_rss_mb(child.pid))
+            time.sleep(0.02)
+        if child.returncode != 0:
+            raise RuntimeError(f"dynamodump failed with exit code {child.returncode}")
+        items = sum(
+            len(json.loads(page.read_text())["Items"])
+            for page in Path(dump, config["table"], "data").glob("*.json")
+        )
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "items": items,
+        "kms_requests": 0,
+        "child_cpu_s": usage.ru_utime + usage.ru_stime,
+        "child_peak_rss_mb": peak,
+    }
+
+
+def table_sync_segment(config: dict[str, Any]) -> dict[str, Any]:
+    """One segment of a parallel run, as its own Lambda would run it: the handler, with the
+    function's environment and a segment event (the state machine's)."""
+    os.environ.update(config["lambda_env"])
+    event = {
+        "trigger": "segment",
+        "id": f"bench-{config['run_id']}-{config['segment']}",
+        "run_id": config["run_id"],
+        "segment": config["segment"],
+        "total_segments": config["total_segments"],
+    }
+    summary = lambda_handler(event, LocalLambdaContext())  # type: ignore[arg-type]
+    if summary.get("status") != "segment-done":
+        raise SystemExit(f"segment did not finish: {summary}")
+    return {
+        "items": summary["items_written"],
+        "pages": summary["pages"],
+        "kms_requests": summary["kms_requests"],
+    }
+
+
 def main() -> None:
     name, config_path = sys.argv[1], sys.argv[2]
     with open(config_path) as handle:
@@ -117,12 +191,16 @@ def main() -> None:
         result = table_sync(config, f"dynamodb://{config['copy_table']}")
     elif name == "table-sync-s3":
         result = table_sync(config, f"s3://{config['bucket']}/bench")
+    elif name == "table-sync-segment":
+        result = table_sync_segment(config)
+    elif name == "dynamodump":
+        result = dynamodump(config)
     else:
         raise SystemExit(f"unknown scenario {name}")
     result.update(
         wall_s=time.perf_counter() - started,
-        cpu_s=time.process_time() - cpu0,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        cpu_s=result.pop("child_cpu_s", time.process_time() - cpu0),
+        peak_rss_mb=result.pop("child_peak_rss_mb", None) or peak_rss_mb(),
     )
     print(json.dumps(result))
 

@@ -1,0 +1,318 @@
+"""The scale half of `make bench`: table-sync on the latency model (bench/latency_model.py).
+
+Every scenario runs in its own process, against model servers that are processes of their own
+(their CPU is measured and reported apart). Segments of a parallel run are separate processes,
+as separate Lambdas would be, run one after another: this machine has 2 cores, so the figures
+are per segment; a run's wall time with one Lambda per segment is its slowest segment's.
+
+* **floor**: the floor scenario on a model with no latency, for the client CPU per item;
+* **naive**: the runbook's sequential script on 5,000 items (BENCH_NAIVE_ITEMS);
+* **throughput**: 100,000 items (BENCH_SCALE_ITEMS), every ciphertext distinct, in
+  BENCH_SEGMENTS segments: wall time against the latency floor (what the latencies allow at best:
+  the slowest of pages x Scan latency, Decrypts x latency / DECRYPT_CONCURRENCY and
+  BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU floor (items x the floor's
+  CPU per item);
+* **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
+  ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
+  segments at a time on the model without latency. Two Decrypts per item of a million items
+  would take this machine over half an hour of CPU in boto3 alone; with repeated ciphertexts
+  every other part of the pipeline still handles every item.
+
+The naive script runs beside the throughput segments (it sleeps 90% of its time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.latency_model import Latency, Table
+
+ACCOUNT_A = "111111111111"
+REGION = "eu-west-1"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_A}:key/11111111-2222-3333-4444-555555555555"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT_A}:role/my-table-reader"
+FUNCTION_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIABENCHFUNCTIONROLE",
+    "AWS_SECRET_ACCESS_KEY": "bench-function-secret",
+    "AWS_SESSION_TOKEN": "bench-function-token",
+}
+ENCRYPTED = ["ssn", "api_secret"]
+
+
+class ModelServer:
+    """``python -m bench.latency_model`` in a process of its own, on a free loopback port."""
+
+    def __init__(self, latency_scale: float = 1.0) -> None:
+        self.latency_scale = latency_scale
+        self._process: subprocess.Popen[str] | None = None
+        self.endpoint = ""
+
+    def __enter__(self) -> ModelServer:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.latency_model",
+                "--latency-scale",
+                str(self.latency_scale),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.startswith("listening "):
+            raise RuntimeError(f"latency model did not start: {line!r}")
+        self.endpoint = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+    def stats(self, reset: bool = False) -> dict[str, int]:
+        url = f"{self.endpoint}/_model/{'reset' if reset else 'stats'}"
+        request = urllib.request.Request(url, method="POST" if reset else "GET")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return dict(json.load(response))
+
+    def cpu_seconds(self) -> float:
+        """The server's own CPU so far (user + system), from /proc."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_scenario(name: str, config: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(config, handle)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "table-sync",
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.scenarios", name, handle.name],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    finally:
+        os.unlink(handle.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def baseline_config(table: str) -> dict[str, Any]:
+    return {
+        "role_arn": ROLE_ARN,
+        "external_id": "table-sync-bench",
+        "key_arn": KEY_ARN,
+        "table": table,
+        "copy_table": "bench-copy",
+        "encrypted": ENCRYPTED,
+        "function_credentials": FUNCTION_CREDENTIALS,
+    }
+
+
+def segment_config(table: str, run_id: str, segment: int, total: int) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "segment": segment,
+        "total_segments": total,
+        "lambda_env": {
+            **FUNCTION_CREDENTIALS,
+            "SOURCE_ROLE_ARN": ROLE_ARN,
+            "SOURCE_EXTERNAL_ID": "table-sync-bench",
+            "SOURCE_TABLE_NAME": table,
+            "SOURCE_KMS_KEY_ARN": KEY_ARN,
+            "ENCRYPTED_ATTRIBUTES": ",".join(ENCRYPTED),
+            "DESTINATION": "dynamodb://bench-copy",
+            "QUARANTINE": "dynamodb://bench-quarantine",
+            "STATE_TABLE": "bench-state",
+            "AWS_LAMBDA_FUNCTION_NAME": "table-sync",
+        },
+    }
+
+
+def run_segments(
+    server: ModelServer, table: str, total: int, label: str, *, parallel: int = 1
+) -> list[dict[str, Any]]:
+    """Every segment of one run, each its own process, ``parallel`` at a time. Checks that every
+    item arrived, decrypted, and that the model's count of Decrypts agrees with the client's."""
+
+    def segment(n: int) -> dict[str, Any]:
+        before = server.stats() if parallel == 1 else {}
+        row = run_scenario(
+            "table-sync-segment", segment_config(table, f"bench-{label}", n, total), server.endpoint
+        )
+        row["segment"] = n
+        if parallel == 1:  # this segment's own requests
+            after = server.stats()
+            row["model_decrypts"] = after.get("kms.Decrypt", 0) - before.get("kms.Decrypt", 0)
+            row["batch_writes"] = after.get("dynamodb.BatchWriteItem", 0) - before.get(
+                "dynamodb.BatchWriteItem", 0
+            )
+        print(
+            f"  {label} segment {n + 1}/{total}: {row['items']} items, {row['wall_s']:.1f} s, "
+            f"peak RSS {row['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+        return row
+
+    before = server.stats()
+    with ThreadPoolExecutor(parallel) as pool:
+        rows = list(pool.map(segment, range(total)))
+    after = server.stats()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    items = Table.named(table).items
+    if not delta.get("items_put") == delta.get("plaintexts_put") == items:
+        raise RuntimeError(f"{label}: not every item arrived decrypted: {delta}")
+    if sum(r["items"] for r in rows) != items or delta.get("kms.Decrypt") != sum(
+        r["kms_requests"] for r in rows
+    ):
+        raise RuntimeError(f"{label}: the segments' counts disagree with the model's: {delta}")
+    return rows
+
+
+def latency_floor(row: dict[str, Any], latency: Latency, concurrency: int) -> float:
+    return max(
+        row["pages"] * latency.scan,
+        row["model_decrypts"] * latency.decrypt / concurrency,
+        row["batch_writes"] * latency.batch_write / concurrency,
+    )
+
+
+@contextlib.contextmanager
+def in_background(target: Any, *args: Any) -> Iterator[dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = target(*args)
+        except BaseException as exc:  # reported when joined
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield out
+    finally:
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+
+
+def main() -> dict[str, Any]:
+    scale_items = int(os.environ.get("BENCH_SCALE_ITEMS", "100000"))
+    memory_items = [
+        int(n) for n in os.environ.get("BENCH_MEMORY_ITEMS", "100000,1000000").split(",")
+    ]
+    naive_items = int(os.environ.get("BENCH_NAIVE_ITEMS", "5000"))
+    floor_items = int(os.environ.get("BENCH_FLOOR_ITEMS", "5000"))
+    total = int(os.environ.get("BENCH_SEGMENTS", "4"))
+    concurrency = 16  # DECRYPT_CONCURRENCY's default
+    latency = Latency()
+    print(
+        f"\nlatency model: Scan page {latency.scan * 1000:.0f} ms, Decrypt "
+        f"{latency.decrypt * 1000:.0f} ms, BatchWriteItem {latency.batch_write * 1000:.0f} ms, "
+        f"PutItem {latency.put_item * 1000:.0f} ms",
+        flush=True,
+    )
+    with ModelServer(0.0) as fast, ModelServer() as model, ModelServer() as naive_model:
+        floor = run_scenario("floor", baseline_config(f"bench-{floor_items}"), fast.endpoint)
+        floor["cpu_us_per_item"] = 1e6 * floor["cpu_s"] / floor["items"]
+        print(f"  floor: {floor['cpu_us_per_item']:.0f} us CPU per item", flush=True)
+
+        # The naive script sleeps 90% of its time, so it runs beside the throughput segments,
+        # on a server of its own: it takes a little of the second core, which the segments
+        # share only with the model server.
+        model_cpu0 = model.cpu_seconds()
+        with in_background(
+            run_scenario, "naive", baseline_config(f"bench-{naive_items}"), naive_model.endpoint
+        ) as naive_out:
+            throughput = run_segments(model, f"bench-{scale_items}", total, f"{scale_items}")
+        model_cpu = model.cpu_seconds() - model_cpu0
+        naive = naive_out["result"]
+        if naive_model.stats().get("items_put") != naive_items:
+            raise RuntimeError("the naive script did not copy every item")
+        print(f"  naive: {naive['items'] / naive['wall_s']:.0f} items/s", flush=True)
+
+        # Peak RSS against size needs no latency: two segments at a time, on the fast server.
+        memory = {
+            n: run_segments(fast, f"bench-{n}-pool1000", total, f"{n}-pool1000", parallel=2)
+            for n in memory_items
+        }
+    naive["items_per_s"] = naive["items"] / naive["wall_s"]
+
+    for row in throughput:
+        row["latency_floor_s"] = latency_floor(row, latency, concurrency)
+        row["cpu_floor_s"] = row["items"] * floor["cpu_us_per_item"] / 1e6
+        row["wall_vs_floor"] = row["wall_s"] / max(row["latency_floor_s"], row["cpu_floor_s"])
+        row["items_per_s"] = row["items"] / row["wall_s"]
+        row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
+        row["cpu_vs_floor"] = row["cpu_us_per_item"] / floor["cpu_us_per_item"]
+        row["speed_vs_naive"] = row["items_per_s"] / naive["items_per_s"]
+    rss = {n: max(r["peak_rss_mb"] for r in rows) for n, rows in memory.items()}
+    result = {
+        "latency_ms": {k: v * 1000 for k, v in vars(latency).items()},
+        "segments": total,
+        "decrypt_concurrency": concurrency,
+        "floor": floor,
+        "naive": naive,
+        "throughput": {"items": scale_items, "segments": throughput, "model_cpu_s": model_cpu},
+        "memory": {str(n): rows for n, rows in memory.items()},
+        "peak_rss_mb": {str(n): v for n, v in rss.items()},
+    }
+    _print(result, scale_items)
+    return result
+
+
+def _print(result: dict[str, Any], items: int) -> None:
+    floor, naive = result["floor"], result["naive"]
+    rows = result["throughput"]["segments"]
+    print(
+        f"\n{items} items in {result['segments']} segments (one process each), every "
+        f"ciphertext distinct; floor {floor['cpu_us_per_item']:.0f} us CPU/item, "
+        f"naive {naive['items_per_s']:.0f} items/s on {naive['items']} items"
+    )
+    header = (
+        f"{'segment':<8}{'items':>7}{'pages':>6}{'wall s':>8}{'lat floor':>10}{'CPU floor':>10}"
+        f"{'wall/floor':>11}{'CPU s':>7}{'CPU/floor':>10}{'items/s':>8}{'x naive':>8}"
+        f"{'RSS MB':>7}{'KMS req':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['segment']:<8}{r['items']:>7}{r['pages']:>6}{r['wall_s']:>8.1f}"
+            f"{r['latency_floor_s']:>10.1f}{r['cpu_floor_s']:>10.1f}{r['wall_vs_floor']:>11.2f}"
+            f"{r['cpu_s']:>7.1f}{r['cpu_vs_floor']:>10.2f}{r['items_per_s']:>8.0f}"
+            f"{r['speed_vs_naive']:>8.1f}{r['peak_rss_mb']:>7.0f}{r['kms_requests']:>8}"
+        )
+    slowest = max(r["wall_s"] for r in rows)
+    print(
+        f"run with one Lambda per segment: {slowest:.1f} s, {items / slowest:.0f} items/s; "
+        f"model server CPU {result['throughput']['model_cpu_s']:.1f} s"
+    )
+    sizes = ", ".join(f"{int(n):,} items {v:.0f} MB" for n, v in result["peak_rss_mb"].items())
+    print(f"peak RSS per segment process (repeated ciphertexts): {sizes}")

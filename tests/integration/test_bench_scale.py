@@ -1,0 +1,65 @@
+"""`make bench`'s scale half, at a size CI can afford: the latency model answers the calls a sync
+makes, and a segmented run through it copies every item, decrypted, once.
+
+Timings are not asserted here (they belong to `make bench`); what is asserted is what a reader
+of the benchmark relies on: the model's table is what the floor and table-sync read, every item
+arrives, and the client's and the model's counts of Decrypts agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from bench import scale
+from bench.latency_model import HEADER, Table
+
+
+@pytest.fixture(scope="module")
+def fast_model() -> Iterator[scale.ModelServer]:
+    with scale.ModelServer(0.0) as server:
+        yield server
+
+
+def test_model_table_decrypts_to_its_plaintexts_and_segments_partition_it(
+    fast_model: scale.ModelServer,
+) -> None:
+    session = boto3.Session(
+        aws_access_key_id="AKIABENCH", aws_secret_access_key="x", region_name="eu-west-1"
+    )
+    ddb = session.client("dynamodb", endpoint_url=fast_model.endpoint)
+    kms = session.client("kms", endpoint_url=fast_model.endpoint)
+    keys: list[str] = []
+    for segment in range(3):
+        pages = ddb.get_paginator("scan").paginate(
+            TableName="bench-250", Segment=segment, TotalSegments=3, Limit=40
+        )
+        for page in pages:
+            keys.extend(item["pk"]["S"] for item in page["Items"])
+    assert sorted(keys) == [f"item#{n:07d}" for n in range(250)]
+    item = ddb.scan(TableName="bench-250", Limit=1)["Items"][0]
+    blob = item["ssn"]["B"]
+    assert blob.startswith(HEADER)
+    plaintext = kms.decrypt(CiphertextBlob=blob, KeyId=scale.KEY_ARN)["Plaintext"]
+    assert plaintext == Table.named("bench-250").plaintext(0, 0)
+    with pytest.raises(kms.exceptions.InvalidCiphertextException):
+        kms.decrypt(CiphertextBlob=b"not a ciphertext", KeyId=scale.KEY_ARN)
+
+
+def test_a_segmented_table_sync_run_copies_every_item_decrypted(
+    fast_model: scale.ModelServer,
+) -> None:
+    rows = scale.run_segments(fast_model, "bench-600", 3, "ci")
+    assert [r["segment"] for r in rows] == [0, 1, 2]
+    assert sum(r["items"] for r in rows) == 600
+    assert sum(r["kms_requests"] for r in rows) == 1200  # two distinct ciphertexts an item
+    assert all(r["peak_rss_mb"] > 0 and r["pages"] >= 1 for r in rows)
+
+
+def test_repeated_ciphertexts_are_decrypted_once_each(fast_model: scale.ModelServer) -> None:
+    rows = scale.run_segments(fast_model, "bench-900-pool50", 2, "ci-pool", parallel=2)
+    assert sum(r["items"] for r in rows) == 900
+    # Each segment process has its own cache: at most the 100 distinct ciphertexts each.
+    assert all(r["kms_requests"] <= 100 for r in rows)
