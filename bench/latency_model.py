@@ -17,7 +17,7 @@ Served, over real HTTP/1.1 with keep-alive (one asyncio thread, a Protocol, no f
 * KMS ``Decrypt``;
 * S3 ``PutObject`` (bytes counted; data files' lines counted).
 
-``GET /_model/stats`` returns the counters; ``POST /_model/reset`` zeroes them.
+``GET /_model/stats`` returns the counters.
 
 Run: ``python -m bench.latency_model [--latency-scale 0]`` prints ``listening <port>``.
 """
@@ -140,9 +140,7 @@ class Model:
         """(status, content type, body, delay) for one request."""
         target = headers.get("x-amz-target", "")
         lat = self.latency
-        if path.startswith("/_model/"):
-            if path == "/_model/reset":
-                self.stats.clear()
+        if path == "/_model/stats":
             return 200, "application/json", json.dumps(self.stats).encode(), 0.0
         if target.startswith("TrentService."):
             op = target.split(".", 1)[1]
@@ -174,17 +172,12 @@ class Model:
                 return 200, JSON, payload, lat.scan
             if op == "BatchWriteItem":
                 self.stats["items_put"] += body.count(b'"PutRequest"')
-                # A decrypted copy holds the plaintext as a String; a ciphertext is Binary.
-                self.stats["plaintexts_put"] += body.count(b'"ssn": {"S"') + body.count(
-                    b'"ssn":{"S"'
-                )
+                self.stats["plaintexts_put"] += _plaintexts(body)
                 return 200, JSON, b'{"UnprocessedItems":{}}', lat.batch_write
             if op == "PutItem":
                 if b'"pk"' in body:  # the naive script's copy (the state table's key is id)
                     self.stats["items_put"] += 1
-                    self.stats["plaintexts_put"] += body.count(b'"ssn": {"S"') + body.count(
-                        b'"ssn":{"S"'
-                    )
+                    self.stats["plaintexts_put"] += _plaintexts(body)
                 return 200, JSON, b"{}", lat.put_item
             if op in ("GetItem", "DeleteItem"):
                 return 200, JSON, b"{}", lat.other
@@ -206,6 +199,12 @@ class Model:
 
 
 JSON = "application/x-amz-json-1.0"
+
+
+def _plaintexts(body: bytes) -> int:
+    """Decrypted copies in a write: they hold ``ssn`` as a String (a ciphertext is Binary),
+    whichever separators the client's JSON uses."""
+    return body.count(b'"ssn": {"S"') + body.count(b'"ssn":{"S"')
 
 
 def _error(message: str) -> tuple[int, str, bytes, float]:

@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,29 +52,15 @@ def main() -> int:
             "encrypted": ["ssn", "api_secret"],  # Binary ciphertexts (card is base64 text)
             "settings": aws.settings_env(ENCRYPTED_ATTRIBUTES="ssn,api_secret"),
             "function_credentials": aws.function_credentials().as_env(),
-            "dynamodump": os.environ.get("DYNAMODUMP"),
+            # absolute: dynamodump runs in a temporary directory of its own
+            "dynamodump": str(Path(os.environ.get("DYNAMODUMP", "")).resolve()),
         }
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(config, handle)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
-        env = {
-            **os.environ,
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
         for repeat in range(repeats):
             for name in scenarios:
                 if name == "dynamodump" and repeat >= dynamodump_repeats:
                     continue
-                done = subprocess.run(
-                    [sys.executable, "-m", "bench.scenarios", name, handle.name],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                )
-                if done.returncode != 0:
-                    raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-                runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                runs[name].append(scale.run_scenario(name, config, server.endpoint))
                 print(
                     f"  run {repeat + 1}/{repeats} {name}: {runs[name][-1]['wall_s']:.1f} s",
                     flush=True,

@@ -82,10 +82,9 @@ class ModelServer:
             self._process.terminate()
             self._process.wait(timeout=10)
 
-    def stats(self, reset: bool = False) -> dict[str, int]:
-        url = f"{self.endpoint}/_model/{'reset' if reset else 'stats'}"
-        request = urllib.request.Request(url, method="POST" if reset else "GET")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+    def stats(self) -> dict[str, int]:
+        url = f"{self.endpoint}/_model/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
             return dict(json.load(response))
 
     def cpu_seconds(self) -> float:
@@ -96,6 +95,7 @@ class ModelServer:
 
 
 def run_scenario(name: str, config: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """``python -m bench.scenarios <name>`` in a process of its own, against ``endpoint``."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
     env = {
