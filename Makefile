@@ -42,8 +42,8 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)/bootstrap
 	$(TOOLS)/bootstrap/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --python $(PYTHON)
+$(VENV)/.synced: $(UV) pyproject.toml dev/pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
 $(SAM): $(UV)
@@ -74,8 +74,8 @@ typecheck: $(VENV)/.synced
 	$(RUN)/mypy
 
 requirements: $(UV)
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-annotate \
-		--format requirements-txt -o src/requirements.txt --quiet
+	$(UV) export --frozen --package table-sync --no-dev --no-hashes --no-emit-workspace \
+		--no-annotate --format requirements-txt -o src/requirements.txt --quiet
 
 unit: $(VENV)/.synced
 	$(RUN)/pytest tests/unit

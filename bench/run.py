@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import scale
-from table_sync.local.seed import SOURCE_TABLE, provision
-from table_sync.local.server import MotoServer
+from table_sync_dev.local.seed import SOURCE_TABLE, provision
+from table_sync_dev.local.server import MotoServer
 
 SCENARIOS = ["floor", "naive", "dynamodump", "table-sync-dynamodb", "table-sync-s3"]
 RESULTS = Path(__file__).resolve().parent / "results"

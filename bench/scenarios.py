@@ -24,9 +24,9 @@ import boto3
 # Imported before any scenario's clock starts, as a running Lambda has them: import time is not
 # per-item work. (The two baselines import only boto3.)
 from table_sync.handler import lambda_handler
-from table_sync.local.context import LocalLambdaContext
 from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync.runs import run_step
+from table_sync_dev.local.context import LocalLambdaContext
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -113,7 +113,7 @@ def naive(config: dict[str, Any]) -> dict[str, Any]:
 def table_sync(config: dict[str, Any], destination: str) -> dict[str, Any]:
     """(d) and (e): table-sync itself, as `table-sync run` runs it."""
     settings = Settings.from_env({**config["settings"], "DESTINATION": destination})
-    summary = sync(
+    summary = run_step(
         settings,
         Invocation(trigger="backfill"),
         base_session=_session(config["function_credentials"]),

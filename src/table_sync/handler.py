@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from table_sync.function import handle_event
 from table_sync.observability import logger, metrics, tracer
-from table_sync.service import handle_event
 
 
 # Every accepted event carries "id" (EventBridge's event id, the Scheduler execution id, or a

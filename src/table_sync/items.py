@@ -7,7 +7,7 @@ written out as they are, with only the decrypted attributes replaced.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Item = dict[str, Any]
@@ -34,18 +34,23 @@ def key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> Item:
     return {name: item[name] for name in key_attributes if name in item}
 
 
-def to_json_value(value: Any) -> Any:
-    """An AttributeValue as DynamoDB JSON: binary as base64 text, everything else as is."""
+def _with_binary(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """``value`` with every binary in it (B, BS, inside M and L) passed through ``convert``."""
     ((kind, raw),) = value.items()
     if kind == "B":
-        return {"B": base64.b64encode(raw).decode("ascii")}
+        return {"B": convert(raw)}
     if kind == "BS":
-        return {"BS": [base64.b64encode(b).decode("ascii") for b in raw]}
+        return {"BS": [convert(b) for b in raw]}
     if kind == "M":
-        return {"M": {k: to_json_value(v) for k, v in raw.items()}}
+        return {"M": {k: _with_binary(v, convert) for k, v in raw.items()}}
     if kind == "L":
-        return {"L": [to_json_value(v) for v in raw]}
+        return {"L": [_with_binary(v, convert) for v in raw]}
     return value
+
+
+def to_json_value(value: Any) -> Any:
+    """An AttributeValue as DynamoDB JSON: binary as base64 text, everything else as is."""
+    return _with_binary(value, lambda raw: base64.b64encode(raw).decode("ascii"))
 
 
 def to_json_item(item: Mapping[str, Any]) -> Item:
@@ -54,16 +59,7 @@ def to_json_item(item: Mapping[str, Any]) -> Item:
 
 def from_json_value(value: Any) -> Any:
     """Inverse of :func:`to_json_value`: base64 text back to bytes."""
-    ((kind, raw),) = value.items()
-    if kind == "B":
-        return {"B": base64.b64decode(raw)}
-    if kind == "BS":
-        return {"BS": [base64.b64decode(b) for b in raw]}
-    if kind == "M":
-        return {"M": {k: from_json_value(v) for k, v in raw.items()}}
-    if kind == "L":
-        return {"L": [from_json_value(v) for v in raw]}
-    return value
+    return _with_binary(value, base64.b64decode)
 
 
 def from_json_item(item: Mapping[str, Any]) -> Item:

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
 from table_sync.items import Item, to_json_item
+from table_sync.models import DynamoDBDestination, Settings
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
@@ -72,13 +74,10 @@ class DynamoDBQuarantine:
             }
             if record.key:
                 item["key"] = {"M": record.key}
-            try:
+            with translated(
+                DestinationError, f"recording quarantined item {record.item} in {self.table_name}"
+            ):
                 self._client.put_item(TableName=self.table_name, Item=item)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "Unknown")
-                raise DestinationError(
-                    f"cannot record quarantined item {record.item} in {self.table_name}: {code}"
-                ) from None
 
 
 class S3Quarantine:
@@ -108,7 +107,10 @@ class S3Quarantine:
             for r in records
         ).encode()
         key = f"{self._base}/page-{records[0].page:06d}.jsonl"
-        try:
+        with translated(
+            DestinationError,
+            lambda code: f"cannot write quarantine s3://{self._bucket}/{key}: {code}",
+        ):
             self._client.put_object(
                 Bucket=self._bucket,
                 Key=key,
@@ -116,12 +118,28 @@ class S3Quarantine:
                 ContentType="application/x-ndjson",
                 **self._sse,
             )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise DestinationError(
-                f"cannot write quarantine s3://{self._bucket}/{key}: {code}"
-            ) from None
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def build_quarantine(
+    settings: Settings, destination: boto3.Session, run_id: str
+) -> QuarantineStore | None:
+    """QUARANTINE's store (or the default beside an S3 destination); None when failing fast."""
+    from table_sync.aws.clients import caller_client
+    from table_sync.sinks.s3 import sse_arguments
+
+    target = settings.quarantine_target
+    if target is None:
+        return None
+    if isinstance(target, DynamoDBDestination):
+        return DynamoDBQuarantine(caller_client(destination, "dynamodb"), target.table_name)
+    return S3Quarantine(
+        caller_client(destination, "s3"),
+        target.bucket,
+        target.prefix,
+        run_id,
+        sse_arguments(settings.destination_kms_key_arn),
+    )

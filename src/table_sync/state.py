@@ -6,13 +6,14 @@ One DynamoDB table keyed by ``id`` (S):
   with a conditional write, so two runs never write the same destination at once; a crashed
   run's lease simply expires and the next run takes it over.
 * ``run#<run-id>#segment#<n>``: where segment n of a run stands: the scan's LastEvaluatedKey,
-  its counts, the S3 data files it has written and whether it is done. Saved after the
+  its counts, its sink's state (the S3 data files it has written) and whether it is done. Saved after the
   destination write it covers, so a crash between the two repeats that page (idempotently:
   puts of the same items, or the same data-file name overwritten) and loses nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -21,11 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from table_sync.aws.errors import response_item, translated
 from table_sync.errors import DestinationError
 from table_sync.items import Item, from_json_item, to_json_item
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from table_sync.models import Settings
 
 RETENTION_SECONDS = 30 * 24 * 3600
 
@@ -44,7 +49,8 @@ class Checkpoint:
     items_written: int = 0
     items_quarantined: int = 0
     kms_requests: int = 0
-    files: list[dict[str, Any]] = field(default_factory=list)
+    # What the sink needs to resume and to finalize (Sink.state()).
+    sink: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
 
     COUNTS = (
@@ -56,6 +62,21 @@ class Checkpoint:
         "items_quarantined",
         "kms_requests",
     )
+
+    @classmethod
+    def combined(cls, checkpoints: list[Checkpoint]) -> Checkpoint:
+        """The whole run: every segment's counts added up, from the earliest start."""
+        first = checkpoints[0]
+        total = cls(
+            run_id=first.run_id,
+            segment=0,
+            total_segments=first.total_segments,
+            done=all(c.done for c in checkpoints),
+            started_at=min(c.started_at for c in checkpoints),
+        )
+        for name in cls.COUNTS:
+            setattr(total, name, sum(int(getattr(c, name)) for c in checkpoints))
+        return total
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,16 @@ class StateStore:
         self.table_name = table_name
         self._clock = clock
 
+    @classmethod
+    def for_settings(cls, settings: Settings, destination: boto3.Session) -> StateStore | None:
+        """STATE_TABLE's store, unless none is configured or this is a dry run (which writes
+        nothing, state included)."""
+        from table_sync.aws.clients import caller_client
+
+        if not settings.state_table or settings.dry_run:
+            return None
+        return cls(caller_client(destination, "dynamodb"), settings.state_table)
+
     # -- lease -------------------------------------------------------------------------------
 
     def acquire_lease(self, destination: str, run_id: str, seconds: int) -> Lease:
@@ -81,25 +112,24 @@ class StateStore:
         now = int(self._clock())
         expires = now + seconds
         try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "id": {"S": f"lease#{destination}"},
-                    "run_id": {"S": run_id},
-                    "expires_at": {"N": str(expires)},
-                    "ttl": {"N": str(expires + RETENTION_SECONDS)},
-                },
-                ConditionExpression="attribute_not_exists(id) OR expires_at < :now OR run_id = :run",
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":run": {"S": run_id}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            with self._translated("take the lease", passing="ConditionalCheckFailedException"):
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "id": {"S": f"lease#{destination}"},
+                        "run_id": {"S": run_id},
+                        "expires_at": {"N": str(expires)},
+                        "ttl": {"N": str(expires + RETENTION_SECONDS)},
+                    },
+                    ConditionExpression=(
+                        "attribute_not_exists(id) OR expires_at < :now OR run_id = :run"
+                    ),
+                    ExpressionAttributeValues={":now": {"N": str(now)}, ":run": {"S": run_id}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             return Lease(True, run_id, expires)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise self._error("take the lease", exc) from exc
-            old: dict[str, Any] = dict(exc.response.get("Item") or {}) or (  # type: ignore[call-overload]
-                self._get(f"lease#{destination}") or {}
-            )
+        except ClientError as exc:  # only ConditionalCheckFailedException passes: held elsewhere
+            old = response_item(exc) or self._get(f"lease#{destination}") or {}
             return Lease(
                 False,
                 old.get("run_id", {}).get("S", "?"),
@@ -107,16 +137,17 @@ class StateStore:
             )
 
     def release_lease(self, destination: str, run_id: str) -> None:
-        try:
+        """Give the lease up, if ``run_id`` still holds it (else another run does: keep it)."""
+        with (
+            contextlib.suppress(ClientError),
+            self._translated("release the lease", passing="ConditionalCheckFailedException"),
+        ):
             self._client.delete_item(
                 TableName=self.table_name,
                 Key={"id": {"S": f"lease#{destination}"}},
                 ConditionExpression="run_id = :run",
                 ExpressionAttributeValues={":run": {"S": run_id}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise self._error("release the lease", exc) from exc
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -126,13 +157,15 @@ class StateStore:
             return None
         data = json.loads(item["state"]["S"])
         lek = data.pop("last_evaluated_key", None)
+        if "files" in data:  # written before sinks kept their own state
+            data["sink"] = {"files": data.pop("files")}
         return Checkpoint(**data, last_evaluated_key=from_json_item(lek) if lek else None)
 
     def save(self, checkpoint: Checkpoint) -> None:
         data = {k: v for k, v in vars(checkpoint).items() if k != "last_evaluated_key"}
         if checkpoint.last_evaluated_key:
             data["last_evaluated_key"] = to_json_item(checkpoint.last_evaluated_key)
-        try:
+        with self._translated("save the checkpoint"):
             self._client.put_item(
                 TableName=self.table_name,
                 Item={
@@ -141,8 +174,6 @@ class StateStore:
                     "ttl": {"N": str(int(self._clock()) + RETENTION_SECONDS)},
                 },
             )
-        except ClientError as exc:
-            raise self._error("save the checkpoint", exc) from exc
 
     def segments(self, run_id: str, total_segments: int) -> list[Checkpoint | None]:
         return [self.load(run_id, n) for n in range(total_segments)]
@@ -154,14 +185,17 @@ class StateStore:
         return f"run#{run_id}#segment#{segment}"
 
     def _get(self, key: str) -> dict[str, Any] | None:
-        try:
+        with self._translated("read the state"):
             response = self._client.get_item(
                 TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
             )
-        except ClientError as exc:
-            raise self._error("read the state", exc) from exc
         return response.get("Item")
 
-    def _error(self, what: str, exc: ClientError) -> DestinationError:
-        code = exc.response.get("Error", {}).get("Code", "Unknown")
-        return DestinationError(f"cannot {what} in STATE_TABLE {self.table_name}: {code}")
+    def _translated(self, what: str, *, passing: str | None = None) -> Any:
+        """Errors become DestinationError naming STATE_TABLE, except a ClientError with code
+        ``passing``, which the caller handles."""
+        return translated(
+            DestinationError,
+            lambda code: f"cannot {what} in STATE_TABLE {self.table_name}: {code}",
+            passing=passing,
+        )

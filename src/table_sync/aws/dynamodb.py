@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from table_sync.aws.errors import translated
 from table_sync.errors import SourceAccessError
 from table_sync.items import Item
 
@@ -50,18 +49,15 @@ def scan_pages(
     while True:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
-        try:
+        with translated(
+            SourceAccessError,
+            f"scan of source table {table_name}",
+            hints={
+                "ResourceNotFoundException": ". Does SOURCE_TABLE_NAME name a table in the "
+                "source account and region?"
+            },
+        ):
             response = client.scan(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise SourceAccessError(
-                f"scan of source table {table_name} failed: {code}"
-                + (
-                    ". Does SOURCE_TABLE_NAME name a table in the source account and region?"
-                    if code == "ResourceNotFoundException"
-                    else ""
-                )
-            ) from exc
         start_key = response.get("LastEvaluatedKey")
         yield ScanPage(
             items=response.get("Items", []),

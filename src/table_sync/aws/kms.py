@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from table_sync.aws.errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -30,7 +32,8 @@ _CacheKey = tuple[bytes, tuple[tuple[str, str], ...]]
 
 
 class KmsDecryptFailed(Exception):
-    """KMS refused one Decrypt. ``code`` is the AWS error code, never the ciphertext."""
+    """One Decrypt failed. ``code`` is the AWS error code (or botocore's error class for a
+    request that got no answer), never the ciphertext."""
 
     def __init__(self, code: str) -> None:
         self.code = code
@@ -94,8 +97,11 @@ class KmsDecrypter:
             self.requests += 1
         try:
             response = self._client.decrypt(**kwargs)
-        except ClientError as exc:
-            raise KmsDecryptFailed(exc.response.get("Error", {}).get("Code", "Unknown")) from exc
+        except (ClientError, BotoCoreError) as exc:
+            # A timeout or refused connection (after botocore's retries) is the run's failure,
+            # not the item's: its kind is botocore's class name, which no format treats as the
+            # item's own.
+            raise KmsDecryptFailed(error_code(exc)) from exc
         with self._lock:
             self.successes += 1
         return response["Plaintext"]

@@ -29,8 +29,8 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
     RefreshableCredentials,
 )
-from botocore.exceptions import BotoCoreError, ClientError
 
+from table_sync.aws.errors import translated
 from table_sync.errors import SourceAccessError
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
@@ -101,6 +101,30 @@ class AssumeRoleCounter:
         self.calls += 1
 
 
+def _refreshing_credentials(
+    base_core: botocore.session.Session,
+    source_credentials: Any,
+    role_arn: str,
+    extra_args: dict[str, Any],
+    duration_seconds: int,
+    time_fetcher: Callable[[], datetime],
+) -> _AssumedRoleCredentials:
+    """botocore's AssumeRole fetcher behind refreshable credentials, windows sized to the
+    session; nothing is fetched until first used."""
+    advisory, mandatory = refresh_windows(duration_seconds)
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=base_core.create_client,
+        source_credentials=source_credentials,
+        role_arn=role_arn,
+        extra_args=extra_args,
+        cache=_NoCache(),
+        expiry_window_seconds=mandatory,
+    )
+    return _AssumedRoleCredentials(
+        fetcher.fetch_credentials, advisory=advisory, mandatory=mandatory, time_fetcher=time_fetcher
+    )
+
+
 def assume_source_role(
     base: boto3.Session,
     *,
@@ -133,33 +157,19 @@ def assume_source_role(
     }
     if external_id:
         extra_args["ExternalId"] = external_id
-    advisory, mandatory = refresh_windows(duration_seconds)
-    fetcher = AssumeRoleCredentialFetcher(
-        client_creator=base_core.create_client,
-        source_credentials=source_credentials,
-        role_arn=role_arn,
-        extra_args=extra_args,
-        cache=_NoCache(),
-        expiry_window_seconds=mandatory,
+    credentials = _refreshing_credentials(
+        base_core, source_credentials, role_arn, extra_args, duration_seconds, time_fetcher
     )
-    credentials = _AssumedRoleCredentials(
-        fetcher.fetch_credentials,
-        advisory=advisory,
-        mandatory=mandatory,
-        time_fetcher=time_fetcher,
-    )
-    try:
+    with translated(
+        SourceAccessError,
+        lambda code: f"cannot assume SOURCE_ROLE_ARN {role_arn}: {code}",
+        hints={
+            code: ". Check the role's trust policy names this caller's role (and the "
+            "ExternalId condition, if any)"
+            for code in ("AccessDenied", "AccessDeniedException", "403")
+        },
+    ):
         credentials.get_frozen_credentials()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "Unknown")
-        raise SourceAccessError(
-            f"cannot assume SOURCE_ROLE_ARN {role_arn}: {code}. Check the role's trust policy "
-            "names this caller's role (and the ExternalId condition, if any)"
-        ) from exc
-    except BotoCoreError as exc:
-        raise SourceAccessError(
-            f"cannot assume SOURCE_ROLE_ARN {role_arn}: {type(exc).__name__}"
-        ) from exc
 
     core = botocore.session.Session()
     core.register_component(

@@ -138,30 +138,9 @@ def parse_event(event: Any) -> Invocation:
         request = model.model_validate(event)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc, prefix="event.")) from None
-    if isinstance(request, SchedulerInput):
-        return Invocation(trigger="scheduler", event_id=request.id, time=request.scheduled_time)
-    if isinstance(request, SegmentRequest):
-        return Invocation(
-            trigger="segment",
-            event_id=request.id,
-            run_id=request.run_id,
-            segment=request.segment,
-            total_segments=request.total_segments,
-            dry_run=request.dry_run,
-        )
-    if isinstance(request, FinalizeRequest):
-        return Invocation(
-            trigger="finalize",
-            event_id=request.id,
-            run_id=request.run_id,
-            total_segments=request.total_segments,
-        )
-    assert isinstance(request, BackfillRequest)
-    return Invocation(
-        trigger="backfill",
-        event_id=request.id,
-        run_id=request.run_id,
-        dry_run=request.dry_run,
-        page_size=request.page_size,
-        destination=request.destination,
-    )
+    fields = dict(request)  # the request's own fields, as validated
+    fields.pop("schedule_arn", None)
+    fields.pop("attempt", None)
+    if "scheduled_time" in fields:
+        fields["time"] = fields.pop("scheduled_time")
+    return Invocation(trigger=fields.pop("trigger"), event_id=fields.pop("id"), **fields)

@@ -10,9 +10,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from table_sync.errors import ConfigurationError
 from table_sync.models.destination import Destination, DynamoDBDestination, S3Destination
@@ -176,14 +185,43 @@ class Settings(BaseModel):
         for name, value in overrides.items():
             if value is not None:
                 data[cls.model_fields[name].alias or name] = value
+        return cls._validated(data)
+
+    @classmethod
+    def _validated(cls, data: Mapping[str, Any]) -> Settings:
         try:
-            settings = cls.model_validate(data)
+            return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigurationError(describe_validation_error(exc)) from None
-        settings.check_consistency()
-        return settings
 
-    def check_consistency(self) -> None:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` (field names) applied, validated like any other settings:
+        pydantic's own model_copy skips validation, so an override could break a rule that
+        settings from the environment must keep."""
+        del deep  # every field is immutable
+        copied = self._validated({**self.model_dump(), **(update or {})})
+        assert isinstance(copied, type(self))
+        return copied
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Rules across settings; each problem is reported under the variable to change."""
+        problems = self._consistency_problems()
+        if problems:  # each as its own error, under the variable to change
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("consistency", message),
+                        loc=(variable,),
+                        input=None,
+                    )
+                    for variable, _, message in (p.partition(": ") for p in problems)
+                ],
+            )
+        return self
+
+    def _consistency_problems(self) -> list[str]:
         problems = []
         if self.write_backoff_cap < self.write_backoff_base:
             problems.append(
@@ -211,6 +249,11 @@ class Settings(BaseModel):
                 "STATE_TABLE: required for a parallel scan (TOTAL_SEGMENTS > 1): the segments "
                 "record their progress there and the run is finished from it"
             )
+        return problems + self._format_problems()
+
+    def _format_problems(self) -> list[str]:
+        """Rules of ITEM_FORMAT and ON_DECRYPT_ERROR."""
+        problems = []
         if self.item_format == "attributes" and not self.encrypted_attributes:
             problems.append(
                 "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "
@@ -245,8 +288,7 @@ class Settings(BaseModel):
                 "s3://<bucket>/<prefix> for items that cannot be decrypted), or set "
                 "ON_DECRYPT_ERROR=fail"
             )
-        if problems:
-            raise ConfigurationError(problems)
+        return problems
 
     # -- derived values -------------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# succeeded: the copy is complete. continue: the time budget ran short; invoke again with the
+# same run (and segment). segment-done: this segment is finished; finalize when all are.
+StepStatus = Literal["succeeded", "continue", "segment-done"]
+
 
 class SyncSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    # succeeded: the copy is complete. continue: the time budget ran short; invoke again with the
-    # same run (and segment). segment-done: this segment is finished; finalize when all are.
-    status: Literal["succeeded", "continue", "segment-done"] = "succeeded"
+    status: StepStatus = "succeeded"
     run_id: str
     trigger: str
     event_id: str | None

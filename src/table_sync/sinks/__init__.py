@@ -1,71 +1,53 @@
-"""Destinations in AccountB, one module each, behind one small interface."""
+"""Destinations in AccountB, one module each, behind one interface (:mod:`.base`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-from table_sync.items import Item
+from table_sync.models import DynamoDBDestination, Settings
+from table_sync.sinks.base import Finalized, Sink, SinkState
+from table_sync.sinks.dry_run import DryRunSink
+from table_sync.sinks.dynamodb import DynamoDBSink
+from table_sync.sinks.s3 import S3ExportSink
 
+if TYPE_CHECKING:
+    import boto3
 
-class Sink(Protocol):
-    """Where decrypted items go.
-
-    ``prepare`` checks the destination before the scan starts (so a missing table or bucket fails
-    before any KMS request); ``write`` takes one page; ``finish`` makes the copy complete.
-    """
-
-    @property
-    def location(self) -> str | None: ...
-
-    @property
-    def key_attributes(self) -> tuple[str, ...]: ...
-
-    @property
-    def items_written(self) -> int: ...
-
-    @property
-    def pending(self) -> bool:
-        """Items written to a buffer but not yet to the destination (no checkpoint now)."""
-        ...
-
-    @property
-    def files(self) -> list[dict[str, Any]]:
-        """What a checkpoint must remember to finish the copy later (S3 data files)."""
-        ...
-
-    def restore(self, files: list[dict[str, Any]]) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def prepare(self) -> None: ...
-
-    def write(self, items: Sequence[Item]) -> None: ...
-
-    def finish(self, *, started_at: datetime, finished_at: datetime) -> None: ...
+__all__ = [
+    "DryRunSink",
+    "DynamoDBSink",
+    "Finalized",
+    "S3ExportSink",
+    "Sink",
+    "SinkState",
+    "build_sink",
+]
 
 
-class DryRunSink:
-    """Writes nothing: a dry run scans and decrypts, to prove access and ciphertexts."""
+def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> Sink:
+    """The sink ``settings`` name, with clients from the caller's (AccountB) session."""
+    from table_sync.aws.clients import caller_client
 
-    location = None
-    key_attributes: tuple[str, ...] = ()
-    items_written = 0
-    pending = False
-    files: list[dict[str, Any]] = []  # noqa: RUF012 - never mutated
-
-    def restore(self, files: list[dict[str, Any]]) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-    def prepare(self) -> None:
-        return None
-
-    def write(self, items: Sequence[Item]) -> None:
-        return None
-
-    def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
-        return None
+    if settings.dry_run:
+        return DryRunSink()
+    if isinstance(settings.destination, DynamoDBDestination):
+        return DynamoDBSink(
+            caller_client(destination, "dynamodb"),
+            settings.destination.table_name,
+            max_attempts=settings.write_max_attempts,
+            backoff_base=settings.write_backoff_base,
+            backoff_cap=settings.write_backoff_cap,
+            mark=run_id if settings.sweep_deletes else None,
+            concurrency=settings.write_concurrency,
+        )
+    return S3ExportSink(
+        caller_client(destination, "s3"),
+        settings.destination.bucket,
+        settings.destination.prefix,
+        export_id=run_id,
+        table_arn=settings.source_table_arn,
+        sse_kms_key_arn=settings.destination_kms_key_arn,
+        max_file_bytes=settings.s3_file_max_bytes,
+        segment=settings.segment or 0,
+        latest_pointer=True,
+    )

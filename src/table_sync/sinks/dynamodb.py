@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, ParamValidationError
-
+from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError, UnprocessedItemsError
 from table_sync.items import Item, describe_key
+from table_sync.sinks.base import Finalized, SinkState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -64,23 +64,17 @@ class DynamoDBSink:
         self.key_attributes: tuple[str, ...] = ()
         self.items_written = 0
         self.retries = 0
-        self.items_swept = 0
         self._mark = mark
-        self.pending = False
-        self.files: list[dict[str, Any]] = []
+        # Every put is acknowledged before write returns: a checkpoint may follow any write.
+        self.committed = True
 
     def prepare(self) -> None:
-        try:
+        with translated(
+            DestinationError,
+            lambda code: f"destination table {self.table_name}: {code}",
+            hints={"ResourceNotFoundException": " (create it, or fix DESTINATION)"},
+        ):
             table = self._client.describe_table(TableName=self.table_name)["Table"]
-        except ClientError as exc:
-            raise DestinationError(
-                f"destination table {self.table_name}: {_code(exc)}"
-                + (
-                    " (create it, or fix DESTINATION)"
-                    if _code(exc) == "ResourceNotFoundException"
-                    else ""
-                )
-            ) from exc
         if table.get("TableStatus") not in ("ACTIVE", "UPDATING"):
             raise DestinationError(
                 f"destination table {self.table_name} is {table.get('TableStatus')}, not ACTIVE"
@@ -89,11 +83,14 @@ class DynamoDBSink:
         self.key_attributes = tuple(k["AttributeName"] for k in schema)
         self.location = table["TableArn"]
 
-    def restore(self, files: list[dict[str, Any]]) -> None:
+    def resume(self, state: SinkState) -> None:
         return None
 
     def flush(self) -> None:
         return None
+
+    def state(self) -> dict[str, Any]:
+        return {}
 
     def write(self, items: Sequence[Item]) -> None:
         if self._mark:
@@ -114,11 +111,13 @@ class DynamoDBSink:
         for future in futures:
             future.result()
 
-    def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
-        if self._mark:
-            self.sweep(self._mark)
+    def finalize(
+        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+    ) -> Finalized:
+        """With SWEEP_DELETES, delete what the run did not write (see :meth:`sweep`)."""
+        return Finalized(items_swept=self.sweep(self._mark) if self._mark else 0)
 
-    def sweep(self, run_id: str) -> None:
+    def sweep(self, run_id: str) -> int:
         """Mark and sweep: after a complete run every item it wrote carries its run id; any other
         item was deleted from the source since an earlier run (or never came from it) and is
         deleted here. A filtered Scan, page by page, so it works for tables larger than memory."""
@@ -131,13 +130,13 @@ class DynamoDBSink:
             ExpressionAttributeNames={**names, "#m": MARK_ATTRIBUTE},
             ExpressionAttributeValues={":run": {"S": run_id}},
         )
-        try:
+        swept = 0
+        with translated(DestinationError, f"sweep of {self.table_name}"):
             for page in pages:
                 keys = page.get("Items", [])
                 self._write_batches(keys, delete=True)
-                self.items_swept += len(keys)
-        except ClientError as exc:
-            raise DestinationError(f"sweep of {self.table_name} failed: {_code(exc)}") from None
+                swept += len(keys)
+        return swept
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
         requests: list[Any] = [
@@ -145,17 +144,14 @@ class DynamoDBSink:
             for item in items
         ]
         for attempt in range(1, self._max_attempts + 1):
-            try:
+            # The code only: botocore's and DynamoDB's messages can quote decrypted values.
+            with translated(
+                DestinationError,
+                f"BatchWriteItem to {self.table_name}",
+                hints={"ParamValidationError": " (an item is not valid DynamoDB JSON)"},
+                values_in_request=True,
+            ):
                 response = self._client.batch_write_item(RequestItems={self.table_name: requests})
-            except ClientError as exc:
-                # The code only: a message could quote an item's (decrypted) values.
-                raise DestinationError(
-                    f"BatchWriteItem to {self.table_name} failed: {_code(exc)}"
-                ) from None
-            except ParamValidationError:
-                raise DestinationError(
-                    f"BatchWriteItem to {self.table_name}: an item is not valid DynamoDB JSON"
-                ) from None
             unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
             if not delete:
                 with self._lock:
@@ -177,7 +173,3 @@ class DynamoDBSink:
             for r in requests
         ]
         raise UnprocessedItemsError(self.table_name, keys, self._max_attempts)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))

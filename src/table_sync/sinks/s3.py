@@ -13,6 +13,10 @@ A data file is closed at the first page boundary after it holds ``max_file_bytes
 uncompressed JSON; only that one file is held in memory, compressed. Data files are named by
 segment and sequence (``data/<segment>-<seq>.json.gz``), so a page repeated after a crash
 rewrites the same object rather than adding a duplicate; each closed file is a checkpoint.
+
+A checkpoint keeps the closed files (their manifest entries and uncompressed sizes), so the
+export's manifests, item count and ``billedSizeBytes`` cover the whole run: every invocation
+and every segment.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
 from table_sync.items import Item, to_json_item
+from table_sync.sinks.base import Finalized, SinkState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 EXPORT_FORMAT_VERSION = "2020-06-30"
+# The fields of a manifest-files.json line; a checkpoint's file records add "bytes".
+MANIFEST_FIELDS = ("itemCount", "md5Checksum", "etag", "dataFileS3Key")
 
 
 def sse_arguments(kms_key_arn: str | None) -> dict[str, Any]:
@@ -75,9 +81,8 @@ class S3ExportSink:
         self._segment = segment
         self._latest_pointer = latest_pointer
         self.key_attributes: tuple[str, ...] = ()
-        self.items_written = 0
-        self.data_bytes = 0
-        self._manifest: list[dict[str, Any]] = []
+        # The data files closed so far: manifest entries plus their uncompressed "bytes".
+        self._files: list[dict[str, Any]] = []
         self._buffer = io.BytesIO()
         self._gzip: gzip.GzipFile | None = None
         self._file_items = 0
@@ -96,19 +101,16 @@ class S3ExportSink:
         self._put("_started", b"", "application/octet-stream")
 
     @property
-    def files(self) -> list[dict[str, Any]]:
-        """The manifest entries of the data files closed so far (checkpointed with the scan)."""
-        return list(self._manifest)
+    def committed(self) -> bool:
+        """Whether no item is buffered in a data file not yet written."""
+        return self._gzip is None
 
-    @property
-    def pending(self) -> bool:
-        """Whether items are buffered in a data file not yet written."""
-        return self._gzip is not None
+    def state(self) -> dict[str, Any]:
+        return {"files": list(self._files)}
 
-    def restore(self, files: list[dict[str, Any]]) -> None:
+    def resume(self, state: SinkState) -> None:
         """Resume after a checkpoint: these files are written; the next one follows them."""
-        self._manifest = list(files)
-        self.items_written = sum(int(f["itemCount"]) for f in files)
+        self._files = list(state.get("files", []))
 
     def flush(self) -> None:
         self._flush()
@@ -129,21 +131,29 @@ class S3ExportSink:
                     fileobj=self._buffer, mode="wb", compresslevel=6, mtime=0
                 )
             self._gzip.write(data)
-            self.data_bytes += len(data)
             self._file_items += 1
             self._file_bytes += len(data)
 
-    def finish(self, *, started_at: datetime, finished_at: datetime) -> None:
-        self._flush()
-        self.write_manifests(self._manifest, started_at=started_at, finished_at=finished_at)
+    def finalize(
+        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+    ) -> Finalized:
+        """Make the export complete from every segment's files: the manifests (summary last),
+        then the ``latest`` pointer. ``states`` are the checkpoints' (taken after ``flush``)."""
+        files = sorted(
+            (f for state in states for f in state.get("files", [])),
+            key=lambda f: str(f["dataFileS3Key"]),
+        )
+        self._write_manifests(files, started_at=started_at, finished_at=finished_at)
+        return Finalized()
 
-    def write_manifests(
-        self, manifest: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
+    def _write_manifests(
+        self, files: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
     ) -> None:
-        """Make the export complete: the manifests (summary last), then the ``latest`` pointer."""
-        self.items_written = sum(int(f["itemCount"]) for f in manifest)
-        files = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in manifest)
-        files_body = files.encode("utf-8")
+        item_count = sum(int(f["itemCount"]) for f in files)
+        manifest = [{k: f[k] for k in MANIFEST_FIELDS} for f in files]
+        files_body = "".join(
+            json.dumps(entry, separators=(",", ":")) + "\n" for entry in manifest
+        ).encode("utf-8")
         self._put("manifest-files.json", files_body, "application/json")
         self._put("manifest-files.checksum", _md5_hex(files_body).encode(), "text/plain")
         summary = {
@@ -159,8 +169,8 @@ class S3ExportSink:
             "s3SseAlgorithm": "KMS" if self._sse_kms_key_arn else "AES256",
             "s3SseKmsKeyId": self._sse_kms_key_arn,
             "manifestFilesS3Key": f"{self.base}/manifest-files.json",
-            "billedSizeBytes": self.data_bytes,
-            "itemCount": self.items_written,
+            "billedSizeBytes": sum(int(f.get("bytes", 0)) for f in files),
+            "itemCount": item_count,
             "outputFormat": "DYNAMODB_JSON",
             "exportType": "FULL_EXPORT",
             "exportedBy": "table-sync",
@@ -176,7 +186,7 @@ class S3ExportSink:
                 "exportId": self.export_id,
                 "location": self.location,
                 "manifestSummaryKey": f"{self.base}/manifest-summary.json",
-                "itemCount": self.items_written,
+                "itemCount": item_count,
                 "endTime": _iso(finished_at),
             }
             key = "/".join(p for p in (self._prefix, "latest.json") if p)
@@ -187,17 +197,17 @@ class S3ExportSink:
             return
         self._gzip.close()
         body = self._buffer.getvalue()
-        key = f"data/{self._segment:05d}-{len(self._manifest):06d}.json.gz"
+        key = f"data/{self._segment:05d}-{len(self._files):06d}.json.gz"
         response = self._put(key, body, "application/gzip")
-        self._manifest.append(
+        self._files.append(
             {
                 "itemCount": self._file_items,
-                "md5Checksum": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+                "md5Checksum": _md5_base64(body),
                 "etag": response.get("ETag", "").strip('"'),
                 "dataFileS3Key": f"{self.base}/{key}",
+                "bytes": self._file_bytes,
             }
         )
-        self.items_written = sum(int(f["itemCount"]) for f in self._manifest)
         self._buffer = io.BytesIO()
         self._gzip = None
         self._file_items = 0
@@ -207,20 +217,21 @@ class S3ExportSink:
         return self._put_key(f"{self.base}/{name}", body, content_type)
 
     def _put_key(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
-        try:
+        with translated(DestinationError, f"PutObject s3://{self.bucket}/{key}"):
             return dict(
                 self._client.put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=body,
                     ContentType=content_type,
-                    ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+                    ContentMD5=_md5_base64(body),
                     **self._sse,
                 )
             )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise DestinationError(f"PutObject s3://{self.bucket}/{key} failed: {code}") from exc
+
+
+def _md5_base64(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3's Content-MD5
 
 
 def _md5_hex(body: bytes) -> str:

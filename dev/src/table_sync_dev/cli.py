@@ -21,16 +21,19 @@ from typing import Annotated, Any
 
 import boto3
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from table_sync.aws.clients import caller_client
+from table_sync.aws.errors import translated
 from table_sync.aws.sts import session_name
-from table_sync.errors import TableSyncError
+from table_sync.errors import SourceAccessError, TableSyncError
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
-from table_sync.service import sync, verify_copy
-from table_sync.sync import Progress as PageProgress
+from table_sync.observability import logger
+from table_sync.pipeline.report import Progress as PageProgress
+from table_sync.runs import run_step
+from table_sync.verify import verify_copy
 
 app = typer.Typer(
     help="Copy a DynamoDB table with KMS-encrypted attributes from another account, decrypted.",
@@ -62,14 +65,29 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _quiet_logs() -> None:
-    """The run's JSON log lines go to stderr (stdout is the result), warnings and up by default."""
-    from table_sync.observability import logger
+@contextlib.contextmanager
+def _failing_with_one_line() -> Iterator[None]:
+    """Any error table-sync can name ends the command with one line on stderr and status 1."""
+    try:
+        yield
+    except TableSyncError as exc:
+        raise _fail(exc) from None
 
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The run's JSON log lines go to stderr (stdout is the result), warnings and up by default;
+    the logger is as it was afterwards (the commands also run inside other programs)."""
     handler = logger.registered_handler
-    if isinstance(handler, logging.StreamHandler):
-        handler.setStream(sys.stderr)
+    level = logger.log_level
+    stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if stream is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
 
 
 @contextlib.contextmanager
@@ -129,8 +147,7 @@ def run(
     as_json: AsJson = False,
 ) -> None:
     """Run one sync now (a backfill from a laptop): assume the source role with your credentials."""
-    _quiet_logs()
-    try:
+    with _quiet_logs(), _failing_with_one_line():
         settings = _settings(
             source_role_arn=role_arn,
             source_table_name=table,
@@ -147,15 +164,13 @@ def run(
         )
         invocation = Invocation(trigger="backfill", dry_run=settings.dry_run)
         with _progress(err.is_terminal and not as_json) as on_page:
-            summary = sync(
+            summary = run_step(
                 settings,
                 invocation,
                 base_session=boto3.Session(),
                 role_session_name=seed_session_name(),
                 on_page=on_page,
             )
-    except TableSyncError as exc:
-        raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     else:
@@ -215,13 +230,12 @@ def credentials(
     }
     if external_id or os.environ.get("SOURCE_EXTERNAL_ID"):
         kwargs["ExternalId"] = external_id or os.environ["SOURCE_EXTERNAL_ID"]
-    try:
-        creds = boto3.Session().client("sts").assume_role(**kwargs)["Credentials"]
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "Unknown")
-        raise _fail(ValueError(f"cannot assume {role}: {code}")) from None
-    except BotoCoreError as exc:
-        raise _fail(ValueError(f"cannot assume {role}: {type(exc).__name__}")) from None
+    with (
+        _failing_with_one_line(),
+        translated(SourceAccessError, lambda code: f"cannot assume {role}: {code}"),
+    ):
+        sts = caller_client(boto3.Session(), "sts")
+        creds = sts.assume_role(**kwargs)["Credentials"]
     values = {
         "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -262,8 +276,7 @@ def verify(
 ) -> None:
     """Compare the source (decrypted) with the copy, item by item; list differing keys, never
     values. Exits 0 when they match, 1 when they differ or cannot be compared."""
-    _quiet_logs()
-    try:
+    with _quiet_logs(), _failing_with_one_line():
         settings = _settings(destination=destination)
         comparison, where = verify_copy(
             settings,
@@ -271,8 +284,6 @@ def verify(
             role_session_name=seed_session_name(),
             location=location,
         )
-    except TableSyncError as exc:
-        raise _fail(exc) from None
     result = {"destination": where, "matches": comparison.matches, **vars(comparison)}
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -294,7 +305,7 @@ def verify(
 @app.command()
 def demo() -> None:
     """Run the demo: the real sync on the embedded two-account AWS (needs the dev dependencies)."""
-    from table_sync.local.demo import main as demo_main
+    from table_sync_dev.local.demo import main as demo_main
 
     raise typer.Exit(code=demo_main())
 
@@ -325,9 +336,9 @@ def local_aws(
     import signal
     import threading
 
-    from table_sync.local.accounts import REGION
-    from table_sync.local.seed import provision
-    from table_sync.local.server import MotoServer
+    from table_sync_dev.local.accounts import REGION
+    from table_sync_dev.local.seed import provision
+    from table_sync_dev.local.server import MotoServer
 
     with MotoServer(host=host, port=port) as server:
         aws = provision(server.endpoint, items=items)

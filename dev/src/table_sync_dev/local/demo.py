@@ -13,12 +13,12 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
-from table_sync.local.accounts import ACCOUNT_A, ACCOUNT_B
-from table_sync.local.context import LocalLambdaContext
-from table_sync.local.formats_seed import (
+from table_sync_dev.local.accounts import ACCOUNT_A, ACCOUNT_B
+from table_sync_dev.local.context import LocalLambdaContext
+from table_sync_dev.local.formats_seed import (
     CREDSTASH_COPY,
     CREDSTASH_TABLE,
     EC_COPY,
@@ -29,15 +29,16 @@ from table_sync.local.formats_seed import (
     seed_credstash,
     seed_ddb_encryption_client,
 )
-from table_sync.local.seed import ENCRYPTED_ATTRIBUTES, SOURCE_TABLE, EmbeddedAws, provision
-from table_sync.local.server import MotoServer
-from table_sync.local.verify import differences, read_export, read_table
+from table_sync_dev.local.seed import ENCRYPTED_ATTRIBUTES, SOURCE_TABLE, EmbeddedAws, provision
+from table_sync_dev.local.server import MotoServer
+from table_sync_dev.local.verify import differences, read_export, read_table
 
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+# The project's events/ (a link in the package, so the demo finds them wherever it is run from).
+EVENTS = resources.files("table_sync_dev") / "events"
 
 
-def load_event(name: str, events_dir: Path = EVENTS) -> dict[str, Any]:
-    return dict(json.loads((events_dir / name).read_text()))
+def load_event(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text()))
 
 
 @contextlib.contextmanager

@@ -9,13 +9,15 @@ AccountB's function role. AccountB: the function role (its only source-side righ
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from table_sync.items import Item
-from table_sync.local.accounts import (
+from table_sync_dev.local.accounts import (
     ACCOUNT_A,
     ACCOUNT_B,
     REGION,
@@ -24,6 +26,8 @@ from table_sync.local.accounts import (
     admin,
     assume,
 )
+
+T = TypeVar("T")
 
 SOURCE_TABLE = "my-table"
 DESTINATION_TABLE = "my-table-copy"
@@ -116,36 +120,180 @@ LAMBDA_TRUST = {
 }
 
 
+KEY_SCHEMA_PK: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+QUARANTINE_KEY_SCHEMA: dict[str, Any] = {
+    "KeySchema": [
+        {"AttributeName": "item", "KeyType": "HASH"},
+        {"AttributeName": "run_id", "KeyType": "RANGE"},
+    ],
+    "AttributeDefinitions": [
+        {"AttributeName": "item", "AttributeType": "S"},
+        {"AttributeName": "run_id", "AttributeType": "S"},
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+STATE_KEY_SCHEMA: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+
+def create_table(ddb: Any, name: str, schema: dict[str, Any], **extra: Any) -> str:
+    """Create a table; returns its ARN."""
+    return str(ddb.create_table(TableName=name, **schema, **extra)["TableDescription"]["TableArn"])
+
+
+def create_bucket(s3: Any, name: str) -> None:
+    """A copy bucket as template.yaml makes it: default encryption, public access blocked."""
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+
+def put_items(ddb: Any, table: str, items: list[Item]) -> None:
+    """BatchWriteItem, 25 at a time (moto never leaves items unprocessed)."""
+    for start in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        ddb.batch_write_item(RequestItems={table: batch})
+
+
 @dataclass
 class EmbeddedAws:
-    """What :func:`provision` made, and what a run needs to reach it."""
+    """What :func:`provision` made, and what a run needs to reach it.
+
+    :meth:`isolated` gives a view with tables and a bucket of its own (the tests' isolation by
+    name: one provisioning, many independent worlds on one server).
+    """
 
     endpoint: str
     key_arn: str
     reader_role_arn: str
     function_role_arn: str
     source_table_arn: str
+    source_table: str = SOURCE_TABLE
     destination_table: str = DESTINATION_TABLE
     quarantine_table: str = QUARANTINE_TABLE
     state_table: str = STATE_TABLE
     bucket: str = DESTINATION_BUCKET
     external_id: str | None = None
+    # The isolation name of a view (see isolated); empty for what provision made.
+    name: str = ""
+    # The copy each item should become, by pk; and the source items as stored (encrypted).
     expected: dict[str, Item] = field(default_factory=dict)
+    stored: dict[str, Item] = field(default_factory=dict, repr=False)
+    # Shared by every view: the admin sessions and the function role's credentials.
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def account_a(self) -> Account:
-        return admin(self.endpoint, ACCOUNT_A)
+        return self._cached(f"admin:{ACCOUNT_A}", lambda: admin(self.endpoint, ACCOUNT_A))
 
     def account_b(self) -> Account:
-        return admin(self.endpoint, ACCOUNT_B)
+        return self._cached(f"admin:{ACCOUNT_B}", lambda: admin(self.endpoint, ACCOUNT_B))
 
     def function_credentials(self) -> Credentials:
         """What Lambda hands the function: a session of its execution role in AccountB."""
-        return assume(self.endpoint, self.function_role_arn, session_name=FUNCTION_NAME)
+        return self._cached(
+            f"function:{self.function_role_arn}",
+            lambda: assume(self.endpoint, self.function_role_arn, session_name=FUNCTION_NAME),
+        )
+
+    def _cached(self, key: str, make: Callable[[], T]) -> T:
+        if key not in self._cache:
+            self._cache[key] = make()
+        value: T = self._cache[key]
+        return value
+
+    def isolated(self, name: str, *, items: int | None = None) -> EmbeddedAws:
+        """A view with its own source table (``my-table-<name>``, holding the first ``items``
+        of this one's items as stored: already encrypted, so no KMS call), and its own empty
+        copy, quarantine and state tables and bucket, all named after ``name``."""
+        keys = sorted(self.stored)[: len(self.stored) if items is None else items]
+        view = replace(
+            self,
+            name=name,
+            source_table=f"{SOURCE_TABLE}-{name}",
+            destination_table=f"{DESTINATION_TABLE}-{name}",
+            quarantine_table=f"{QUARANTINE_TABLE}-{name}",
+            state_table=f"{STATE_TABLE}-{name}",
+            bucket=f"table-sync-copy-{name}",
+            expected=copy.deepcopy({k: self.expected[k] for k in keys}),
+            stored={k: self.stored[k] for k in keys},
+        )
+        ddb_a, ddb_b = self.account_a().client("dynamodb"), self.account_b().client("dynamodb")
+        view.source_table_arn = create_table(ddb_a, view.source_table, KEY_SCHEMA_PK)
+        put_items(ddb_a, view.source_table, list(view.stored.values()))
+        create_table(ddb_b, view.destination_table, KEY_SCHEMA_PK)
+        create_table(ddb_b, view.quarantine_table, QUARANTINE_KEY_SCHEMA)
+        create_table(ddb_b, view.state_table, STATE_KEY_SCHEMA)
+        create_bucket(self.account_b().client("s3"), view.bucket)
+        return view
+
+    def with_own_roles(self, name: str) -> EmbeddedAws:
+        """A view with a reader role and a function role of its own (``<role>-<name>``), with
+        the runbook's policies, for tests that change what the roles may do."""
+        a_iam, b_iam = self.account_a().client("iam"), self.account_b().client("iam")
+        function_role = f"{FUNCTION_ROLE}-{name}"
+        function_role_arn = b_iam.create_role(
+            RoleName=function_role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+        )["Role"]["Arn"]
+        reader_role = f"{READER_ROLE}-{name}"
+        reader_role_arn = a_iam.create_role(
+            RoleName=reader_role,
+            AssumeRolePolicyDocument=json.dumps(
+                reader_trust_policy(function_role_arn, self.external_id)
+            ),
+            MaxSessionDuration=3600,
+        )["Role"]["Arn"]
+        a_iam.put_role_policy(
+            RoleName=reader_role,
+            PolicyName="source-read",
+            PolicyDocument=json.dumps(reader_policy(self.source_table_arn, self.key_arn)),
+        )
+        quarantine_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.quarantine_table}"
+        copy_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.destination_table}"
+        b_iam.put_role_policy(
+            RoleName=function_role,
+            PolicyName="table-sync",
+            PolicyDocument=json.dumps(
+                function_policy(reader_role_arn, copy_arn, self.bucket, quarantine_arn)
+            ),
+        )
+        return replace(self, reader_role_arn=reader_role_arn, function_role_arn=function_role_arn)
+
+    def named(self, base: str) -> str:
+        """``base``, or ``base-<name>`` in an isolated view: a resource of this view's own."""
+        return f"{base}-{self.name}" if self.name else base
+
+    @property
+    def reader_role_name(self) -> str:
+        return self.reader_role_arn.rsplit("/", 1)[1]
+
+    @property
+    def function_role_name(self) -> str:
+        return self.function_role_arn.rsplit("/", 1)[1]
 
     def settings_env(self, **overrides: str) -> dict[str, str]:
         env = {
             "SOURCE_ROLE_ARN": self.reader_role_arn,
-            "SOURCE_TABLE_NAME": SOURCE_TABLE,
+            "SOURCE_TABLE_NAME": self.source_table,
             "SOURCE_KMS_KEY_ARN": self.key_arn,
             "ENCRYPTED_ATTRIBUTES": ",".join(ENCRYPTED_ATTRIBUTES),
             "DESTINATION": f"dynamodb://{self.destination_table}",
@@ -182,13 +330,7 @@ def provision(
     kms = a.client("kms")
     key_arn = kms.create_key(Description="my-table attribute encryption")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_arn)
-    ddb_a = a.client("dynamodb")
-    table_arn = ddb_a.create_table(
-        TableName=SOURCE_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )["TableDescription"]["TableArn"]
+    table_arn = create_table(a.client("dynamodb"), SOURCE_TABLE, KEY_SCHEMA_PK)
     iam_a = a.client("iam")
     reader_role_arn = iam_a.create_role(
         RoleName=READER_ROLE,
@@ -210,31 +352,11 @@ def provision(
     iam_b = b.client("iam")
     iam_b.create_role(RoleName=FUNCTION_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
     ddb_b = b.client("dynamodb")
-    copy_arn = ddb_b.create_table(
-        TableName=DESTINATION_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        SSESpecification={"Enabled": True},
-    )["TableDescription"]["TableArn"]
-    quarantine_arn = ddb_b.create_table(
-        TableName=QUARANTINE_TABLE,
-        KeySchema=[
-            {"AttributeName": "item", "KeyType": "HASH"},
-            {"AttributeName": "run_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "item", "AttributeType": "S"},
-            {"AttributeName": "run_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )["TableDescription"]["TableArn"]
-    ddb_b.create_table(
-        TableName=STATE_TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    copy_arn = create_table(
+        ddb_b, DESTINATION_TABLE, KEY_SCHEMA_PK, SSESpecification={"Enabled": True}
     )
+    quarantine_arn = create_table(ddb_b, QUARANTINE_TABLE, QUARANTINE_KEY_SCHEMA)
+    create_table(ddb_b, STATE_TABLE, STATE_KEY_SCHEMA)
     iam_b.put_role_policy(
         RoleName=FUNCTION_ROLE,
         PolicyName="table-sync",
@@ -242,25 +364,7 @@ def provision(
             function_policy(reader_role_arn, copy_arn, DESTINATION_BUCKET, quarantine_arn)
         ),
     )
-    s3 = b.client("s3")
-    s3.create_bucket(
-        Bucket=DESTINATION_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    s3.put_bucket_encryption(
-        Bucket=DESTINATION_BUCKET,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    s3.put_public_access_block(
-        Bucket=DESTINATION_BUCKET,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+    create_bucket(b.client("s3"), DESTINATION_BUCKET)
 
     env = EmbeddedAws(
         endpoint=endpoint,
@@ -270,7 +374,7 @@ def provision(
         source_table_arn=table_arn,
         external_id=external_id,
     )
-    env.expected = write_items(a, key_arn, count=items, seed=seed)
+    write_items(env, count=items, seed=seed)
     return env
 
 
@@ -331,54 +435,41 @@ def encrypt_value(kms: Any, key_arn: str, name: str, plaintext: str | bytes) -> 
     return {"S": base64.b64encode(blob).decode()} if name == "card" else {"B": blob}
 
 
-def write_items(account: Account, key_arn: str, *, count: int, seed: int = 7) -> dict[str, Item]:
-    """Write ``count`` items with encrypted attributes to my-table; return the expected copies."""
-    kms = account.client("kms")
-    ddb = account.client("dynamodb")
-    expected: dict[str, Item] = {}
-    batch: list[dict[str, Any]] = []
+def write_items(aws: EmbeddedAws, *, count: int, seed: int = 7) -> None:
+    """Write ``count`` items with encrypted attributes to the source table, recording the
+    stored items and the copies they should become."""
+    kms = aws.account_a().client("kms")
+    stored: list[Item] = []
     for plain, secrets in make_plain_items(count, seed):
-        stored = dict(plain)
-        copy = dict(plain)
+        item, copy_item = dict(plain), dict(plain)
         for name, value in secrets.items():
-            stored[name] = encrypt_value(kms, key_arn, name, value)
-            copy[name] = {"S": value} if isinstance(value, str) else {"B": value}
-        expected[plain["pk"]["S"]] = copy
-        batch.append({"PutRequest": {"Item": stored}})
-        if len(batch) == 25:
-            ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
-            batch = []
-    if batch:
-        ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
-    return expected
+            item[name] = encrypt_value(kms, aws.key_arn, name, value)
+            copy_item[name] = {"S": value} if isinstance(value, str) else {"B": value}
+        aws.expected[plain["pk"]["S"]] = copy_item
+        aws.stored[plain["pk"]["S"]] = item
+        stored.append(item)
+    put_items(aws.account_a().client("dynamodb"), aws.source_table, stored)
 
 
 def write_bulk_items(
     aws: EmbeddedAws, count: int, *, distinct: int = 20, prefix: str = "item"
 ) -> dict[str, Item]:
-    """``count`` more items in my-table whose ``ssn`` holds one of ``distinct`` ciphertexts
-    (a large table that stays cheap to seed and decrypt); adds them to ``aws.expected``."""
-    a = aws.account_a()
-    kms, ddb = a.client("kms"), a.client("dynamodb")
+    """``count`` more items in the source table whose ``ssn`` holds one of ``distinct``
+    ciphertexts (a large table that stays cheap to seed and decrypt); adds them to
+    ``aws.expected`` and ``aws.stored``."""
+    kms = aws.account_a().client("kms")
     pool = []
     for n in range(distinct):
         plaintext = f"{100 + n}-00-{5000 + n}"
-        pool.append(
-            (
-                plaintext,
-                kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"],
-            )
-        )
-    batch: list[dict[str, Any]] = []
+        blob = kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"]
+        pool.append((plaintext, blob))
+    items: list[Item] = []
     for n in range(count):
         plaintext, blob = pool[n % distinct]
         key = f"{prefix}#{n:06d}"
         item = {"pk": {"S": key}, "n": {"N": str(n)}, "note": {"S": f"row {n}"}}
         aws.expected[key] = {**item, "ssn": {"S": plaintext}}
-        batch.append({"PutRequest": {"Item": {**item, "ssn": {"B": blob}}}})
-        if len(batch) == 25:
-            ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
-            batch = []
-    if batch:
-        ddb.batch_write_item(RequestItems={SOURCE_TABLE: batch})
+        aws.stored[key] = {**item, "ssn": {"B": blob}}
+        items.append(aws.stored[key])
+    put_items(aws.account_a().client("dynamodb"), aws.source_table, items)
     return aws.expected

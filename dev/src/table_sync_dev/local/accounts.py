@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -34,25 +34,32 @@ class Credentials:
         }
 
 
-@dataclass(frozen=True)
+@dataclass
 class Account:
-    """An account of the embedded AWS, reached through an assumed role."""
+    """An account of the embedded AWS, reached through an assumed role. Its session and one
+    client per service are made once and reused (boto3 clients are thread-safe)."""
 
     account_id: str
     endpoint: str
     credentials: Credentials
     region: str = REGION
+    _session: boto3.Session | None = field(default=None, repr=False, compare=False)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def session(self) -> boto3.Session:
-        return boto3.Session(
-            aws_access_key_id=self.credentials.access_key_id,
-            aws_secret_access_key=self.credentials.secret_access_key,
-            aws_session_token=self.credentials.session_token,
-            region_name=self.region,
-        )
+        if self._session is None:
+            self._session = boto3.Session(
+                aws_access_key_id=self.credentials.access_key_id,
+                aws_secret_access_key=self.credentials.secret_access_key,
+                aws_session_token=self.credentials.session_token,
+                region_name=self.region,
+            )
+        return self._session
 
     def client(self, service: str) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        if service not in self._clients:
+            self._clients[service] = self.session().client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        return self._clients[service]
 
 
 def assume(

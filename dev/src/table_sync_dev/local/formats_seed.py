@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from table_sync.items import Item
-from table_sync.local.accounts import REGION
-from table_sync.local.seed import EmbeddedAws
+from table_sync_dev.local.accounts import REGION
+from table_sync_dev.local.seed import EmbeddedAws
 
 CREDSTASH_TABLE = "credential-store"
 CREDSTASH_COPY = "credstash-copy"
@@ -60,11 +60,10 @@ def seed_credstash(aws: EmbeddedAws) -> dict[tuple[str, str], str]:
     returns what credstash.getSecret reads back, by (name, padded version)."""
     import credstash
 
-    aws.account_a().client("dynamodb").create_table(
-        TableName=CREDSTASH_TABLE, **CREDSTASH_KEY_SCHEMA
-    )
+    table = aws.named(CREDSTASH_TABLE)
+    aws.account_a().client("dynamodb").create_table(TableName=table, **CREDSTASH_KEY_SCHEMA)
     aws.account_b().client("dynamodb").create_table(
-        TableName=CREDSTASH_COPY, **CREDSTASH_KEY_SCHEMA
+        TableName=aws.named(CREDSTASH_COPY), **CREDSTASH_KEY_SCHEMA
     )
     clients = credstash_clients(aws)
     for name, version, secret, digest in CREDSTASH_SECRETS:
@@ -73,14 +72,14 @@ def seed_credstash(aws: EmbeddedAws) -> dict[tuple[str, str], str]:
             secret,
             version=version,
             kms_key=aws.key_arn,
-            table=CREDSTASH_TABLE,
+            table=table,
             context=CREDSTASH_CONTEXT,
             digest=digest,
             **clients,
         )
     return {
         (name, credstash.paddedInt(version)): credstash.getSecret(
-            name, version=version, table=CREDSTASH_TABLE, context=CREDSTASH_CONTEXT, **clients
+            name, version=version, table=table, context=CREDSTASH_CONTEXT, **clients
         )
         for name, version, _secret, _digest in CREDSTASH_SECRETS
     }
@@ -90,9 +89,9 @@ def credstash_env(aws: EmbeddedAws) -> dict[str, str]:
     return aws.settings_env(
         ITEM_FORMAT="credstash",
         ENCRYPTED_ATTRIBUTES="",
-        SOURCE_TABLE_NAME=CREDSTASH_TABLE,
+        SOURCE_TABLE_NAME=aws.named(CREDSTASH_TABLE),
         KMS_ENCRYPTION_CONTEXT='{"app": "billing", "env": "prod"}',
-        DESTINATION=f"dynamodb://{CREDSTASH_COPY}",
+        DESTINATION=f"dynamodb://{aws.named(CREDSTASH_COPY)}",
     )
 
 
@@ -128,8 +127,9 @@ def seed_ddb_encryption_client(
     )
     from dynamodb_encryption_sdk.structures import AttributeActions
 
-    aws.account_a().client("dynamodb").create_table(TableName=EC_TABLE, **EC_KEY_SCHEMA)
-    aws.account_b().client("dynamodb").create_table(TableName=EC_COPY, **EC_KEY_SCHEMA)
+    table = aws.named(EC_TABLE)
+    aws.account_a().client("dynamodb").create_table(TableName=table, **EC_KEY_SCHEMA)
+    aws.account_b().client("dynamodb").create_table(TableName=aws.named(EC_COPY), **EC_KEY_SCHEMA)
     actions = (
         AttributeActions(
             default_action=CryptoAction.SIGN_ONLY,
@@ -151,14 +151,14 @@ def seed_ddb_encryption_client(
         attribute_actions=actions,
     )
     for item in ec_items(count):
-        writer.put_item(TableName=EC_TABLE, Item=item)
-    return {ec_key(i): i for i in writer.scan(TableName=EC_TABLE)["Items"]}
+        writer.put_item(TableName=table, Item=item)
+    return {ec_key(i): i for i in writer.scan(TableName=table)["Items"]}
 
 
 def ec_env(aws: EmbeddedAws, encrypted: tuple[str, ...] = ()) -> dict[str, str]:
     return aws.settings_env(
         ITEM_FORMAT="ddb-encryption-client",
         ENCRYPTED_ATTRIBUTES=",".join(encrypted),
-        SOURCE_TABLE_NAME=EC_TABLE,
-        DESTINATION=f"dynamodb://{EC_COPY}",
+        SOURCE_TABLE_NAME=aws.named(EC_TABLE),
+        DESTINATION=f"dynamodb://{aws.named(EC_COPY)}",
     )

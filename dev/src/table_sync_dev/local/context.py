@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from table_sync.local.accounts import ACCOUNT_B, REGION
+from table_sync_dev.local.accounts import ACCOUNT_B, REGION
 
 
 @dataclass

@@ -1,0 +1,65 @@
+"""One place where botocore's errors become table-sync's own.
+
+Every adapter calls AWS inside :func:`translated`: a ``ClientError`` (AWS answered with an error)
+and a ``BotoCoreError`` (no usable answer: a timeout, a refused connection, missing credentials
+or region, a request botocore would not send) both become the given :class:`TableSyncError`
+subclass, with a message that names what was being done and the AWS error code (or botocore's
+error class), never a request's values.
+
+``values_in_request=True`` is for calls whose request carries item values (a write of decrypted
+items): botocore's messages for those can quote the request (``ParamValidationError`` does), so
+the original exception is not chained, and only its code survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from table_sync.errors import TableSyncError
+
+
+def error_code(exc: BaseException) -> str:
+    """AWS's error code for a ``ClientError``; botocore's class name for anything else."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+    return type(exc).__name__
+
+
+@contextmanager
+def translated(
+    error: Callable[[str], TableSyncError],
+    what: str | Callable[[str], str],
+    *,
+    hints: dict[str, str] | None = None,
+    values_in_request: bool = False,
+    passing: str | None = None,
+) -> Iterator[None]:
+    """Raise ``error(f"{what} failed: <code><hint>")`` for any botocore error in the block.
+
+    ``what`` may instead be a function of the code that words the whole message; ``hints`` maps
+    an error code to a sentence that points at the fix (the setting to check). A ClientError
+    whose code is ``passing`` is re-raised as it is, for the caller to handle (an expected
+    ConditionalCheckFailedException).
+    """
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        if code == passing and isinstance(exc, ClientError):
+            raise
+        hint = (hints or {}).get(code, "")
+        message = what(code) if callable(what) else f"{what} failed: {code}"
+        raised = error(message + hint)
+        if values_in_request:
+            raise raised from None
+        raise raised from exc
+
+
+def response_item(exc: ClientError) -> dict[str, Any]:
+    """The item a failed conditional write returned (ReturnValuesOnConditionCheckFailure)."""
+    item: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+    return item

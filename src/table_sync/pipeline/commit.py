@@ -1,0 +1,122 @@
+"""Commit a decoded page: write it, record its quarantine, count it, and checkpoint the segment
+(renewing the destination's lease) whenever everything so far has reached the destination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from table_sync.aws.dynamodb import ScanPage
+from table_sync.aws.kms import KmsDecrypter
+from table_sync.errors import DestinationError
+from table_sync.models.summary import StepStatus
+from table_sync.observability import logger
+from table_sync.pipeline.decode import DecodedPage
+from table_sync.quarantine import QuarantineRecord, QuarantineStore
+from table_sync.sinks import Finalized, Sink
+from table_sync.state import Checkpoint, StateStore
+
+
+@dataclass
+class Checkpointer:
+    """Saves a segment's checkpoint; each save first renews the destination's lease, and a run
+    whose lease lapsed and was taken over stops rather than race the new holder."""
+
+    state: StateStore | None
+    destination: str
+    run_id: str
+    lease_seconds: int
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        if self.state is None:
+            return
+        lease = self.state.acquire_lease(self.destination, self.run_id, self.lease_seconds)
+        if not lease.held:
+            raise DestinationError(
+                f"run {self.run_id} lost the lease on {self.destination} to run "
+                f"{lease.holder}; stopping without writing more"
+            )
+        self.state.save(checkpoint)
+
+
+@dataclass
+class PageCommitter:
+    checkpoint: Checkpoint
+    sink: Sink
+    quarantine: QuarantineStore | None
+    checkpointer: Checkpointer
+    kms: KmsDecrypter
+    dry_run: bool
+
+    def __post_init__(self) -> None:
+        # KMS requests of earlier invocations of this segment (the decrypter counts this one's).
+        self._kms_before = self.checkpoint.kms_requests
+        self.finalized = Finalized()
+
+    @property
+    def kms_requests(self) -> int:
+        return self._kms_before + self.kms.requests
+
+    def commit(self, page: ScanPage, decoded: DecodedPage) -> None:
+        self.sink.write(decoded.copies)
+        self._record(decoded.records)
+        checkpoint = self.checkpoint
+        checkpoint.pages += 1
+        checkpoint.items_scanned += len(page.items)
+        checkpoint.items_written += 0 if self.dry_run else len(decoded.copies)
+        checkpoint.items_quarantined += len(decoded.records)
+        checkpoint.items_decrypted += decoded.items_decrypted
+        checkpoint.attributes_decrypted += decoded.attributes_decrypted
+        checkpoint.last_evaluated_key = page.last_evaluated_key
+        if self.sink.committed:
+            self.save()  # everything up to this page is in the destination
+        self._log(page, decoded)
+
+    def save(self) -> None:
+        self.checkpoint.sink = self.sink.state()
+        self.checkpoint.kms_requests = self.kms_requests
+        self.checkpointer.save(self.checkpoint)
+
+    def pause(self) -> StepStatus:
+        """The invocation's time is nearly up: save the place to resume from."""
+        self.sink.flush()
+        self.save()
+        return "continue"
+
+    def finish(self) -> StepStatus:
+        """The segment's scan is complete; a run of one segment is then finalized here."""
+        self.sink.flush()
+        self.checkpoint.done = True
+        self.save()
+        if self.checkpoint.total_segments > 1:
+            return "segment-done"
+        self.finalized = self.sink.finalize(
+            [self.checkpoint.sink],
+            started_at=datetime.fromisoformat(self.checkpoint.started_at),
+            finished_at=datetime.now(UTC),
+        )
+        return "succeeded"
+
+    def _record(self, records: list[QuarantineRecord]) -> None:
+        if records and self.quarantine is not None and not self.dry_run:
+            self.quarantine.add(records)
+        for record in records:
+            logger.warning(
+                "item quarantined",
+                extra={"item": record.item, "attribute": record.attribute, "error": record.error},
+            )
+
+    def _log(self, page: ScanPage, decoded: DecodedPage) -> None:
+        logger.info(
+            "page copied",
+            extra={
+                "segment": self.checkpoint.segment,
+                "page": self.checkpoint.pages,
+                "items": len(page.items),
+                "items_quarantined": len(decoded.records),
+                "items_scanned": self.checkpoint.items_scanned,
+                "kms_requests": self.kms.requests,
+                "kms_cache_hits": self.kms.cache_hits,
+                "consumed_read_capacity": page.consumed_capacity,
+            },
+        )

@@ -1,0 +1,125 @@
+"""Decode a page: every item decrypted (``DECRYPT_CONCURRENCY`` at a time, each in full before
+the page is written, so no half-decrypted item reaches the destination), then sorted into
+copies and quarantine records. An item whose failure is not its own fails the run."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from table_sync.aws.kms import ACCESS_DENIED, KmsDecrypter
+from table_sync.errors import DecryptError
+from table_sync.formats import AttributeDecryptFailed, DecodedItem, ItemDecoder
+from table_sync.formats.base import ITEM_FAILURES
+from table_sync.items import Item, describe_key, key_of
+from table_sync.quarantine import QuarantineRecord, now
+
+
+class ItemNamer:
+    """Names items in errors by their key: SOURCE_KEY_ATTRIBUTES, else the destination table's
+    key, else the attributes of the scan's LastEvaluatedKey, else by position."""
+
+    def __init__(self, key_attributes: tuple[str, ...]) -> None:
+        self.key_attributes = key_attributes
+
+    def learn(self, last_evaluated_key: Item | None) -> None:
+        if not self.key_attributes and last_evaluated_key:
+            self.key_attributes = tuple(sorted(last_evaluated_key))
+
+    def name(self, item: Item, page: int, index: int) -> str:
+        if self.key_attributes:
+            return describe_key(item, self.key_attributes)
+        return f"#{index + 1} of page {page} (set SOURCE_KEY_ATTRIBUTES to name it by key)"
+
+    def key(self, item: Item) -> Item | None:
+        return key_of(item, self.key_attributes) if self.key_attributes else None
+
+
+@dataclass
+class DecodedPage:
+    """A page sorted: what to write, and what to quarantine instead."""
+
+    copies: list[Item] = field(default_factory=list)
+    records: list[QuarantineRecord] = field(default_factory=list)
+    items_decrypted: int = 0
+    attributes_decrypted: int = 0
+
+
+def _decode(decoder: ItemDecoder, item: Item) -> DecodedItem | AttributeDecryptFailed:
+    try:
+        return decoder.decode(item)
+    except AttributeDecryptFailed as failure:
+        return failure
+
+
+def decode_items(
+    pool: ThreadPoolExecutor, decoder: ItemDecoder, items: list[Item], concurrency: int
+) -> list[DecodedItem | AttributeDecryptFailed]:
+    """Every item of a page decoded, in order, ``concurrency`` at a time. Items go to the pool
+    in runs of several (``concurrency`` x 8 runs a page), not one by one: handing an item to a
+    thread costs more CPU than decoding it when its ciphertexts are in the cache, and runs this
+    short still keep every thread busy until the page's last few items."""
+    size = max(1, -(-len(items) // (concurrency * 8)))
+    runs = [items[start : start + size] for start in range(0, len(items), size)]
+    results: list[DecodedItem | AttributeDecryptFailed] = []
+    for decoded in pool.map(lambda run: [_decode(decoder, item) for item in run], runs):
+        results.extend(decoded)
+    return results
+
+
+@dataclass
+class PageDecoder:
+    """Decodes pages for one segment step and sorts what fails into quarantine records."""
+
+    decoder: ItemDecoder
+    kms: KmsDecrypter
+    namer: ItemNamer
+    pool: ThreadPoolExecutor
+    concurrency: int
+    run_id: str
+    source_table: str
+    # Without a quarantine (ON_DECRYPT_ERROR=fail) every failure fails the run.
+    quarantining: bool
+
+    def decode(self, items: list[Item], page: int) -> DecodedPage:
+        decoded = DecodedPage()
+        results = decode_items(self.pool, self.decoder, items, self.concurrency)
+        for index, (item, result) in enumerate(zip(items, results, strict=True)):
+            if isinstance(result, DecodedItem):
+                decoded.copies.append(result.item)
+                decoded.attributes_decrypted += result.attributes_decrypted
+                decoded.items_decrypted += 1 if result.attributes_decrypted else 0
+            else:
+                decoded.records.append(self._quarantine(item, result, page, index))
+        return decoded
+
+    def _quarantine(
+        self, item: Item, failure: AttributeDecryptFailed, page: int, index: int
+    ) -> QuarantineRecord:
+        error = DecryptError(
+            item=self.namer.name(item, page, index),
+            attribute=failure.attribute,
+            kind=failure.kind,
+            detail=failure.detail,
+        )
+        if not self.quarantining or not self._item_specific(failure):
+            raise error from failure
+        return QuarantineRecord(
+            run_id=self.run_id,
+            source_table=self.source_table,
+            item=error.item,
+            key=self.namer.key(item),
+            attribute=error.attribute,
+            error=error.kind,
+            detail=failure.detail,
+            page=page,
+            quarantined_at=now(),
+        )
+
+    def _item_specific(self, failure: AttributeDecryptFailed) -> bool:
+        """Whether a failure belongs to the item. AccessDenied does only when this key has
+        decrypted something else in this run; otherwise the role or key policy is wrong for
+        every item."""
+        if failure.kind in ACCESS_DENIED:
+            return self.kms.successes > 0
+        return failure.kind in ITEM_FAILURES

@@ -1,0 +1,168 @@
+"""Copy one segment of the source (the whole table when not segmented), or as much of it as the
+invocation's time allows: scan a page, decode it, commit it, until the scan ends or time is up.
+
+With a state store the segment resumes from its checkpoint and saves one after each page that
+reached the destination; a segment that runs short of time returns ``continue``, and the next
+invocation of the same run and segment resumes there. A run of one segment that reaches the end
+of the scan is finalized here; a segmented run is finalized by its own step (see runs.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from table_sync.aws.dynamodb import ScanPage, scan_pages
+from table_sync.aws.kms import KmsDecrypter
+from table_sync.formats import build_decoder
+from table_sync.models import Invocation, Settings, SyncSummary
+from table_sync.pipeline.budgets import Deadline, ReadBudget
+from table_sync.pipeline.commit import Checkpointer, PageCommitter
+from table_sync.pipeline.decode import ItemNamer, PageDecoder
+from table_sync.pipeline.report import Progress, StepFacts, summarize
+from table_sync.quarantine import QuarantineStore
+from table_sync.sinks import Sink
+from table_sync.state import Checkpoint, StateStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass
+class SegmentContext:
+    run_id: str
+    invocation: Invocation
+    assume_role_calls: Callable[[], int] = lambda: 0
+    state: StateStore | None = None
+    # The invocation's remaining time in milliseconds (the Lambda context's), when it has a limit.
+    remaining_ms: Callable[[], int] | None = None
+
+
+def copy_segment(
+    settings: Settings,
+    context: SegmentContext,
+    *,
+    source: DynamoDBClient,
+    kms: KmsDecrypter,
+    sink: Sink,
+    quarantine: QuarantineStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    on_page: Callable[[Progress], None] | None = None,
+) -> SyncSummary:
+    started = clock()
+    checkpoint = load_checkpoint(settings, context)
+    sink.prepare()
+    sink.resume(checkpoint.sink)
+    committer = PageCommitter(
+        checkpoint, sink, quarantine, _checkpointer(settings, context), kms, settings.dry_run
+    )
+    namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
+    budget = ReadBudget.for_settings(settings, clock, sleep)
+    deadline = Deadline(
+        context.remaining_ms, settings.resume_margin_seconds, context.state is not None
+    )
+    with ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool:
+        pages = _page_decoder(
+            settings, context, kms, namer, pool, quarantining=quarantine is not None
+        )
+        for page in remaining_pages(source, settings, checkpoint):
+            committer.commit(page, pages.decode(page.items, checkpoint.pages + 1))
+            namer.learn(page.last_evaluated_key)
+            if on_page is not None:
+                on_page(_progress(committer, clock() - started))
+            budget.consume(page.consumed_capacity)
+            if page.last_evaluated_key and deadline.near():
+                status = committer.pause()
+                break
+        else:
+            status = committer.finish()
+    facts = StepFacts(
+        status=status,
+        location=sink.location,
+        quarantine=quarantine.location if quarantine else None,
+        kms_cache_hits=kms.cache_hits,
+        items_swept=committer.finalized.items_swept,
+        assume_role_calls=context.assume_role_calls(),
+        seconds=clock() - started,
+    )
+    return summarize(
+        settings,
+        context.invocation,
+        checkpoint,
+        facts,
+        segment=settings.segment,
+        total_segments=settings.total_segments,
+    )
+
+
+def load_checkpoint(settings: Settings, context: SegmentContext) -> Checkpoint:
+    """Where this segment of the run stands: its checkpoint, or a fresh start."""
+    segment = settings.segment or 0
+    saved = context.state.load(context.run_id, segment) if context.state else None
+    return saved or Checkpoint(
+        run_id=context.run_id,
+        segment=segment,
+        total_segments=settings.total_segments or 1,
+        started_at=datetime.now(UTC).isoformat(),
+    )
+
+
+def remaining_pages(
+    source: DynamoDBClient, settings: Settings, checkpoint: Checkpoint
+) -> Iterator[ScanPage]:
+    """The segment's pages after its checkpoint (none once the segment is done)."""
+    if checkpoint.done:
+        return iter(())
+    segmented = checkpoint.total_segments > 1
+    return scan_pages(
+        source,
+        settings.source_table_name,
+        page_size=settings.page_size,
+        exclusive_start_key=checkpoint.last_evaluated_key,
+        segment=checkpoint.segment if segmented else None,
+        total_segments=checkpoint.total_segments if segmented else None,
+    )
+
+
+def _page_decoder(
+    settings: Settings,
+    context: SegmentContext,
+    kms: KmsDecrypter,
+    namer: ItemNamer,
+    pool: ThreadPoolExecutor,
+    *,
+    quarantining: bool,
+) -> PageDecoder:
+    return PageDecoder(
+        build_decoder(settings, kms, namer.key_attributes),
+        kms,
+        namer,
+        pool,
+        settings.decrypt_concurrency,
+        context.run_id,
+        settings.source_table_arn,
+        quarantining=quarantining,
+    )
+
+
+def _checkpointer(settings: Settings, context: SegmentContext) -> Checkpointer:
+    return Checkpointer(
+        context.state, settings.destination.uri, context.run_id, settings.lease_seconds
+    )
+
+
+def _progress(committer: PageCommitter, seconds: float) -> Progress:
+    checkpoint = committer.checkpoint
+    return Progress(
+        checkpoint.pages,
+        checkpoint.items_scanned,
+        checkpoint.items_quarantined,
+        committer.kms_requests,
+        committer.kms.cache_hits,
+        seconds,
+    )

@@ -1,0 +1,157 @@
+"""A run's lifecycle: which run an invocation belongs to, the event's overrides, the lease on
+the destination, one step of the run (a segment, until done or out of time), and the finalize
+that completes a segmented run. Shared by the Lambda (function.py) and the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from table_sync.aws.clients import connect_source
+from table_sync.aws.sts import AssumeRoleCounter
+from table_sync.errors import ConfigurationError, DestinationError
+from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
+from table_sync.observability import logger
+from table_sync.pipeline.report import Progress, StepFacts, summarize
+from table_sync.pipeline.segment import SegmentContext, copy_segment
+from table_sync.quarantine import build_quarantine
+from table_sync.sinks import build_sink
+from table_sync.state import Checkpoint, StateStore
+
+
+def new_run_id() -> str:
+    """Sortable like DynamoDB's export ids: milliseconds since the epoch, then 8 random hex."""
+    return f"{int(time.time() * 1000):014d}-{uuid.uuid4().hex[:8]}"
+
+
+def run_id_for(invocation: Invocation) -> str:
+    """The run an invocation belongs to. A scheduled event keeps its id and time when EventBridge
+    retries it, so a retry of a failed or timed-out run resumes that run instead of restarting."""
+    if invocation.run_id:
+        return invocation.run_id
+    if invocation.event_id and invocation.time:
+        digest = hashlib.sha256(invocation.event_id.encode()).hexdigest()[:8]
+        return f"{int(invocation.time.timestamp() * 1000):014d}-{digest}"
+    return new_run_id()
+
+
+def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
+    """Settings with the event's overrides (backfill: dry run, page size, destination;
+    segment: which segment), validated like the environment's."""
+    update: dict[str, Any] = {}
+    if invocation.dry_run:
+        update["dry_run"] = True
+    if invocation.page_size is not None:
+        update["page_size"] = invocation.page_size
+    if invocation.destination is not None:
+        update["destination"] = invocation.destination
+    if invocation.total_segments is not None:
+        update["total_segments"] = invocation.total_segments
+        update["segment"] = invocation.segment if invocation.segment is not None else 0
+    return settings.model_copy(update=update) if update else settings
+
+
+def run_step(
+    settings: Settings,
+    invocation: Invocation,
+    *,
+    base_session: boto3.Session,
+    role_session_name: str,
+    run_id: str | None = None,
+    on_page: Callable[[Progress], None] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncSummary | SkippedRun:
+    """One step of a run, with ``base_session``'s credentials (AccountB): a whole run, one
+    segment until done or out of time, or the finalize of a segmented run. Skipped when another
+    run holds the destination's lease."""
+    run_id = run_id or run_id_for(invocation)
+    logger.append_keys(run_id=run_id, segment=settings.segment)
+    state = StateStore.for_settings(settings, base_session)
+    skipped = _take_lease(settings, state, run_id)
+    if skipped is not None:
+        return skipped
+    if invocation.trigger == "finalize":
+        return finalize_run(settings, invocation, run_id, base_session=base_session, state=state)
+    counter = AssumeRoleCounter()
+    source = connect_source(settings, base_session, role_session_name, counter)
+    summary = copy_segment(
+        settings,
+        SegmentContext(run_id, invocation, lambda: counter.calls, state, remaining_ms),
+        source=source.dynamodb,
+        kms=source.kms,
+        sink=build_sink(settings, base_session, run_id),
+        quarantine=build_quarantine(settings, base_session, run_id),
+        on_page=on_page,
+        clock=clock,
+        sleep=sleep,
+    )
+    if state is not None and summary.status == "succeeded":
+        state.release_lease(settings.destination.uri, run_id)
+    return summary
+
+
+def _take_lease(settings: Settings, state: StateStore | None, run_id: str) -> SkippedRun | None:
+    """Take (or renew) the destination's lease; a SkippedRun when another run holds it."""
+    if state is None:
+        return None
+    lease = state.acquire_lease(settings.destination.uri, run_id, settings.lease_seconds)
+    if lease.held:
+        return None
+    skipped = SkippedRun(
+        run_id=run_id,
+        destination=settings.destination.uri,
+        reason="another run is writing this destination",
+        held_by=lease.holder,
+        lease_expires_at=datetime.fromtimestamp(lease.expires_at, UTC),
+    )
+    logger.warning("run skipped", extra=skipped.model_dump(mode="json"))
+    return skipped
+
+
+def finalize_run(
+    settings: Settings,
+    invocation: Invocation,
+    run_id: str,
+    *,
+    base_session: boto3.Session,
+    state: StateStore | None,
+) -> SyncSummary:
+    """After every segment of a parallel run is done: the sink finishes the copy from all the
+    segments' checkpoints (S3 manifests, DynamoDB sweep), the lease is released, and the
+    summary reports the whole run."""
+    if state is None:
+        raise ConfigurationError(["STATE_TABLE: required to finalize a parallel run"])
+    total = invocation.total_segments or 1
+    checkpoints = state.segments(run_id, total)
+    unfinished = [n for n, c in enumerate(checkpoints) if c is None or not c.done]
+    if unfinished:
+        raise DestinationError(
+            f"run {run_id} cannot be finalized: segment(s) {unfinished} are not done"
+        )
+    done = [c for c in checkpoints if c is not None]
+    run = Checkpoint.combined(done)
+    sink = build_sink(settings, base_session, run_id)
+    sink.prepare()
+    started_at = datetime.fromisoformat(run.started_at)
+    finished_at = datetime.now(UTC)
+    finalized = sink.finalize(
+        [c.sink for c in done], started_at=started_at, finished_at=finished_at
+    )
+    state.release_lease(settings.destination.uri, run_id)
+    facts = StepFacts(
+        status="succeeded",
+        location=sink.location,
+        quarantine=None,
+        items_swept=finalized.items_swept,
+        seconds=(finished_at - started_at).total_seconds(),
+    )
+    return summarize(settings, invocation, run, facts, total_segments=total)

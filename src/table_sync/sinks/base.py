@@ -1,0 +1,60 @@
+"""The interface every destination implements in full: no caller asks which sink it holds.
+
+A segment step calls ``prepare`` (check the destination before the scan, so a missing table or
+bucket fails before any KMS request), ``resume`` with the state its checkpoint kept, ``write``
+once a page, and ``flush`` at the end of the step. A checkpoint is saved only while
+``committed`` is true (everything written so far is in the destination), and keeps
+``state()``. When every segment is done, ``finalize`` completes the copy from the states of all
+the run's checkpoints: the S3 export's manifests, or the DynamoDB copy's sweep of deleted items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from table_sync.items import Item
+
+SinkState = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """What finishing the copy did, for the run's summary."""
+
+    items_swept: int = 0
+
+
+class Sink(Protocol):
+    @property
+    def location(self) -> str | None:
+        """Where the copy is (a table ARN, an export's S3 URI), once prepared."""
+        ...
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The copy's key attributes, when the destination knows them (to name items)."""
+        ...
+
+    @property
+    def committed(self) -> bool:
+        """Whether every item written so far has reached the destination."""
+        ...
+
+    def prepare(self) -> None: ...
+
+    def resume(self, state: SinkState) -> None: ...
+
+    def write(self, items: Sequence[Item]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps for ``resume`` and ``finalize`` (JSON-serialisable)."""
+        ...
+
+    def finalize(
+        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+    ) -> Finalized: ...

@@ -1,0 +1,90 @@
+"""Is the copy a copy? The source, decrypted as a sync would, compared item by item with the
+destination by SHA-256 digest (``table-sync verify``). Keys are listed, never values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+
+from table_sync.aws.clients import caller_client, connect_source
+from table_sync.aws.dynamodb import scan_pages
+from table_sync.aws.errors import translated
+from table_sync.compare import Comparison, compare_digests, digest, latest_export, read_export
+from table_sync.errors import ConfigurationError, DestinationError
+from table_sync.formats import AttributeDecryptFailed, ItemDecoder, build_decoder
+from table_sync.items import Item, describe_key
+from table_sync.models import DynamoDBDestination, S3Destination, Settings
+from table_sync.sinks import DynamoDBSink
+
+Digests = Iterator[tuple[str, str]]
+
+
+def verify_copy(
+    settings: Settings,
+    *,
+    base_session: boto3.Session,
+    role_session_name: str,
+    location: str | None = None,
+) -> tuple[Comparison, str]:
+    """Returns the comparison and where the copy was read from (the DynamoDB table, or the
+    newest complete S3 export unless ``location`` names one)."""
+    source = connect_source(settings, base_session, role_session_name)
+    if isinstance(settings.destination, DynamoDBDestination):
+        keys, copy, where = _table_digests(settings, settings.destination, base_session)
+    else:
+        keys, copy, where = _export_digests(settings, settings.destination, base_session, location)
+    decoder = build_decoder(settings, source.kms, keys)
+
+    def source_digests() -> Iterator[tuple[str, str | None]]:
+        with ThreadPoolExecutor(settings.decrypt_concurrency) as pool:
+            for page in scan_pages(
+                source.dynamodb, settings.source_table_name, page_size=settings.page_size
+            ):
+                decoded = pool.map(lambda item: _decoded_digest(decoder, item), page.items)
+                for item, result in zip(page.items, decoded, strict=True):
+                    yield describe_key(item, keys), result
+
+    return compare_digests(source_digests(), copy), where
+
+
+def _table_digests(
+    settings: Settings, destination: DynamoDBDestination, session: boto3.Session
+) -> tuple[tuple[str, ...], Digests, str]:
+    client = caller_client(session, "dynamodb")
+    copy = DynamoDBSink(client, destination.table_name)
+    copy.prepare()  # DescribeTable only: the copy's key schema, with the sink's own checks
+    keys = settings.source_key_attributes or copy.key_attributes
+
+    def digests() -> Digests:
+        with translated(DestinationError, f"scan of destination table {destination.table_name}"):
+            for page in client.get_paginator("scan").paginate(TableName=destination.table_name):
+                for item in page["Items"]:
+                    yield describe_key(item, keys), digest(item)
+
+    return keys, digests(), destination.uri
+
+
+def _export_digests(
+    settings: Settings, destination: S3Destination, session: boto3.Session, location: str | None
+) -> tuple[tuple[str, ...], Digests, str]:
+    keys = settings.source_key_attributes
+    if not keys:
+        raise ConfigurationError(
+            ["SOURCE_KEY_ATTRIBUTES: required to verify an s3:// copy (items are matched by key)"]
+        )
+    client = caller_client(session, "s3")
+    with translated(DestinationError, f"reading the export under {destination.uri}"):
+        found = location or latest_export(client, destination.bucket, destination.prefix)
+        if found is None:
+            raise DestinationError(f"no complete export under {destination.uri}")
+        export = read_export(client, destination.bucket, found, key=keys[0])
+    return keys, ((describe_key(i, keys), digest(i)) for i in export.items.values()), found
+
+
+def _decoded_digest(decoder: ItemDecoder, item: Item) -> str | None:
+    try:
+        return digest(decoder.decode(item).item)
+    except AttributeDecryptFailed:
+        return None
