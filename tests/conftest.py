@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from table_sync.local.context import LocalLambdaContext
+from table_sync_dev.local.context import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"

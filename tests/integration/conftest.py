@@ -1,8 +1,11 @@
-"""The embedded two-account AWS: one moto server for the session, fresh accounts per test."""
+"""The embedded two-account AWS: one moto server and one provisioning for the whole session;
+each test gets its own tables and bucket, named after it (``EmbeddedAws.isolated``), so tests
+never see each other's data and nothing is provisioned twice."""
 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +14,15 @@ from typing import Any
 import boto3
 import pytest
 
-from table_sync.local.accounts import REGION, Account
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, provision
-from table_sync.local.server import MotoServer
 from table_sync.observability import logger, metrics
+from table_sync_dev.local.accounts import REGION, Account
+from table_sync_dev.local.seed import EmbeddedAws, provision, write_bulk_items
+from table_sync_dev.local.server import MotoServer
+
+# The session's source table holds this many items; a test takes the first n of them
+# (``@pytest.mark.items(n)``) in its own source table.
+SESSION_ITEMS = 40
+_names = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -33,16 +41,43 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
 
 
+@pytest.fixture(scope="session")
+def world(moto_server: MotoServer) -> Iterator[EmbeddedAws]:
+    """AccountA and AccountB provisioned once, as the runbook does, with 40 encrypted items."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    yield provision(moto_server.endpoint, items=SESSION_ITEMS)
+    patch.undo()
+
+
+def unique_name() -> str:
+    return f"t{next(_names):04d}"
+
+
 @pytest.fixture
 def aws(
-    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    world: EmbeddedAws,
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> EmbeddedAws:
-    """AccountA and AccountB provisioned as the runbook does, with 40 encrypted items
-    (``@pytest.mark.items(n)`` for another number)."""
+    """This test's own world: its own source table with the first 40 items
+    (``@pytest.mark.items(n)`` for fewer) and its own copy, quarantine and state tables and
+    bucket, in the session's accounts."""
     marker = request.node.get_closest_marker("items")
-    moto_server.reset()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    return provision(moto_server.endpoint, items=marker.args[0] if marker else 40)
+    return world.isolated(unique_name(), items=marker.args[0] if marker else SESSION_ITEMS)
+
+
+@pytest.fixture(scope="session")
+def bulk_world(world: EmbeddedAws) -> EmbeddedAws:
+    """A larger source table, filled once for the session (read it, never change it)."""
+    bulk = world.isolated("bulk", items=0)
+    write_bulk_items(bulk, BULK_ITEMS)
+    return bulk
+
+
+BULK_ITEMS = 1000
 
 
 @pytest.fixture
@@ -71,6 +106,15 @@ def account_b(aws: EmbeddedAws) -> Account:
     return aws.account_b()
 
 
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retry mode still retries, but without waiting: for tests that inject
+    throttling or an unreachable endpoint, where the waits would be the test's whole run time."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
 @dataclass
 class Telemetry:
     """Everything the function emitted: Powertools log lines and EMF metric lines."""
@@ -94,12 +138,48 @@ def telemetry(capsys: pytest.CaptureFixture[str]) -> Iterator[Telemetry]:
         handler.setStream(previous)
 
 
+def source_item(aws: EmbeddedAws, pk: str) -> dict[str, Any]:
+    """One item of this test's source table, as stored (encrypted)."""
+    response = (
+        aws.account_a()
+        .client("dynamodb")
+        .get_item(TableName=aws.source_table, Key={"pk": {"S": pk}})
+    )
+    return dict(response["Item"])
+
+
 def set_source_attribute(aws: EmbeddedAws, pk: str, name: str, value: dict[str, Any]) -> None:
-    """Change one attribute of one item of my-table in AccountA (as the table's writer would)."""
+    """Change one attribute of one item of the test's source table (as its writer would)."""
     aws.account_a().client("dynamodb").update_item(
-        TableName=SOURCE_TABLE,
+        TableName=aws.source_table,
         Key={"pk": {"S": pk}},
         UpdateExpression="SET #a = :v",
         ExpressionAttributeNames={"#a": name},
         ExpressionAttributeValues={":v": value},
     )
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run a `table-sync` command in this process (typer's CliRunner), with ``env`` added to the
+    environment for the call. An exception table-sync did not turn into an exit status
+    propagates, so a traceback fails the test."""
+    from typer.testing import CliRunner
+
+    from table_sync_dev.cli import app
+
+    def invoke(env: dict[str, str], *args: str) -> CliResult:
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke

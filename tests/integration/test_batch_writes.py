@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from table_sync.errors import UnprocessedItemsError
-from table_sync.local.seed import EmbeddedAws
-from table_sync.local.verify import differences, read_table
 from table_sync.sinks.dynamodb import DynamoDBSink
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.verify import differences, read_table
 
 
 class HoldsBackItems:
@@ -102,7 +102,7 @@ def test_items_still_unprocessed_after_the_last_attempt_fail_the_run_by_key(
         sink.write(items)
     error = raised.value
     assert error.keys == ['{pk=S:"customer#00008"}', '{pk=S:"customer#00009"}']
-    assert "2 item(s) were not written to my-table-copy after 4 attempts" in str(error)
+    assert f"2 item(s) were not written to {aws.destination_table} after 4 attempts" in str(error)
     assert len(sleeps) == 3
     assert client.calls == 4
     assert sink.items_written == 8

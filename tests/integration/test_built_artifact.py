@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from table_sync.local.seed import EmbeddedAws
+from table_sync_dev.local.seed import DESTINATION_BUCKET, EmbeddedAws
 from tests.conftest import EVENT_FILES, ROOT
 
 SAM = ROOT / ".tools" / "bin" / "sam"
@@ -49,6 +49,10 @@ from table_sync.handler import lambda_handler
 import table_sync
 assert table_sync.__file__.startswith(build_dir), table_sync.__file__
 result = lambda_handler(json.load(open(event_file)), Context())
+development = sorted(
+    m for m in sys.modules if m.split(".")[0] in ("table_sync_dev", "typer", "rich", "moto")
+)
+assert not development, development
 print("SUMMARY " + json.dumps(result))
 """
 
@@ -79,6 +83,48 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out / "SyncFunction"
+
+
+# What the artifact holds of table-sync itself: the runtime, and nothing of dev/ (the CLI, the
+# embedded AWS, the demo). A new module belongs here once it is meant to ship.
+SHIPPED = {
+    "__init__.py",
+    "aws",
+    "compare.py",
+    "errors.py",
+    "formats",
+    "function.py",
+    "handler.py",
+    "items.py",
+    "models",
+    "observability.py",
+    "pipeline",
+    "quarantine.py",
+    "runs.py",
+    "sinks",
+    "state.py",
+    "verify.py",
+}
+
+
+def _installed_top_level(build_dir: Path) -> set[str]:
+    """The top-level names the requirements' packages installed (from their RECORD files)."""
+    names = set()
+    for record in build_dir.glob("*.dist-info/RECORD"):
+        names |= {
+            line.split("/", 1)[0].split(",", 1)[0] for line in record.read_text().splitlines()
+        }
+    return names
+
+
+@pytest.mark.slow
+def test_the_artifact_ships_the_runtime_only(build_dir: Path) -> None:
+    package = build_dir / "table_sync"
+    shipped = {p.name for p in package.iterdir() if p.name != "__pycache__"}
+    assert shipped == SHIPPED
+    ours = {p.name for p in build_dir.iterdir()} - _installed_top_level(build_dir)
+    assert ours == {"table_sync", "requirements.txt"}
+    assert not (build_dir / "table_sync_dev").exists()
 
 
 @pytest.mark.slow
@@ -112,4 +158,6 @@ def test_built_handler_runs_every_event(event_file: str, build_dir: Path, aws: E
     expected_written = 0 if "dry-run" in event_file else 10
     assert summary["items_written"] == expected_written
     if event_file == "backfill-s3.json":
-        assert summary["location"].startswith(f"s3://{aws.bucket}/exports/my-table/AWSDynamoDB/")
+        assert summary["location"].startswith(
+            f"s3://{DESTINATION_BUCKET}/exports/my-table/AWSDynamoDB/"
+        )

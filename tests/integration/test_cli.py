@@ -1,31 +1,22 @@
-"""`table-sync run`: the same sync from a shell, with the caller's own credentials."""
+"""`table-sync run`: the same sync from a shell, with the caller's own credentials; and every
+command's failures, which end in one line and a non-zero status, never a traceback."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from table_sync.local.seed import EmbeddedAws
-from table_sync.local.verify import differences, read_table
+import pytest
 
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.verify import differences, read_table
+from tests.integration.conftest import CliResult
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "table_sync.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens there: connections are refused
 
 
-def test_run_from_a_shell_copies_and_prints_a_json_summary(aws: EmbeddedAws) -> None:
-    env = {**os.environ, **aws.lambda_env(), "LOGNAME": "alice"}
-    result = _cli(env, "run", "--json", "--page-size", "15")
-    assert result.returncode == 0, result.stderr
+def test_run_from_a_shell_copies_and_prints_a_json_summary(aws: EmbeddedAws, cli) -> None:
+    result = cli({**aws.lambda_env(), "LOGNAME": "alice"}, "run", "--json", "--page-size", "15")
+    assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)  # stdout is the summary alone; logs go to stderr
     assert summary["items_written"] == 40
     assert summary["pages"] == 3
@@ -34,19 +25,58 @@ def test_run_from_a_shell_copies_and_prints_a_json_summary(aws: EmbeddedAws) -> 
     assert differences(aws.expected, copy) == []
 
 
-def test_options_override_the_environment_and_errors_exit_non_zero(aws: EmbeddedAws) -> None:
-    env = {**os.environ, **aws.lambda_env()}
-    result = _cli(env, "run", "--session-duration", "7200")
-    assert result.returncode == 1
+def test_options_override_the_environment_and_errors_exit_non_zero(aws: EmbeddedAws, cli) -> None:
+    result = cli(aws.lambda_env(), "run", "--session-duration", "7200")
+    assert result.exit_code == 1
     assert "SOURCE_SESSION_DURATION: must be 900 to 3600 seconds" in result.stderr
     assert result.stdout == ""
 
 
-def test_dry_run_writes_nothing_and_shows_a_table(aws: EmbeddedAws) -> None:
-    env = {**os.environ, **aws.lambda_env()}
-    result = _cli(env, "run", "--dry-run", "--destination", f"s3://{aws.bucket}/dry")
-    assert result.returncode == 0, result.stderr
+def test_dry_run_writes_nothing_and_shows_a_table(aws: EmbeddedAws, cli) -> None:
+    result = cli(aws.lambda_env(), "run", "--dry-run", "--destination", f"s3://{aws.bucket}/dry")
+    assert result.exit_code == 0, result.stderr
     assert "items scanned" in result.stdout
     assert "dry run" in result.stdout
     objects = aws.account_b().client("s3").list_objects_v2(Bucket=aws.bucket)
     assert objects.get("KeyCount", 0) == 0
+
+
+def _one_line_error(result: CliResult, *expected: str) -> None:
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line: no traceback
+    assert lines[0].startswith("error: ")
+    for text in expected:
+        assert text in lines[0]
+
+
+@pytest.mark.items(2)
+@pytest.mark.parametrize("command", ["run", "verify"])
+def test_a_missing_source_table_is_one_line_naming_the_setting(
+    aws: EmbeddedAws, cli, command: str
+) -> None:
+    result = cli(aws.lambda_env(SOURCE_TABLE_NAME="no-such-table"), command)
+    _one_line_error(result, "no-such-table", "ResourceNotFoundException", "SOURCE_TABLE_NAME")
+
+
+@pytest.mark.items(2)
+@pytest.mark.parametrize("command", ["run", "verify"])
+def test_a_missing_destination_table_is_one_line(aws: EmbeddedAws, cli, command: str) -> None:
+    result = cli(aws.lambda_env(DESTINATION="dynamodb://no-such-copy"), command)
+    _one_line_error(result, "no-such-copy", "ResourceNotFoundException")
+
+
+@pytest.mark.items(2)
+def test_a_missing_state_table_is_one_line_naming_the_setting(aws: EmbeddedAws, cli) -> None:
+    result = cli(aws.lambda_env(STATE_TABLE="no-such-state"), "run")
+    _one_line_error(result, "STATE_TABLE no-such-state", "ResourceNotFoundException")
+
+
+@pytest.mark.items(2)
+@pytest.mark.parametrize("command", [["run"], ["verify"], ["credentials", "--keep-env"]])
+def test_an_unreachable_endpoint_is_one_line(
+    aws: EmbeddedAws, cli, command: list[str], no_retry_delay: None
+) -> None:
+    """botocore retries the refused connections (without waiting here), then gives up."""
+    result = cli({**aws.lambda_env(), "AWS_ENDPOINT_URL": UNREACHABLE}, *command)
+    _one_line_error(result, "EndpointConnectionError")

@@ -1,4 +1,7 @@
-"""`table-sync credentials`, `verify` and the progress display, as an operator uses them."""
+"""`table-sync credentials`, `verify` and the progress display, as an operator uses them.
+
+In this process (the ``cli`` fixture), except what needs a real process: `eval` of the
+credentials in bash, the AWS CLI's credential_process, and progress on a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -12,20 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from table_sync.local.accounts import ACCOUNT_A, REGION
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
-from table_sync.local.server import MotoServer
+from table_sync_dev.local.accounts import ACCOUNT_A, REGION
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.server import MotoServer
 from tests.conftest import ROOT
 
 AWS_CLI = ROOT / ".tools" / "bin" / "aws"
-CLI = [sys.executable, "-m", "table_sync.cli"]
-
-
-def table_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the table-sync command with ``env`` as its whole environment."""
-    return subprocess.run(
-        [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+CLI = [sys.executable, "-m", "table_sync_dev.cli"]
 
 
 def _caller_env(aws: EmbeddedAws, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -119,21 +115,14 @@ def test_json_output_works_as_a_credential_process(
 
 @pytest.mark.items(2)
 def test_inherited_session_variables_are_cleared_before_assuming(
-    aws: EmbeddedAws, tmp_path: Path, moto_server: MotoServer
+    aws: EmbeddedAws, tmp_path: Path, moto_server: MotoServer, cli
 ) -> None:
     """As the seed does: a shell holding an earlier session assumes with its own credentials."""
     env = _caller_env(aws, tmp_path)
     profile_key = aws_key_in(tmp_path / "credentials")
     for flags, signer in (([], profile_key), (["--keep-env"], "ASIASTALESTALESTALE0")):
         with moto_server.recording() as calls:
-            subprocess.run(
-                [*CLI, "credentials", *flags],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
+            assert cli(env, "credentials", *flags).exit_code == 0
         assert [(c.name, c.access_key) for c in calls] == [("sts:AssumeRole", signer)]
 
 
@@ -147,16 +136,9 @@ def aws_key_in(credentials_file: Path) -> str:
 
 
 @pytest.mark.items(2)
-def test_fish_output(aws: EmbeddedAws, tmp_path: Path) -> None:
+def test_fish_output(aws: EmbeddedAws, tmp_path: Path, cli) -> None:
     env = _caller_env(aws, tmp_path)
-    fish = subprocess.run(
-        [*CLI, "credentials", "--format", "fish"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.splitlines()
+    fish = cli(env, "credentials", "--format", "fish").stdout.splitlines()
     assert [line.split(" ")[:3] for line in fish] == [
         ["set", "-gx", "AWS_ACCESS_KEY_ID"],
         ["set", "-gx", "AWS_SECRET_ACCESS_KEY"],
@@ -165,24 +147,25 @@ def test_fish_output(aws: EmbeddedAws, tmp_path: Path) -> None:
     assert all(line.endswith("';") for line in fish)
 
 
-def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path) -> None:
+@pytest.mark.items(2)
+def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path, cli) -> None:
     env = _caller_env(
         aws,
         tmp_path,
         SOURCE_ROLE_ARN="arn:aws:iam::111111111111:role/x",
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
     )
-    result = table_sync(env, "credentials")
-    assert result.returncode == 1
+    result = cli(env, "credentials")
+    assert result.exit_code == 1
     assert "cannot assume arn:aws:iam::111111111111:role/x" in result.stderr
     assert "stale" not in result.stderr
 
 
-def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path: Path) -> None:
-    env = {**os.environ, **aws.lambda_env()}
-    assert table_sync(env, "run", "--json").returncode == 0
-    ok = table_sync(env, "verify", "--json")
-    assert ok.returncode == 0, ok.stderr
+def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, cli) -> None:
+    env = aws.lambda_env()
+    assert cli(env, "run", "--json").exit_code == 0
+    ok = cli(env, "verify", "--json")
+    assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout)["matches"] is True
 
     ddb = aws.account_b().client("dynamodb")
@@ -194,8 +177,8 @@ def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path
     )
     ddb.delete_item(TableName=aws.destination_table, Key={"pk": {"S": "customer#00007"}})
     ddb.put_item(TableName=aws.destination_table, Item={"pk": {"S": "stray"}})
-    bad = table_sync(env, "verify", "--json")
-    assert bad.returncode == 1
+    bad = cli(env, "verify", "--json")
+    assert bad.exit_code == 1
     report = json.loads(bad.stdout)
     assert report["different"] == ['{pk=S:"customer#00003"}']
     assert report["missing"] == ['{pk=S:"customer#00007"}']
@@ -205,19 +188,17 @@ def test_verify_matches_then_names_the_differing_keys(aws: EmbeddedAws, tmp_path
     assert expected_ssn not in bad.stdout + bad.stderr
 
 
-def test_verify_an_s3_export(aws: EmbeddedAws) -> None:
-    env = {
-        **os.environ,
-        **aws.lambda_env(DESTINATION=f"s3://{aws.bucket}/snap", SOURCE_KEY_ATTRIBUTES="pk"),
-    }
-    assert table_sync(env, "run", "--json").returncode == 0
-    result = table_sync(env, "verify")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_verify_an_s3_export(aws: EmbeddedAws, cli) -> None:
+    env = aws.lambda_env(DESTINATION=f"s3://{aws.bucket}/snap", SOURCE_KEY_ATTRIBUTES="pk")
+    assert cli(env, "run", "--json").exit_code == 0
+    result = cli(env, "verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert "match" in result.stdout
     assert "source items" in result.stdout
 
 
-def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws) -> None:
+def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws, cli) -> None:
+    """A real process under a pseudo-terminal: the progress display needs a real TTY."""
     env = {**os.environ, **aws.lambda_env(PAGE_SIZE="10"), "TERM": "xterm", "COLUMNS": "200"}
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
@@ -244,7 +225,7 @@ def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws) -> 
         assert field in text, field
     assert "items written" in text  # the summary table after the bar
 
-    piped = table_sync(env, "run")
-    assert piped.returncode == 0
+    piped = cli({**aws.lambda_env(PAGE_SIZE="10"), "COLUMNS": "200"}, "run")
+    assert piped.exit_code == 0
     assert "items/s" not in piped.stderr  # quiet without a TTY
-    assert SOURCE_TABLE in piped.stdout
+    assert aws.source_table in piped.stdout

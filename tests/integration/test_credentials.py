@@ -10,9 +10,9 @@ import pytest
 
 from table_sync.aws import sts
 from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
-from table_sync.local.accounts import ACCOUNT_A
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
-from table_sync.service import handle_event
+from table_sync.function import handle_event
+from table_sync_dev.local.accounts import ACCOUNT_A
+from table_sync_dev.local.seed import EmbeddedAws
 from tests.conftest import load_event
 
 
@@ -78,7 +78,7 @@ def _long_run(aws: EmbeddedAws, function_session: boto3.Session, seconds: int, s
     )
     ddb = source.client("dynamodb")
     for _ in range(seconds // step):
-        ddb.get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": "customer#00000"}})
+        ddb.get_item(TableName=aws.source_table, Key={"pk": {"S": "customer#00000"}})
         clock.now += timedelta(seconds=step)
     return counter.calls
 

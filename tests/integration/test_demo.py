@@ -8,7 +8,12 @@ import sys
 
 def test_demo_check_passes() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "table_sync.cli", "demo"],  # `table-sync demo`, as make demo runs it
+        [
+            sys.executable,
+            "-m",
+            "table_sync_dev.cli",
+            "demo",
+        ],  # `table-sync demo`, as make demo runs it
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,17 +8,17 @@ from typing import Any
 import credstash
 import pytest
 
-from table_sync.local.formats_seed import (
+from table_sync.models import Invocation, Settings
+from table_sync.runs import run_step
+from table_sync_dev.local.formats_seed import (
     CREDSTASH_COPY,
     CREDSTASH_TABLE,
     credstash_clients,
     credstash_env,
     seed_credstash,
 )
-from table_sync.local.seed import EmbeddedAws
-from table_sync.local.verify import read_table
-from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.verify import read_table
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def truth(aws: EmbeddedAws) -> dict[tuple[str, str], str]:
 
 
 def _run(aws: EmbeddedAws, session: Any) -> Any:
-    return sync(
+    return run_step(
         Settings.from_env(credstash_env(aws)),
         Invocation(trigger="backfill"),
         base_session=session,
@@ -36,7 +36,7 @@ def _run(aws: EmbeddedAws, session: Any) -> Any:
 
 
 def _copy(aws: EmbeddedAws) -> dict[tuple[str, str], dict[str, Any]]:
-    items = aws.account_b().client("dynamodb").scan(TableName=CREDSTASH_COPY)["Items"]
+    items = aws.account_b().client("dynamodb").scan(TableName=aws.named(CREDSTASH_COPY))["Items"]
     return {(i["name"]["S"], i["version"]["S"]): i for i in items}
 
 
@@ -57,10 +57,10 @@ def test_string_hmac_from_older_writers_is_read(
 ) -> None:
     ddb = aws.account_a().client("dynamodb")
     key = {"name": {"S": "db.password"}, "version": {"S": credstash.paddedInt("1")}}
-    stored = ddb.get_item(TableName=CREDSTASH_TABLE, Key=key)["Item"]
+    stored = ddb.get_item(TableName=aws.named(CREDSTASH_TABLE), Key=key)["Item"]
     assert "B" in stored["hmac"]  # boto3-era credstash stores the hex HMAC as Binary
     ddb.update_item(
-        TableName=CREDSTASH_TABLE,
+        TableName=aws.named(CREDSTASH_TABLE),
         Key=key,
         UpdateExpression="SET hmac = :h",
         ExpressionAttributeValues={":h": {"S": stored["hmac"]["B"].decode()}},
@@ -75,11 +75,11 @@ def test_tampered_contents_and_wrong_context_are_quarantined(
     ddb = aws.account_a().client("dynamodb")
     key = {"name": {"S": "api.token"}, "version": {"S": credstash.paddedInt("1")}}
     contents = base64.b64decode(
-        ddb.get_item(TableName=CREDSTASH_TABLE, Key=key)["Item"]["contents"]["S"]
+        ddb.get_item(TableName=aws.named(CREDSTASH_TABLE), Key=key)["Item"]["contents"]["S"]
     )
     tampered = bytes([contents[0] ^ 0x20]) + contents[1:]
     ddb.update_item(
-        TableName=CREDSTASH_TABLE,
+        TableName=aws.named(CREDSTASH_TABLE),
         Key=key,
         UpdateExpression="SET contents = :c",
         ExpressionAttributeValues={":c": {"S": base64.b64encode(tampered).decode()}},
@@ -89,7 +89,7 @@ def test_tampered_contents_and_wrong_context_are_quarantined(
         "x",
         version="1",
         kms_key=aws.key_arn,
-        table=CREDSTASH_TABLE,
+        table=aws.named(CREDSTASH_TABLE),
         context={"app": "other"},
         **credstash_clients(aws),
     )

@@ -7,28 +7,29 @@ from typing import Any
 import pytest
 
 from table_sync.errors import ConfigurationError
-from table_sync.local.formats_seed import (
+from table_sync.models import Invocation, Settings
+from table_sync.runs import run_step
+from table_sync_dev.local.formats_seed import (
     EC_COPY,
     EC_TABLE,
     ec_env,
     ec_key,
     seed_ddb_encryption_client,
 )
-from table_sync.local.seed import EmbeddedAws
-from table_sync.local.verify import differences, read_table
-from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.verify import differences, read_table
 
 
 def _copy(aws: EmbeddedAws) -> dict[str, dict[str, Any]]:
     return {
-        ec_key(i): i for i in aws.account_b().client("dynamodb").scan(TableName=EC_COPY)["Items"]
+        ec_key(i): i
+        for i in aws.account_b().client("dynamodb").scan(TableName=aws.named(EC_COPY))["Items"]
     }
 
 
 def _run(aws: EmbeddedAws, session: Any, encrypted: tuple[str, ...] = (), **env: str) -> Any:
     settings = Settings.from_env({**ec_env(aws, encrypted), **env})
-    return sync(
+    return run_step(
         settings, Invocation(trigger="backfill"), base_session=session, role_session_name="test"
     )
 
@@ -37,7 +38,7 @@ def test_default_actions_every_non_key_attribute_encrypted(
     aws: EmbeddedAws, function_session
 ) -> None:
     truth = seed_ddb_encryption_client(aws)
-    raw = aws.account_a().client("dynamodb").scan(TableName=EC_TABLE)["Items"][0]
+    raw = aws.account_a().client("dynamodb").scan(TableName=aws.named(EC_TABLE))["Items"][0]
     assert "B" in raw["ssn"]  # really encrypted at rest in AccountA
     assert "*amzn-ddb-map-sig*" in raw
 
@@ -65,10 +66,12 @@ def test_altered_items_are_quarantined_by_signature(aws: EmbeddedAws, function_s
     truth = seed_ddb_encryption_client(aws)
     ddb = aws.account_a().client("dynamodb")
     key = {"tenant": {"S": "tenant-1"}, "seq": {"N": "4"}}
-    other = ddb.get_item(TableName=EC_TABLE, Key={"tenant": {"S": "tenant-2"}, "seq": {"N": "5"}})
+    other = ddb.get_item(
+        TableName=aws.named(EC_TABLE), Key={"tenant": {"S": "tenant-2"}, "seq": {"N": "5"}}
+    )
     # Move another item's (validly encrypted) ssn into this one: only the signature catches it.
     ddb.update_item(
-        TableName=EC_TABLE,
+        TableName=aws.named(EC_TABLE),
         Key=key,
         UpdateExpression="SET ssn = :v",
         ExpressionAttributeValues={":v": other["Item"]["ssn"]},

@@ -7,15 +7,15 @@ import base64
 import pytest
 
 from table_sync.handler import lambda_handler
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
-from table_sync.local.server import MotoServer
-from table_sync.local.verify import differences, read_table
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.server import MotoServer
+from table_sync_dev.local.verify import differences, read_table
 from tests.conftest import load_event
 from tests.integration.fault_proxy import FaultProxy
 
 
 def _distinct_ciphertexts(aws: EmbeddedAws) -> tuple[int, int]:
-    items = read_table(aws.account_a().client("dynamodb"), SOURCE_TABLE)
+    items = read_table(aws.account_a().client("dynamodb"), aws.source_table)
     blobs = [
         value["B"] if "B" in value else base64.b64decode(value["S"])
         for item in items.values()
@@ -28,11 +28,11 @@ def _distinct_ciphertexts(aws: EmbeddedAws) -> tuple[int, int]:
 def _share_ciphertexts(aws: EmbeddedAws) -> None:
     """Many items holding the same ciphertext, as a default or a copied value would."""
     ddb = aws.account_a().client("dynamodb")
-    shared = ddb.get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": "customer#00000"}})["Item"]
+    shared = ddb.get_item(TableName=aws.source_table, Key={"pk": {"S": "customer#00000"}})["Item"]
     for n in range(1, 30):
         pk = f"customer#{n:05d}"
         ddb.update_item(
-            TableName=SOURCE_TABLE,
+            TableName=aws.source_table,
             Key={"pk": {"S": pk}},
             UpdateExpression="SET ssn = :s",
             ExpressionAttributeValues={":s": shared["ssn"]},
@@ -68,7 +68,10 @@ def test_throttling_is_retried_and_every_item_arrives(
     moto_server: MotoServer,
     monkeypatch,
     concurrency,
+    no_retry_delay,
 ) -> None:
+    """Fault injection (moto has no throttling): a proxy throttles every 4th call; botocore
+    retries them as it would AWS's, without its backoff waits (no_retry_delay)."""
     monkeypatch.setenv("PAGE_SIZE", "3")  # 5 pages: 5 Scans and 5 BatchWriteItems
     monkeypatch.setenv("DECRYPT_CONCURRENCY", concurrency)
     with FaultProxy(moto_server.endpoint, every=4) as proxy:
@@ -86,7 +89,12 @@ def test_throttling_is_retried_and_every_item_arrives(
 
 @pytest.mark.items(4)
 def test_throttling_that_outlasts_every_retry_fails_the_run(
-    aws: EmbeddedAws, function_env, lambda_context, moto_server: MotoServer, monkeypatch
+    aws: EmbeddedAws,
+    function_env,
+    lambda_context,
+    moto_server: MotoServer,
+    monkeypatch,
+    no_retry_delay,
 ) -> None:
     """Never quarantined, never dropped: the run fails and says so."""
     from table_sync.errors import DecryptError

@@ -15,19 +15,23 @@ import boto3
 import pytest
 
 from table_sync.errors import DecryptError, SourceAccessError
-from table_sync.local.seed import FUNCTION_ROLE, READER_ROLE, EmbeddedAws
-from table_sync.local.server import MotoServer
-from table_sync.local.verify import differences, read_table
 from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync.runs import run_step
+from table_sync_dev.local.accounts import REGION
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.server import MotoServer
+from table_sync_dev.local.verify import differences, read_table
+from tests.integration.conftest import unique_name
 
 SEED_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "kms:Decrypt"]
 
 
-def _put_policy(account: Any, role: str, statements: list[dict[str, Any]]) -> None:
+def _put_policy(aws: EmbeddedAws, role: str, statements: list[dict[str, Any]]) -> None:
+    """Replace the reader role's (AccountA) or the function role's (AccountB) policy."""
+    account = aws.account_a() if role == aws.reader_role_name else aws.account_b()
     account.client("iam").put_role_policy(
         RoleName=role,
-        PolicyName="source-read" if role == READER_ROLE else "table-sync",
+        PolicyName="source-read" if role == aws.reader_role_name else "table-sync",
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
     )
 
@@ -38,11 +42,13 @@ def _allow(actions: list[str], resource: str = "*") -> dict[str, Any]:
 
 @pytest.fixture
 def scoped(aws: EmbeddedAws) -> EmbeddedAws:
-    """Reader role: the seed's actions only. Function role: AssumeRole plus the destination writes."""
-    _put_policy(aws.account_a(), READER_ROLE, [_allow(SEED_ACTIONS)])
+    """Roles of the test's own. Reader role: the seed's actions only. Function role: AssumeRole
+    plus the destination writes."""
+    aws = aws.with_own_roles(unique_name())
+    _put_policy(aws, aws.reader_role_name, [_allow(SEED_ACTIONS)])
     _put_policy(
-        aws.account_b(),
-        FUNCTION_ROLE,
+        aws,
+        aws.function_role_name,
         [
             _allow(["sts:AssumeRole"], aws.reader_role_arn),
             _allow(["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"]),
@@ -52,10 +58,17 @@ def scoped(aws: EmbeddedAws) -> EmbeddedAws:
     return aws
 
 
-def _run(aws: EmbeddedAws, session: boto3.Session, server: MotoServer, **env: str) -> Any:
+def _run(aws: EmbeddedAws, server: MotoServer, **env: str) -> Any:
     settings = Settings.from_env(aws.settings_env(**env))
+    creds = aws.function_credentials()
+    session = boto3.Session(
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        aws_session_token=creds.session_token,
+        region_name=REGION,
+    )
     with server.iam_enforced():
-        return sync(
+        return run_step(
             settings,
             Invocation(trigger="backfill"),
             base_session=session,
@@ -64,59 +77,59 @@ def _run(aws: EmbeddedAws, session: boto3.Session, server: MotoServer, **env: st
 
 
 def test_sync_works_with_only_the_seed_actions(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+    scoped: EmbeddedAws, moto_server: MotoServer
 ) -> None:
-    summary = _run(scoped, function_session, moto_server)
+    summary = _run(scoped, moto_server)
     assert summary.items_written == 40
     copy = read_table(scoped.account_b().client("dynamodb"), scoped.destination_table)
     assert differences(scoped.expected, copy) == []
 
 
 def test_s3_sync_works_with_only_put_object_on_the_bucket(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+    scoped: EmbeddedAws, moto_server: MotoServer
 ) -> None:
-    summary = _run(scoped, function_session, moto_server, DESTINATION=f"s3://{scoped.bucket}/p")
+    summary = _run(scoped, moto_server, DESTINATION=f"s3://{scoped.bucket}/p")
     assert summary.items_written == 40
 
 
 def test_enforcement_is_real_a_reader_without_decrypt_is_refused(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+    scoped: EmbeddedAws, moto_server: MotoServer
 ) -> None:
-    _put_policy(scoped.account_a(), READER_ROLE, [_allow(SEED_ACTIONS[:3])])
+    _put_policy(scoped, scoped.reader_role_name, [_allow(SEED_ACTIONS[:3])])
     with pytest.raises(DecryptError) as raised:
-        _run(scoped, function_session, moto_server)
+        _run(scoped, moto_server)
     assert raised.value.attribute in ("ssn", "card", "api_secret")
     assert raised.value.kind in ("AccessDeniedException", "403")
 
 
-def test_a_reader_without_scan_is_refused(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
-) -> None:
-    _put_policy(scoped.account_a(), READER_ROLE, [_allow(["dynamodb:GetItem", "kms:Decrypt"])])
-    with pytest.raises(SourceAccessError, match="scan of source table my-table failed"):
-        _run(scoped, function_session, moto_server)
+def test_a_reader_without_scan_is_refused(scoped: EmbeddedAws, moto_server: MotoServer) -> None:
+    _put_policy(scoped, scoped.reader_role_name, [_allow(["dynamodb:GetItem", "kms:Decrypt"])])
+    with pytest.raises(
+        SourceAccessError, match=f"scan of source table {scoped.source_table} failed"
+    ):
+        _run(scoped, moto_server)
 
 
 def test_a_function_role_that_may_not_assume_the_reader_fails_before_reading(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+    scoped: EmbeddedAws, moto_server: MotoServer
 ) -> None:
-    _put_policy(scoped.account_b(), FUNCTION_ROLE, [_allow(["dynamodb:DescribeTable"])])
+    _put_policy(scoped, scoped.function_role_name, [_allow(["dynamodb:DescribeTable"])])
     with (
         moto_server.recording() as calls,
         pytest.raises(
             SourceAccessError, match=r"cannot assume SOURCE_ROLE_ARN .*table-sync-source-reader"
         ),
     ):
-        _run(scoped, function_session, moto_server)
+        _run(scoped, moto_server)
     assert {c.name for c in calls} == {"sts:AssumeRole"}
 
 
 def test_writes_outside_the_granted_bucket_are_refused(
-    scoped: EmbeddedAws, function_session: boto3.Session, moto_server: MotoServer
+    scoped: EmbeddedAws, moto_server: MotoServer
 ) -> None:
     other = "some-other-bucket-b"
     scoped.account_b().client("s3").create_bucket(
         Bucket=other, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
     with pytest.raises(Exception, match=r"PutObject s3://some-other-bucket-b/.*failed"):
-        _run(scoped, function_session, moto_server, DESTINATION=f"s3://{other}/p")
+        _run(scoped, moto_server, DESTINATION=f"s3://{other}/p")

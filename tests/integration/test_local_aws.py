@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from table_sync.local.server import free_port
+from table_sync_dev.local.server import free_port
 
 RUN_HANDLER = """
 import json, sys
 from table_sync.handler import lambda_handler
-from table_sync.local.context import LocalLambdaContext
+from table_sync_dev.local.context import LocalLambdaContext
 event = json.load(open(sys.argv[1]))
 print(json.dumps(lambda_handler(event, LocalLambdaContext())))
 """
@@ -34,7 +34,7 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
         [
             sys.executable,
             "-m",
-            "table_sync.cli",
+            "table_sync_dev.cli",
             "local-aws",
             "--port",
             str(port),

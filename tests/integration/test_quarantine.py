@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from table_sync.handler import lambda_handler
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, encrypt_value
-from table_sync.local.verify import differences, read_table
+from table_sync_dev.local.seed import EmbeddedAws, encrypt_value
+from table_sync_dev.local.verify import differences, read_table
 from tests.conftest import load_event
-from tests.integration.conftest import Telemetry, set_source_attribute
-
-
-def _get(aws: EmbeddedAws, pk: str) -> dict[str, Any]:
-    return (
-        aws.account_a()
-        .client("dynamodb")
-        .get_item(TableName=SOURCE_TABLE, Key={"pk": {"S": pk}})["Item"]
-    )
-
+from tests.integration.conftest import Telemetry, set_source_attribute, source_item
 
 BROKEN = {
     "customer#00005": ("ssn", "InvalidCiphertextException"),
@@ -30,7 +20,7 @@ BROKEN = {
 
 
 def _break_three_items(aws: EmbeddedAws) -> None:
-    blob = _get(aws, "customer#00005")["ssn"]["B"]
+    blob = source_item(aws, "customer#00005")["ssn"]["B"]
     set_source_attribute(aws, "customer#00005", "ssn", {"B": blob[:-1] + bytes([blob[-1] ^ 1])})
     kms = aws.account_a().client("kms")
     other_key = kms.create_key()["KeyMetadata"]["Arn"]
@@ -78,7 +68,7 @@ def test_bad_items_are_quarantined_and_the_rest_copied(
 def test_a_rerun_after_the_fix_copies_the_item(
     aws: EmbeddedAws, function_env, lambda_context
 ) -> None:
-    original = _get(aws, "customer#00005")["ssn"]
+    original = source_item(aws, "customer#00005")["ssn"]
     _break_three_items(aws)
     lambda_handler(load_event("scheduled-event.json"), lambda_context)
     set_source_attribute(aws, "customer#00005", "ssn", original)  # the writer repaired the value

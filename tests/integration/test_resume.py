@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import copy
+import gzip
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
 from table_sync.handler import lambda_handler
-from table_sync.local.context import LocalLambdaContext
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws, write_bulk_items
-from table_sync.local.verify import differences, read_export, read_table
 from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync.runs import run_step
 from table_sync.state import StateStore
+from table_sync_dev.local.context import LocalLambdaContext
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
+from tests.integration.conftest import BULK_ITEMS, unique_name
 
-ITEMS = 2500
+ITEMS = BULK_ITEMS  # 1,000 items in pages of PAGE: 25 pages
+PAGE = 40
 
 
 @dataclass
@@ -43,12 +47,24 @@ def drive(event: dict[str, Any], pages: int = 2, limit: int = 200) -> tuple[dict
 
 @pytest.fixture
 def big(
-    aws: EmbeddedAws, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    aws: EmbeddedAws,
+    bulk_world: EmbeddedAws,
+    function_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> EmbeddedAws:
-    write_bulk_items(aws, ITEMS)
-    monkeypatch.setenv("STATE_TABLE", aws.state_table)
-    monkeypatch.setenv("PAGE_SIZE", "100")
-    return aws
+    """This test's destination, state and bucket, reading the session's bulk table (which no
+    test changes: one that deletes from its source makes its own copy)."""
+    view = replace(
+        aws,
+        source_table=bulk_world.source_table,
+        source_table_arn=bulk_world.source_table_arn,
+        expected=copy.deepcopy(bulk_world.expected),
+        stored=bulk_world.stored,
+    )
+    monkeypatch.setenv("SOURCE_TABLE_NAME", view.source_table)
+    monkeypatch.setenv("STATE_TABLE", view.state_table)
+    monkeypatch.setenv("PAGE_SIZE", str(PAGE))
+    return view
 
 
 def _s3(monkeypatch: pytest.MonkeyPatch, aws: EmbeddedAws) -> None:
@@ -67,9 +83,17 @@ def _latest(aws: EmbeddedAws) -> dict[str, Any]:
 def _copy(aws: EmbeddedAws, destination: str) -> dict[str, Any]:
     if destination == "dynamodb":
         return read_table(aws.account_b().client("dynamodb"), aws.destination_table)
-    export = read_export(aws.account_b().client("s3"), aws.bucket, _latest(aws)["location"])
+    s3 = aws.account_b().client("s3")
+    export = read_export(s3, aws.bucket, _latest(aws)["location"])
     lines = sum(e["itemCount"] for e in export.manifest)
     assert lines == len(export.items) == export.summary["itemCount"]  # no duplicate lines
+    # The export's size is the whole run's: every invocation's and every segment's data files
+    # (before the fix, a resumed run counted its last invocation and a segmented run 0).
+    data_bytes = sum(
+        len(gzip.decompress(s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read()))
+        for key in (e["dataFileS3Key"] for e in export.manifest)
+    )
+    assert export.summary["billedSizeBytes"] == data_bytes > 0
     return export.items
 
 
@@ -101,7 +125,7 @@ def test_tiny_time_budget_many_invocations_exact_copy(
             LocalLambdaContext(),
         )
     assert summary["status"] == "succeeded"
-    assert invocations >= 10  # 2 pages an invocation, 25 pages of 100 items
+    assert invocations >= 10  # 2 pages an invocation, 25 pages of PAGE items
     assert summary["items_scanned"] == summary["items_written"] == ITEMS
     assert differences(big.expected, _copy(big, destination)) == []
 
@@ -138,12 +162,15 @@ def test_a_crash_between_write_and_checkpoint_loses_and_duplicates_nothing(
 def test_items_deleted_in_the_source_disappear_from_the_copy(
     big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    own = big.isolated(unique_name())  # a source of its own: this test deletes from it
+    big = replace(big, source_table=own.source_table, expected=own.expected)
+    monkeypatch.setenv("SOURCE_TABLE_NAME", own.source_table)
     monkeypatch.setenv("SWEEP_DELETES", "true")
     assert drive({"trigger": "backfill", "run_id": "run-a"})[0]["status"] == "succeeded"
-    gone = [f"item#{n:06d}" for n in (3, 700, 1999)]
+    gone = [f"item#{n:06d}" for n in (3, 700, 999)]
     ddb = big.account_a().client("dynamodb")
     for key in gone:
-        ddb.delete_item(TableName=SOURCE_TABLE, Key={"pk": {"S": key}})
+        ddb.delete_item(TableName=big.source_table, Key={"pk": {"S": key}})
         del big.expected[key]
     summary, _ = drive({"trigger": "backfill", "run_id": "run-b"})
     assert summary["items_swept"] == 3
@@ -236,7 +263,7 @@ def test_a_run_that_loses_its_lease_mid_run_stops_writing(
         lambda_handler({"trigger": "backfill", "run_id": "run-slow"}, BudgetContext(pages=50))
     assert saves == 2
     copied = read_table(big.account_b().client("dynamodb"), big.destination_table)
-    assert len(copied) == 300  # pages 1-3 were written; nothing after the lease was lost
+    assert len(copied) == 3 * PAGE  # pages 1-3 were written; nothing after the lease was lost
 
 
 @pytest.mark.items(0)
@@ -274,7 +301,7 @@ def test_read_capacity_budget_paces_each_segment(
             TOTAL_SEGMENTS=str(segments),
             SEGMENT=str(segment),
         )
-        summary = sync(
+        summary = run_step(
             Settings.from_env(env),
             Invocation(trigger="backfill", run_id=f"rcu-{segments}"),
             base_session=function_session,

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from table_sync.handler import lambda_handler
-from table_sync.local.accounts import ACCOUNT_A, ACCOUNT_B
-from table_sync.local.seed import SOURCE_TABLE, EmbeddedAws
-from table_sync.local.server import MotoServer
-from table_sync.local.verify import differences, read_table
+from table_sync_dev.local.accounts import ACCOUNT_A, ACCOUNT_B
+from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.server import MotoServer
+from table_sync_dev.local.verify import differences, read_table
 from tests.conftest import load_event
 from tests.integration.conftest import Telemetry
 
@@ -18,7 +18,8 @@ from tests.integration.conftest import Telemetry
 def test_scheduled_run_copies_every_item_decrypted(
     aws: EmbeddedAws, function_env: dict[str, str], lambda_context, telemetry: Telemetry
 ) -> None:
-    source_before = read_table(aws.account_a().client("dynamodb"), SOURCE_TABLE)
+    source_before = read_table(aws.account_a().client("dynamodb"), aws.source_table)
+    tables_in_a = aws.account_a().client("dynamodb").list_tables()["TableNames"]
 
     summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
 
@@ -29,13 +30,19 @@ def test_scheduled_run_copies_every_item_decrypted(
         1 for item in aws.expected.values() for n in ("ssn", "card", "api_secret") if n in item
     )
     assert summary["attributes_decrypted"] == summary["kms_requests"] == expected_attrs
-    assert summary["location"] == f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_B}:table/my-table-copy"
-    assert summary["source_table"] == f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_A}:table/my-table"
+    assert (
+        summary["location"]
+        == f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_B}:table/{aws.destination_table}"
+    )
+    assert (
+        summary["source_table"]
+        == f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_A}:table/{aws.source_table}"
+    )
     assert summary["trigger"] == "schedule"
     assert summary["assume_role_calls"] == 1
-    # Nothing was written in AccountA: its only table is unchanged and no copy appeared there.
-    assert aws.account_a().client("dynamodb").list_tables()["TableNames"] == [SOURCE_TABLE]
-    assert read_table(aws.account_a().client("dynamodb"), SOURCE_TABLE) == source_before
+    # Nothing was written in AccountA: the source is unchanged and no copy appeared there.
+    assert aws.account_a().client("dynamodb").list_tables()["TableNames"] == tables_in_a
+    assert read_table(aws.account_a().client("dynamodb"), aws.source_table) == source_before
     # The copy holds plaintext where the source holds ciphertext.
     some = copy["customer#00000"]
     assert some["ssn"]["S"] == aws.expected["customer#00000"]["ssn"]["S"]

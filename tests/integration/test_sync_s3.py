@@ -10,12 +10,12 @@ import pytest
 
 from table_sync.errors import DestinationError
 from table_sync.handler import lambda_handler
-from table_sync.local.accounts import ACCOUNT_B
-from table_sync.local.seed import EmbeddedAws
-from table_sync.local.server import MotoServer
-from table_sync.local.verify import differences, read_export, read_table
 from table_sync.models import Invocation, Settings
-from table_sync.service import sync
+from table_sync.runs import run_step
+from table_sync_dev.local.accounts import ACCOUNT_B
+from table_sync_dev.local.seed import DESTINATION_BUCKET, EmbeddedAws
+from table_sync_dev.local.server import MotoServer
+from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
 
 PREFIX = "exports/my-table"
@@ -27,9 +27,10 @@ def test_backfill_to_s3_writes_an_export_that_imports(
     summary = lambda_handler(load_event("backfill-s3.json"), lambda_context)
 
     s3 = aws.account_b().client("s3")
+    bucket = DESTINATION_BUCKET  # the bucket the event names (its run id keeps the export apart)
     base = f"{PREFIX}/AWSDynamoDB/{summary['run_id']}"
-    assert summary["location"] == f"s3://{aws.bucket}/{base}/"
-    export = read_export(s3, aws.bucket, summary["location"])
+    assert summary["location"] == f"s3://{bucket}/{base}/"
+    export = read_export(s3, bucket, summary["location"])
     assert differences(aws.expected, export.items) == []
 
     names = {key.removeprefix(base + "/") for key in export.object_keys}
@@ -48,20 +49,20 @@ def test_backfill_to_s3_writes_an_export_that_imports(
     assert export.summary["outputFormat"] == "DYNAMODB_JSON"
     assert export.summary["s3SseAlgorithm"] == "AES256"
     assert export.summary["tableArn"] == aws.source_table_arn
-    assert export.summary["s3Bucket"] == aws.bucket
+    assert export.summary["s3Bucket"] == bucket
     for entry in export.manifest:
         assert set(entry) == {"itemCount", "md5Checksum", "etag", "dataFileS3Key"}
     for key in export.object_keys:
-        assert s3.head_object(Bucket=aws.bucket, Key=key)["ServerSideEncryption"] == "AES256"
+        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
 
     # DynamoDB's Import from S3 (moto's import_table) loads the data files as they are.
     ddb = aws.account_b().client("dynamodb")
     arn = ddb.import_table(
-        S3BucketSource={"S3Bucket": aws.bucket, "S3KeyPrefix": f"{base}/data/"},
+        S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": f"{base}/data/"},
         InputFormat="DYNAMODB_JSON",
         InputCompressionType="GZIP",
         TableCreationParameters={
-            "TableName": "imported",
+            "TableName": aws.named("imported"),
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "BillingMode": "PAY_PER_REQUEST",
@@ -74,7 +75,7 @@ def test_backfill_to_s3_writes_an_export_that_imports(
         time.sleep(0.1)
     assert status["ImportStatus"] == "COMPLETED", status.get("FailureMessage")
     assert status["ImportedItemCount"] == 40
-    assert differences(aws.expected, read_table(ddb, "imported")) == []
+    assert differences(aws.expected, read_table(ddb, aws.named("imported"))) == []
 
 
 def _settings(aws: EmbeddedAws, **env: str) -> Settings:
@@ -99,7 +100,7 @@ def test_manifests_are_written_last_and_files_roll_over(
 ) -> None:
     puts = _recorded_puts(function_session)
     settings = _settings(aws, S3_FILE_MAX_BYTES="1024", PAGE_SIZE="10")
-    summary = sync(
+    summary = run_step(
         settings,
         Invocation(trigger="backfill"),
         base_session=function_session,
@@ -136,7 +137,7 @@ def test_a_run_that_dies_midway_never_looks_complete(
 
     function_session.events.register("before-parameter-build.s3.PutObject", fail_third_data_file)
     with pytest.raises(RuntimeError, match="injected crash"):
-        sync(
+        run_step(
             _settings(aws, S3_FILE_MAX_BYTES="1024", PAGE_SIZE="10"),
             Invocation(trigger="backfill"),
             base_session=function_session,
@@ -154,7 +155,7 @@ def test_sse_kms_when_a_destination_key_is_set(
 ) -> None:
     key_arn = aws.account_b().client("kms").create_key()["KeyMetadata"]["Arn"]
     assert f":{ACCOUNT_B}:" in key_arn
-    summary = sync(
+    summary = run_step(
         _settings(aws, DESTINATION_KMS_KEY_ARN=key_arn),
         Invocation(trigger="backfill"),
         base_session=function_session,
@@ -178,7 +179,7 @@ def test_missing_bucket_fails_before_the_scan(
         moto_server.recording() as calls,
         pytest.raises(DestinationError, match=r"no-such-bucket-here.*NoSuchBucket"),
     ):
-        sync(
+        run_step(
             settings,
             Invocation(trigger="backfill"),
             base_session=function_session,

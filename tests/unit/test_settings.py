@@ -7,7 +7,7 @@ import pytest
 
 from table_sync.errors import ConfigurationError
 from table_sync.models import DynamoDBDestination, Invocation, S3Destination, Settings
-from table_sync.service import sync
+from table_sync.runs import run_step
 
 BASE = {
     "SOURCE_ROLE_ARN": "arn:aws:iam::111111111111:role/table-sync-source-reader",
@@ -141,4 +141,6 @@ def test_no_region_anywhere_is_a_configuration_error_naming_aws_region(
     settings = Settings.from_env({**BASE, "STATE_TABLE": "table-sync-state"})
     session = boto3.Session(aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit")
     with pytest.raises(ConfigurationError, match="AWS_REGION"):
-        sync(settings, Invocation(trigger="backfill"), base_session=session, role_session_name="t")
+        run_step(
+            settings, Invocation(trigger="backfill"), base_session=session, role_session_name="t"
+        )

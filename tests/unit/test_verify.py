@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from table_sync.local.demo import leaked
-from table_sync.local.verify import differences
+from table_sync_dev.local.demo import leaked
+from table_sync_dev.local.verify import differences
 
 
 def test_differences_names_keys_and_attributes_never_values() -> None:
