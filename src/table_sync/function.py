@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import boto3
 
+from table_sync.aws.clients import new_session
 from table_sync.aws.sts import session_name
 from table_sync.errors import TableSyncError
 from table_sync.models import Settings, SkippedRun, SyncSummary, parse_event
@@ -39,7 +40,7 @@ def handle_event(
         summary = run_step(
             apply_invocation(settings, invocation),
             invocation,
-            base_session=base_session or boto3.Session(),
+            base_session=base_session or new_session(),
             role_session_name=session_name(context.function_name, context.aws_request_id),
             remaining_ms=context.get_remaining_time_in_millis,
         )

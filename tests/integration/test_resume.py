@@ -21,8 +21,8 @@ from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
 from tests.integration.conftest import BULK_ITEMS, unique_name
 
-ITEMS = BULK_ITEMS  # 1,000 items in pages of PAGE: 25 pages
-PAGE = 40
+ITEMS = BULK_ITEMS  # 600 items in pages of PAGE: 25 pages
+PAGE = 24
 
 
 @dataclass
@@ -70,7 +70,7 @@ def big(
 def _s3(monkeypatch: pytest.MonkeyPatch, aws: EmbeddedAws) -> None:
     monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/snap")
     monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
-    monkeypatch.setenv("S3_FILE_MAX_BYTES", "20000")  # several data files per segment
+    monkeypatch.setenv("S3_FILE_MAX_BYTES", "5000")  # several data files per segment
 
 
 def _latest(aws: EmbeddedAws) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def test_items_deleted_in_the_source_disappear_from_the_copy(
     monkeypatch.setenv("SOURCE_TABLE_NAME", own.source_table)
     monkeypatch.setenv("SWEEP_DELETES", "true")
     assert drive({"trigger": "backfill", "run_id": "run-a"})[0]["status"] == "succeeded"
-    gone = [f"item#{n:06d}" for n in (3, 700, 999)]
+    gone = [f"item#{n:06d}" for n in (3, 300, 599)]
     ddb = big.account_a().client("dynamodb")
     for key in gone:
         ddb.delete_item(TableName=big.source_table, Key={"pk": {"S": key}})

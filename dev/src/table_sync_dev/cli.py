@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
-import boto3
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from table_sync.aws.clients import caller_client
+from table_sync.aws.clients import caller_client, new_session
 from table_sync.aws.errors import translated
 from table_sync.aws.sts import session_name
 from table_sync.errors import SourceAccessError, TableSyncError
@@ -167,7 +166,7 @@ def run(
             summary = run_step(
                 settings,
                 invocation,
-                base_session=boto3.Session(),
+                base_session=new_session(),
                 role_session_name=seed_session_name(),
                 on_page=on_page,
             )
@@ -234,7 +233,7 @@ def credentials(
         _failing_with_one_line(),
         translated(SourceAccessError, lambda code: f"cannot assume {role}: {code}"),
     ):
-        sts = caller_client(boto3.Session(), "sts")
+        sts = caller_client(new_session(), "sts")
         creds = sts.assume_role(**kwargs)["Credentials"]
     values = {
         "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
@@ -280,7 +279,7 @@ def verify(
         settings = _settings(destination=destination)
         comparison, where = verify_copy(
             settings,
-            base_session=boto3.Session(),
+            base_session=new_session(),
             role_session_name=seed_session_name(),
             location=location,
         )

@@ -6,10 +6,12 @@ missing region into a configuration error are decided once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
@@ -31,6 +33,21 @@ CLIENT_CONFIG = Config(
     max_pool_connections=32,
     user_agent_extra="table-sync",
 )
+
+
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """A boto3 session (credentials, region and endpoint resolved as usual, per session) whose
+    service models are parsed once per process: every new botocore session would parse them
+    again, about 25 ms for each client it makes (measured: 4 clients in a new session 100 ms,
+    23 ms with the loader shared). The assumed-role session shares it too (sts.py)."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.Session(botocore_session=core, **kwargs)
 
 
 def caller_client(session: boto3.Session, service: str) -> Any:

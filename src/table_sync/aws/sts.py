@@ -175,4 +175,6 @@ def assume_source_role(
     core.register_component(
         "credential_provider", CredentialResolver([_StaticProvider(credentials)])
     )
+    # The caller's parsed service models, not a second parse of the same files.
+    core.register_component("data_loader", base_core.get_component("data_loader"))
     return boto3.Session(botocore_session=core, region_name=region or base.region_name)
