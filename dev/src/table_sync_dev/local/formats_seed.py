@@ -10,7 +10,7 @@ from typing import Any
 
 from table_sync.items import Item
 from table_sync_dev.local.accounts import REGION
-from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.seed import EmbeddedAws, key_schema
 
 CREDSTASH_TABLE = "credential-store"
 CREDSTASH_COPY = "credstash-copy"
@@ -23,28 +23,8 @@ CREDSTASH_SECRETS = [  # name, version, secret, digest
 ]
 EC_TABLE = "customer-secrets"
 EC_COPY = "customer-secrets-copy"
-EC_KEY_SCHEMA: dict[str, Any] = {
-    "KeySchema": [
-        {"AttributeName": "tenant", "KeyType": "HASH"},
-        {"AttributeName": "seq", "KeyType": "RANGE"},
-    ],
-    "AttributeDefinitions": [
-        {"AttributeName": "tenant", "AttributeType": "S"},
-        {"AttributeName": "seq", "AttributeType": "N"},
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-CREDSTASH_KEY_SCHEMA: dict[str, Any] = {
-    "KeySchema": [
-        {"AttributeName": "name", "KeyType": "HASH"},
-        {"AttributeName": "version", "KeyType": "RANGE"},
-    ],
-    "AttributeDefinitions": [
-        {"AttributeName": "name", "AttributeType": "S"},
-        {"AttributeName": "version", "AttributeType": "S"},
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
+EC_KEY_SCHEMA = key_schema(("tenant", "S"), ("seq", "N"))
+CREDSTASH_KEY_SCHEMA = key_schema(("name", "S"), ("version", "S"))
 
 
 def credstash_clients(aws: EmbeddedAws) -> dict[str, Any]:

@@ -120,27 +120,21 @@ LAMBDA_TRUST = {
 }
 
 
-KEY_SCHEMA_PK: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-QUARANTINE_KEY_SCHEMA: dict[str, Any] = {
-    "KeySchema": [
-        {"AttributeName": "item", "KeyType": "HASH"},
-        {"AttributeName": "run_id", "KeyType": "RANGE"},
-    ],
-    "AttributeDefinitions": [
-        {"AttributeName": "item", "AttributeType": "S"},
-        {"AttributeName": "run_id", "AttributeType": "S"},
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-STATE_KEY_SCHEMA: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-    "BillingMode": "PAY_PER_REQUEST",
-}
+def key_schema(partition: tuple[str, str], sort: tuple[str, str] | None = None) -> dict[str, Any]:
+    """CreateTable's key arguments (on-demand) from (name, type) of the partition and sort key."""
+    keys = [(partition, "HASH"), *([(sort, "RANGE")] if sort else [])]
+    return {
+        "KeySchema": [{"AttributeName": name, "KeyType": role} for (name, _), role in keys],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for (name, kind), _ in keys
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+KEY_SCHEMA_PK = key_schema(("pk", "S"))
+QUARANTINE_KEY_SCHEMA = key_schema(("item", "S"), ("run_id", "S"))
+STATE_KEY_SCHEMA = key_schema(("id", "S"))
 
 
 def create_table(ddb: Any, name: str, schema: dict[str, Any], **extra: Any) -> str:
