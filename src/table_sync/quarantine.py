@@ -39,6 +39,7 @@ class QuarantineRecord(BaseModel):
     detail: str
     page: int
     quarantined_at: datetime
+    segment: int = 0
 
 
 class QuarantineStore(Protocol):
@@ -68,6 +69,7 @@ class DynamoDBQuarantine:
                 "attribute": {"S": record.attribute},
                 "error": {"S": record.error},
                 "detail": {"S": record.detail or "-"},
+                "segment": {"N": str(record.segment)},
                 "page": {"N": str(record.page)},
                 "quarantined_at": {"S": record.quarantined_at.isoformat()},
                 "expires_at": {"N": str(int((record.quarantined_at + RETENTION).timestamp()))},
@@ -81,7 +83,9 @@ class DynamoDBQuarantine:
 
 
 class S3Quarantine:
-    """One JSON Lines object per page with quarantined items, under ``<prefix>/<run-id>/``."""
+    """One JSON Lines object per segment and page with quarantined items, under
+    ``<prefix>/<run-id>/segment-<n>-page-<n>.jsonl``: unique in the run, and rewritten as it was
+    when a page is repeated after a crash."""
 
     def __init__(
         self, client: S3Client, bucket: str, prefix: str, run_id: str, sse: dict[str, Any]
@@ -106,7 +110,8 @@ class S3Quarantine:
             + "\n"
             for r in records
         ).encode()
-        key = f"{self._base}/page-{records[0].page:06d}.jsonl"
+        first = records[0]
+        key = f"{self._base}/segment-{first.segment:05d}-page-{first.page:06d}.jsonl"
         with translated(
             DestinationError,
             lambda code: f"cannot write quarantine s3://{self._bucket}/{key}: {code}",

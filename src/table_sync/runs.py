@@ -147,10 +147,11 @@ def finalize_run(
         [c.sink for c in done], started_at=started_at, finished_at=finished_at
     )
     state.release_lease(settings.destination.uri, run_id)
+    quarantine = build_quarantine(settings, base_session, run_id)
     facts = StepFacts(
         status="succeeded",
         location=sink.location,
-        quarantine=None,
+        quarantine=quarantine.location if quarantine else None,
         items_swept=finalized.items_swept,
         seconds=(finished_at - started_at).total_seconds(),
     )

@@ -156,3 +156,42 @@ def test_dry_run_reports_but_records_nothing(
     summary = lambda_handler(load_event("backfill-dry-run.json"), lambda_context)
     assert summary["items_quarantined"] == 3
     assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
+
+
+def test_every_segment_s_quarantine_is_kept_and_the_finalize_points_at_it(
+    aws: EmbeddedAws, function_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (3): a 4-segment S3 run with bad items in several segments records each once
+    (before, objects were named by the segment's page number alone, so segments overwrote each
+    other's records, and the finalize summary said "quarantine": null)."""
+    from table_sync_dev.local.context import LocalLambdaContext
+
+    broken = [f"customer#{n:05d}" for n in range(0, 40, 5)]  # 8 items across the key space
+    for pk in broken:
+        set_source_attribute(aws, pk, "ssn", {"S": "%%% not base64 %%%"})
+    monkeypatch.delenv("QUARANTINE")
+    monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/exports")
+    monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    steps = [
+        lambda_handler(
+            {"trigger": "segment", "run_id": "run-q", "segment": n, "total_segments": 4},
+            LocalLambdaContext(),
+        )
+        for n in range(4)
+    ]
+    assert sum(1 for s in steps if s["items_quarantined"]) >= 2  # bad items in several segments
+    summary = lambda_handler(
+        {"trigger": "finalize", "run_id": "run-q", "total_segments": 4}, LocalLambdaContext()
+    )
+    assert summary["items_quarantined"] == len(broken)
+    location = f"s3://{aws.bucket}/exports/quarantine/run-q/"
+    assert summary["quarantine"] == location
+    s3 = aws.account_b().client("s3")
+    objects = s3.list_objects_v2(Bucket=aws.bucket, Prefix="exports/quarantine/run-q/")["Contents"]
+    records = [
+        json.loads(line)
+        for obj in objects
+        for line in s3.get_object(Bucket=aws.bucket, Key=obj["Key"])["Body"].read().splitlines()
+    ]
+    assert sorted(r["key"]["pk"]["S"] for r in records) == broken  # each once

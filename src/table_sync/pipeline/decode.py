@@ -77,6 +77,7 @@ class PageDecoder:
     pool: ThreadPoolExecutor
     concurrency: int
     run_id: str
+    segment: int
     source_table: str
     # Without a quarantine (ON_DECRYPT_ERROR=fail) every failure fails the run.
     quarantining: bool
@@ -112,6 +113,7 @@ class PageDecoder:
             attribute=error.attribute,
             error=error.kind,
             detail=failure.detail,
+            segment=self.segment,
             page=page,
             quarantined_at=now(),
         )

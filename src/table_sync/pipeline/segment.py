@@ -145,6 +145,7 @@ def _page_decoder(
         pool,
         settings.decrypt_concurrency,
         context.run_id,
+        settings.segment or 0,
         settings.source_table_arn,
         quarantining=quarantining,
     )
