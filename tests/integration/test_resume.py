@@ -179,6 +179,24 @@ def test_items_deleted_in_the_source_disappear_from_the_copy(
 
 
 @pytest.mark.items(0)
+def test_two_overlapping_sweeping_runs_leave_an_exact_copy(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (2): a second sweeping run started while the first is half way through is
+    skipped (the lease), and the copy ends exact after both."""
+    monkeypatch.setenv("SWEEP_DELETES", "true")
+    first = {"trigger": "backfill", "run_id": "run-first"}
+    assert lambda_handler(first, BudgetContext(pages=3))["status"] == "continue"
+    second = lambda_handler({"trigger": "backfill", "run_id": "run-second"}, BudgetContext())
+    assert second["status"] == "skipped"
+    assert second["held_by"] == "run-first"
+    assert drive(first)[0]["status"] == "succeeded"
+    assert drive({"trigger": "backfill", "run_id": "run-second"})[0]["status"] == "succeeded"
+    copy = read_table(big.account_b().client("dynamodb"), big.destination_table)
+    assert differences(big.expected, copy) == []
+
+
+@pytest.mark.items(0)
 def test_latest_always_names_a_complete_snapshot(
     big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -144,3 +144,15 @@ def test_no_region_anywhere_is_a_configuration_error_naming_aws_region(
         run_step(
             settings, Invocation(trigger="backfill"), base_session=session, role_session_name="t"
         )
+
+
+def test_sweeping_deletes_needs_the_lease_of_a_state_table() -> None:
+    """Issue 11 (2): two runs sweeping one copy without a lease deleted each other's items
+    (3,000 items, 1,600 left); the setting was accepted before."""
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({**BASE, "SWEEP_DELETES": "true"})
+    assert raised.value.problems == [
+        "SWEEP_DELETES: requires STATE_TABLE: deleting from the copy needs the destination's "
+        "lease, or two runs delete each other's items"
+    ]
+    assert Settings.from_env({**BASE, "SWEEP_DELETES": "true", "STATE_TABLE": "state"})

@@ -244,6 +244,11 @@ class Settings(BaseModel):
                 "SWEEP_DELETES: applies to a dynamodb:// destination (an S3 copy is a new "
                 "snapshot every run)"
             )
+        if self.sweep_deletes and not self.state_table and not self.dry_run:
+            problems.append(
+                "SWEEP_DELETES: requires STATE_TABLE: deleting from the copy needs the "
+                "destination's lease, or two runs delete each other's items"
+            )
         if (self.total_segments or 1) > 1 and not self.state_table:
             problems.append(
                 "STATE_TABLE: required for a parallel scan (TOTAL_SEGMENTS > 1): the segments "
