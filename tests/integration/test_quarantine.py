@@ -195,3 +195,22 @@ def test_every_segment_s_quarantine_is_kept_and_the_finalize_points_at_it(
         for line in s3.get_object(Bucket=aws.bucket, Key=obj["Key"])["Body"].read().splitlines()
     ]
     assert sorted(r["key"]["pk"]["S"] for r in records) == broken  # each once
+
+
+def test_a_quarantined_item_keeps_its_earlier_good_copy_through_the_sweep(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (1): an item still in the source is never deleted from the copy. Before, an item
+    that failed to decrypt in a sweeping run carried no current mark, and the sweep deleted the
+    good copy an earlier run had made."""
+    monkeypatch.setenv("SWEEP_DELETES", "true")
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    lambda_handler(load_event("backfill.json"), lambda_context)
+    _break_three_items(aws)
+
+    summary = lambda_handler(load_event("backfill.json"), lambda_context)
+
+    assert summary["items_quarantined"] == 3
+    assert summary["items_swept"] == 0
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []  # the three keep their earlier copies

@@ -100,6 +100,8 @@ class PageCommitter:
     def _record(self, records: list[QuarantineRecord]) -> None:
         if records and self.quarantine is not None and not self.dry_run:
             self.quarantine.add(records)
+            # Still in the source: the copy an earlier run made must survive this run's finalize.
+            self.sink.keep([record.key for record in records if record.key])
         for record in records:
             logger.warning(
                 "item quarantined",

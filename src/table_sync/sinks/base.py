@@ -49,6 +49,12 @@ class Sink(Protocol):
 
     def write(self, items: Sequence[Item]) -> None: ...
 
+    def keep(self, keys: Sequence[Item]) -> None:
+        """Items with these keys are still in the source but were not written by this run (they
+        were quarantined): a sink that finalizes by deleting what the run did not write must
+        keep their earlier copies."""
+        ...
+
     def flush(self) -> None: ...
 
     def state(self) -> dict[str, Any]:

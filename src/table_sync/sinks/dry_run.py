@@ -24,6 +24,9 @@ class DryRunSink:
     def write(self, items: Sequence[Item]) -> None:
         return None
 
+    def keep(self, keys: Sequence[Item]) -> None:
+        return None
+
     def flush(self) -> None:
         return None
 

@@ -11,6 +11,7 @@ page's Decrypts); ``write`` returns only when every one of them is written, or r
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -18,6 +19,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError, UnprocessedItemsError
@@ -85,6 +88,31 @@ class DynamoDBSink:
 
     def resume(self, state: SinkState) -> None:
         return None
+
+    def keep(self, keys: Sequence[Item]) -> None:
+        """With SWEEP_DELETES, give the existing copies of these items (quarantined in this run)
+        the run's mark, so the sweep keeps them: UpdateItem of the mark alone, on condition that
+        the copy exists (an item never copied is not created half)."""
+        if not self._mark:
+            return
+        names = {"#m": MARK_ATTRIBUTE, "#k": self.key_attributes[0]}
+        for key in keys:
+            with (
+                contextlib.suppress(ClientError),
+                translated(
+                    DestinationError,
+                    f"UpdateItem of the mark in {self.table_name}",
+                    passing="ConditionalCheckFailedException",
+                ),
+            ):
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=key,
+                    UpdateExpression="SET #m = :run",
+                    ConditionExpression="attribute_exists(#k)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":run": {"S": self._mark}},
+                )
 
     def flush(self) -> None:
         return None

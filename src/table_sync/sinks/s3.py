@@ -112,6 +112,10 @@ class S3ExportSink:
         """Resume after a checkpoint: these files are written; the next one follows them."""
         self._files = list(state.get("files", []))
 
+    def keep(self, keys: Sequence[Item]) -> None:
+        """A snapshot holds what this run wrote: an item it could not decrypt is not in it."""
+        return None
+
     def flush(self) -> None:
         self._flush()
 

@@ -89,7 +89,14 @@ def function_policy(
             {
                 "Sid": "WriteCopyTable",
                 "Effect": "Allow",
-                "Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"],
+                # Scan and UpdateItem: the sweep of deleted items (SWEEP_DELETES), which keeps
+                # the copies of items quarantined in the run by marking them.
+                "Action": [
+                    "dynamodb:DescribeTable",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:Scan",
+                    "dynamodb:UpdateItem",
+                ],
                 "Resource": table_arn,
             },
             {
