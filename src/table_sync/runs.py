@@ -5,6 +5,7 @@ that completes a segmented run. Shared by the Lambda (function.py) and the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -82,18 +83,27 @@ def run_step(
     if invocation.trigger == "finalize":
         return finalize_run(settings, invocation, run_id, base_session=base_session, state=state)
     counter = AssumeRoleCounter()
-    source = connect_source(settings, base_session, role_session_name, counter)
-    summary = copy_segment(
-        settings,
-        SegmentContext(run_id, invocation, lambda: counter.calls, state, remaining_ms),
-        source=source.dynamodb,
-        kms=source.kms,
-        sink=build_sink(settings, base_session, run_id),
-        quarantine=build_quarantine(settings, base_session, run_id),
-        on_page=on_page,
-        clock=clock,
-        sleep=sleep,
-    )
+    try:
+        source = connect_source(settings, base_session, role_session_name, counter)
+        summary = copy_segment(
+            settings,
+            SegmentContext(run_id, invocation, lambda: counter.calls, state, remaining_ms),
+            source=source.dynamodb,
+            kms=source.kms,
+            sink=build_sink(settings, base_session, run_id),
+            quarantine=build_quarantine(settings, base_session, run_id),
+            on_page=on_page,
+            clock=clock,
+            sleep=sleep,
+        )
+    except BaseException:
+        # A failed (or interrupted) run gives the destination back at once rather than block
+        # it for LEASE_SECONDS; resuming it (same run id) takes the lease again. The run's own
+        # error is the one to report, not a second one from here.
+        if state is not None:
+            with contextlib.suppress(DestinationError):
+                state.release_lease(settings.destination.uri, run_id)
+        raise
     if state is not None and summary.status == "succeeded":
         state.release_lease(settings.destination.uri, run_id)
     return summary

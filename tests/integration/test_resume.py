@@ -332,3 +332,94 @@ def test_read_capacity_budget_paces_each_segment(
     # Each segment may use 2 / segments units a second: the simulated time spent is
     # consumed / (2 / segments).
     assert sum(waits) == pytest.approx(consumed / (2 / segments))
+
+
+@pytest.mark.items(5)
+def test_a_failed_run_releases_its_lease(
+    aws: EmbeddedAws, function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (5): the lease was released only on success, so after a failure every start
+    was skipped for LEASE_SECONDS."""
+    from table_sync.errors import DecryptError
+    from tests.integration.conftest import set_source_attribute, source_item
+
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    monkeypatch.setenv("ON_DECRYPT_ERROR", "fail")
+    good = source_item(aws, "customer#00002")["ssn"]
+    set_source_attribute(aws, "customer#00002", "ssn", {"S": "%%% not base64 %%%"})
+    with pytest.raises(DecryptError):
+        lambda_handler({"trigger": "backfill", "run_id": "run-fails"}, LocalLambdaContext())
+    set_source_attribute(aws, "customer#00002", "ssn", good)  # the writer repaired it
+    summary = lambda_handler({"trigger": "backfill", "run_id": "run-next"}, LocalLambdaContext())
+    assert summary["status"] == "succeeded"
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+
+
+@pytest.mark.items(5)
+def test_a_skipped_cli_run_exits_75_and_says_who_holds_the_lease(aws: EmbeddedAws, cli) -> None:
+    """Issue 11 (5): a skipped run exited 0, so under cron it looked like a success."""
+    store = StateStore(aws.account_b().client("dynamodb"), aws.state_table)
+    assert store.acquire_lease(f"dynamodb://{aws.destination_table}", "run-busy", 600).held
+    result = cli(aws.lambda_env(STATE_TABLE=aws.state_table), "run", "--json")
+    assert result.exit_code == 75
+    assert json.loads(result.stdout)["status"] == "skipped"
+    assert "skipped: run run-busy holds the lease" in result.stderr
+
+
+@pytest.mark.items(0)
+def test_the_cli_resumes_a_run_by_id(big: EmbeddedAws, cli) -> None:
+    first = lambda_handler({"trigger": "backfill", "run_id": "run-resumed"}, BudgetContext())
+    assert first["status"] == "continue"
+    env = big.lambda_env(STATE_TABLE=big.state_table, SOURCE_TABLE_NAME=big.source_table)
+    result = cli({**env, "PAGE_SIZE": str(PAGE)}, "run", "--run-id", "run-resumed", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["run_id"] == "run-resumed"
+    assert summary["items_scanned"] == ITEMS  # resumed from the checkpoint, not restarted
+    copy = read_table(big.account_b().client("dynamodb"), big.destination_table)
+    assert differences(big.expected, copy) == []
+
+
+@pytest.mark.items(0)
+def test_a_parallel_backfill_from_shells_ends_complete(
+    big: EmbeddedAws, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (6): each shell got a new run id, segments 1..N-1 were skipped (exit 0) and
+    nothing could finalize. Now: N shells with one --run-id, then --finalize."""
+    _s3(monkeypatch, big)
+    env = {
+        **big.lambda_env(STATE_TABLE=big.state_table, SOURCE_TABLE_NAME=big.source_table),
+        "DESTINATION": f"s3://{big.bucket}/snap",
+        "SOURCE_KEY_ATTRIBUTES": "pk",
+        "S3_FILE_MAX_BYTES": "5000",
+    }
+    for segment in range(4):
+        args = ["run", "--segments", "4", "--segment", str(segment), "--run-id", "run-shells"]
+        step = cli(env, *args, "--json")
+        assert step.exit_code == 0, step.stderr
+        assert json.loads(step.stdout)["status"] == "segment-done"
+    done = cli(env, "run", "--segments", "4", "--finalize", "--run-id", "run-shells", "--json")
+    assert done.exit_code == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "succeeded"
+    assert summary["items_written"] == ITEMS
+    assert _latest(big)["exportId"] == "run-shells"
+    assert differences(big.expected, _copy(big, "s3")) == []
+
+
+@pytest.mark.items(2)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--segments", "4", "--segment", "1"], "--run-id: required with --segments"),
+        (["--finalize", "--run-id", "r-1"], "--finalize: needs --run-id and --segments"),
+        (["--run-id", "bad id!"], "--run-id: 1-80 of letters"),
+    ],
+)
+def test_run_options_that_cannot_work_name_the_option(
+    aws: EmbeddedAws, cli, args: list[str], message: str
+) -> None:
+    result = cli(aws.lambda_env(STATE_TABLE=aws.state_table), "run", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr

@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import sys
@@ -27,8 +28,9 @@ from rich.table import Table
 from table_sync.aws.clients import caller_client, new_session
 from table_sync.aws.errors import translated
 from table_sync.aws.sts import session_name
-from table_sync.errors import SourceAccessError, TableSyncError
+from table_sync.errors import ConfigurationError, SourceAccessError, TableSyncError
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
+from table_sync.models.events import RUN_ID_PATTERN
 from table_sync.observability import logger
 from table_sync.pipeline.report import Progress as PageProgress
 from table_sync.runs import run_step
@@ -143,10 +145,29 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Scan and decrypt; write nothing.")
     ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Resume this run (a failed, interrupted or Lambda run), or name the run the "
+            "segments of a parallel backfill belong to (required with --segments)."
+        ),
+    ] = None,
+    finalize: Annotated[
+        bool,
+        typer.Option(
+            "--finalize",
+            help="Finish a parallel run once all its --segments are done (S3 manifests, sweep).",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Run one sync now (a backfill from a laptop): assume the source role with your credentials."""
+    """Run one sync now (a backfill from a laptop): assume the source role with your credentials.
+
+    Exit status: 0 when the run (or segment) is done, 1 on an error, 75 when it was skipped
+    because another run holds the destination's lease (try again later, or resume that run).
+    """
     with _quiet_logs(), _failing_with_one_line():
+        invocation = _invocation(run_id, segments, finalize=finalize, dry_run=dry_run)
         settings = _settings(
             source_role_arn=role_arn,
             source_table_name=table,
@@ -158,10 +179,9 @@ def run(
             source_session_duration=session_duration,
             page_size=page_size,
             total_segments=segments,
-            segment=segment,
+            segment=0 if finalize else segment,
             dry_run=dry_run or None,
         )
-        invocation = Invocation(trigger="backfill", dry_run=settings.dry_run)
         with _progress(err.is_terminal and not as_json) as on_page:
             summary = run_step(
                 settings,
@@ -174,6 +194,39 @@ def run(
         typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     else:
         Console().print(_summary_table(summary))
+    if isinstance(summary, SkippedRun):
+        err.print(
+            f"skipped: run {summary.held_by} holds the lease on {summary.destination} until "
+            f"{summary.lease_expires_at.isoformat()}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=EXIT_SKIPPED)
+
+
+# EX_TEMPFAIL (sysexits.h): a temporary condition; the same command may succeed later.
+EXIT_SKIPPED = 75
+
+
+def _invocation(
+    run_id: str | None, segments: int | None, *, finalize: bool, dry_run: bool
+) -> Invocation:
+    """What the options ask for: a backfill (new, or resuming --run-id), one segment of a named
+    parallel run, or its finalize. Problems name the option."""
+    problems = []
+    if run_id is not None and not re.fullmatch(RUN_ID_PATTERN, run_id):
+        problems.append("--run-id: 1-80 of letters, digits and _.:-")
+    if finalize and (run_id is None or segments is None):
+        problems.append("--finalize: needs --run-id and --segments (the run to finish)")
+    elif segments is not None and segments > 1 and run_id is None:
+        problems.append(
+            "--run-id: required with --segments (every shell's segment must belong to one run)"
+        )
+    if problems:
+        raise ConfigurationError(problems)
+    if finalize:
+        return Invocation(trigger="finalize", run_id=run_id, total_segments=segments)
+    return Invocation(trigger="backfill", run_id=run_id, dry_run=dry_run)
 
 
 def _summary_table(summary: SyncSummary | SkippedRun) -> Table:

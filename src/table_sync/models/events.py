@@ -48,7 +48,8 @@ class SchedulerInput(BaseModel):
     attempt: int | None = Field(None, ge=0)
 
 
-RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,80}$"
+RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN)]
 
 
 class BackfillRequest(BaseModel):
