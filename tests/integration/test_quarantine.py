@@ -8,7 +8,7 @@ import pytest
 
 from table_sync.handler import lambda_handler
 from table_sync_dev.local.seed import EmbeddedAws, encrypt_value
-from table_sync_dev.local.verify import differences, read_table
+from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
 from tests.integration.conftest import Telemetry, set_source_attribute, source_item
 
@@ -214,3 +214,32 @@ def test_a_quarantined_item_keeps_its_earlier_good_copy_through_the_sweep(
     assert summary["items_swept"] == 0
     copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
     assert differences(aws.expected, copy) == []  # the three keep their earlier copies
+
+
+@pytest.mark.items(4)
+@pytest.mark.parametrize("destination", ["dynamodb", "s3"])
+def test_declared_plaintext_types_are_kept(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch, destination
+) -> None:
+    """Issue 11 (7): a Binary plaintext that happens to be UTF-8 was copied as a String. With
+    PLAINTEXT_TYPES it stays Binary; a declared String that is not UTF-8 is quarantined."""
+    kms = aws.account_a().client("kms")
+    blob = kms.encrypt(KeyId=aws.key_arn, Plaintext=b"ASCIIBIN0")["CiphertextBlob"]
+    set_source_attribute(aws, "customer#00001", "api_secret", {"B": blob})
+    monkeypatch.setenv("PLAINTEXT_TYPES", "api_secret:B,ssn:S,card:S")
+    # customer#00000's api_secret is 0xFFFE...: Binary, as declared; its ssn is text.
+    nonutf8 = kms.encrypt(KeyId=aws.key_arn, Plaintext=b"\xff\xfe not text")["CiphertextBlob"]
+    set_source_attribute(aws, "customer#00002", "ssn", {"B": nonutf8})
+    if destination == "s3":
+        monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/typed")
+        monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
+    summary = lambda_handler(load_event("backfill.json"), lambda_context)
+    if destination == "s3":
+        copy = read_export(aws.account_b().client("s3"), aws.bucket, summary["location"]).items
+    else:
+        copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert copy["customer#00001"]["api_secret"] == {"B": b"ASCIIBIN0"}
+    assert copy["customer#00000"]["api_secret"] == aws.expected["customer#00000"]["api_secret"]
+    assert copy["customer#00000"]["ssn"] == aws.expected["customer#00000"]["ssn"]
+    assert "customer#00002" not in copy
+    assert summary["items_quarantined"] == 1

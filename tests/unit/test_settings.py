@@ -156,3 +156,16 @@ def test_sweeping_deletes_needs_the_lease_of_a_state_table() -> None:
         "lease, or two runs delete each other's items"
     ]
     assert Settings.from_env({**BASE, "SWEEP_DELETES": "true", "STATE_TABLE": "state"})
+
+
+def test_plaintext_types_are_declared_per_attribute() -> None:
+    settings = Settings.from_env({**BASE, "PLAINTEXT_TYPES": "ssn:S, card:B"})
+    assert settings.plaintext_types == {"ssn": "S", "card": "B"}
+    assert Settings.from_env(BASE).plaintext_types == {}  # auto: UTF-8 text is S, else B
+    for bad, message in [
+        ("ssn", "PLAINTEXT_TYPES: must be attribute:type pairs"),
+        ("ssn:X", "PLAINTEXT_TYPES.ssn: Input should be 'S', 'B' or 'auto'"),
+        ("photo:B", "PLAINTEXT_TYPES: photo not decrypted with ITEM_FORMAT=attributes"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            Settings.from_env({**BASE, "PLAINTEXT_TYPES": bad})

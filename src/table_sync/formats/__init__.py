@@ -23,7 +23,7 @@ def build_decoder(
     if settings.item_format == "credstash":
         from table_sync.formats.credstash import CredstashDecoder
 
-        return CredstashDecoder(kms, context)
+        return CredstashDecoder(kms, context, settings.plaintext_types.get("contents", "auto"))
     if settings.item_format == "ddb-encryption-client":
         from table_sync.formats.ddb_encryption_client import DdbEncryptionClientDecoder
 
@@ -43,4 +43,6 @@ def build_decoder(
         )
     from table_sync.formats.kms_attributes import KmsAttributeDecoder
 
-    return KmsAttributeDecoder(kms, settings.encrypted_attributes, context)
+    return KmsAttributeDecoder(
+        kms, settings.encrypted_attributes, context, settings.plaintext_types
+    )

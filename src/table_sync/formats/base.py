@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from table_sync.aws.kms import ITEM_ERRORS, KmsDecryptFailed
 from table_sync.items import Item
@@ -61,9 +61,19 @@ def kms_hint(code: str, key_arn: str) -> str:
     return ""
 
 
-def plaintext_value(plaintext: bytes) -> dict[str, str | bytes]:
-    """A String when the plaintext is UTF-8 text, else Binary."""
+def plaintext_value(plaintext: bytes, attribute: str, declared: str = "auto") -> dict[str, Any]:
+    """The copy's value for a plaintext: the type PLAINTEXT_TYPES declares for the attribute
+    (``S``: UTF-8 text, else the item is quarantined; ``B``: the bytes as they are), or with
+    ``auto`` a String when the plaintext is UTF-8 text, else Binary."""
+    if declared == "B":
+        return {"B": plaintext}
     try:
         return {"S": plaintext.decode("utf-8")}
     except UnicodeDecodeError:
+        if declared == "S":
+            raise AttributeDecryptFailed(
+                attribute,
+                "UndecodablePlaintext",
+                "PLAINTEXT_TYPES declares it a String, but the plaintext is not UTF-8",
+            ) from None
         return {"B": plaintext}

@@ -39,9 +39,12 @@ WRAPPING_ATTRIBUTES = ("key", "hmac", "digest")
 
 
 class CredstashDecoder:
-    def __init__(self, kms: KmsDecrypter, context: ContextTemplate | None = None) -> None:
+    def __init__(
+        self, kms: KmsDecrypter, context: ContextTemplate | None = None, contents_type: str = "auto"
+    ) -> None:
         self._kms = kms
         self._context = context or ContextTemplate({})
+        self._contents_type = contents_type
 
     def decode(self, item: Item) -> DecodedItem:
         for name in ("name", "version", "key", "contents", "hmac"):
@@ -74,7 +77,7 @@ class CredstashDecoder:
         plaintext = decryptor.update(ciphertext) + decryptor.finalize()
 
         copy = {k: v for k, v in item.items() if k not in WRAPPING_ATTRIBUTES}
-        copy["contents"] = plaintext_value(plaintext)
+        copy["contents"] = plaintext_value(plaintext, "contents", self._contents_type)
         return DecodedItem(copy, 1)
 
 

@@ -1,7 +1,7 @@
 """ITEM_FORMAT=attributes: each named attribute holds one raw KMS ciphertext.
 
-The ciphertext is Binary, or base64 text in a String. The copy holds the plaintext: a String
-when it is valid UTF-8, else Binary. An item without the attribute (or with NULL) keeps it as is.
+The ciphertext is Binary, or base64 text in a String. The copy holds the plaintext as the type
+PLAINTEXT_TYPES declares, or (``auto``) a String when it is valid UTF-8, else Binary. An item without the attribute (or with NULL) keeps it as is.
 Every attribute is decrypted (or fails) before the item is returned: never half an item.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from table_sync.aws.kms import KmsDecrypter, KmsDecryptFailed
@@ -24,10 +24,12 @@ class KmsAttributeDecoder:
         kms: KmsDecrypter,
         attributes: Sequence[str],
         context: ContextTemplate | None = None,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self._kms = kms
         self._attributes = tuple(attributes)
         self._context = context or ContextTemplate({})
+        self._types = dict(types or {})
 
     def decode(self, item: Item) -> DecodedItem:
         copy = dict(item)
@@ -42,7 +44,7 @@ class KmsAttributeDecoder:
                 plaintext = self._kms.decrypt(ciphertext, context)
             except KmsDecryptFailed as exc:
                 raise AttributeDecryptFailed.from_kms(name, exc, self._kms.key_arn) from exc
-            copy[name] = plaintext_value(plaintext)
+            copy[name] = plaintext_value(plaintext, name, self._types.get(name, "auto"))
             count += 1
         return DecodedItem(copy, count)
 

@@ -59,6 +59,22 @@ def _split_names(value: Any) -> Any:
 NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names)]
 
 
+def _split_types(value: Any) -> Any:
+    """``"ssn:S, photo:B"`` -> ``{"ssn": "S", "photo": "B"}``; mappings pass through."""
+    if not isinstance(value, str):
+        return value
+    types = {}
+    for part in value.split(","):
+        name, sep, kind = part.strip().rpartition(":")
+        if not sep or not name:
+            raise ValueError("must be attribute:type pairs, comma-separated (e.g. ssn:S,photo:B)")
+        types[name] = kind
+    return types
+
+
+PlaintextTypes = Annotated[dict[str, Literal["S", "B", "auto"]], BeforeValidator(_split_types)]
+
+
 def _check_names(names: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ...]:
     if not names and not allow_empty:
         raise ValueError("name at least one attribute (comma-separated)")
@@ -91,6 +107,7 @@ class Settings(BaseModel):
         "attributes", alias="ITEM_FORMAT"
     )
     encrypted_attributes: NameList = Field((), alias="ENCRYPTED_ATTRIBUTES")
+    plaintext_types: PlaintextTypes = Field(default_factory=dict, alias="PLAINTEXT_TYPES")
     kms_encryption_context: Annotated[dict[str, str], BeforeValidator(_json_object)] = Field(
         default_factory=dict, alias="KMS_ENCRYPTION_CONTEXT"
     )
@@ -259,6 +276,17 @@ class Settings(BaseModel):
     def _format_problems(self) -> list[str]:
         """Rules of ITEM_FORMAT and ON_DECRYPT_ERROR."""
         problems = []
+        typed = {
+            "attributes": set(self.encrypted_attributes),
+            "credstash": {"contents"},
+            "ddb-encryption-client": set(),
+        }[self.item_format]
+        if unknown := sorted(set(self.plaintext_types) - typed):
+            problems.append(
+                f"PLAINTEXT_TYPES: {', '.join(unknown)} not decrypted with ITEM_FORMAT="
+                f"{self.item_format} (it types ENCRYPTED_ATTRIBUTES; credstash: contents; the "
+                "DynamoDB Encryption Client restores the written types itself)"
+            )
         if self.item_format == "attributes" and not self.encrypted_attributes:
             problems.append(
                 "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "
