@@ -24,10 +24,16 @@ THROTTLES = {
 
 class FaultProxy:
     def __init__(
-        self, upstream: str, every: int = 3, targets: frozenset[str] | None = None
+        self,
+        upstream: str,
+        every: int = 3,
+        targets: frozenset[str] | None = None,
+        errors: dict[str, str] | None = None,
     ) -> None:
+        """``errors`` replaces the throttling error of a target with another AWS error code."""
         self._upstream = urlparse(upstream)
         self._targets = targets if targets is not None else frozenset(THROTTLES)
+        self._errors = {**THROTTLES, **(errors or {})}
         self.every = every
         self.seen: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
@@ -43,7 +49,7 @@ class FaultProxy:
                 target = self.headers.get("X-Amz-Target", "")
                 if target in proxy._targets and proxy._should_throttle(target):
                     payload = json.dumps(
-                        {"__type": THROTTLES[target], "message": "Rate exceeded"}
+                        {"__type": proxy._errors[target], "message": "injected by the proxy"}
                     ).encode()
                     self.send_response(400)
                     self.send_header("Content-Type", "application/x-amz-json-1.1")

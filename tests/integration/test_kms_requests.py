@@ -108,3 +108,41 @@ def test_throttling_that_outlasts_every_retry_fails_the_run(
         with pytest.raises(DecryptError, match="ThrottlingException"):
             lambda_handler(load_event("scheduled-event.json"), lambda_context)
     assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
+
+
+@pytest.mark.items(4)
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [
+        ("DisabledException", "is disabled"),
+        ("KMSInvalidStateException", "cannot decrypt in its state (pending deletion"),
+    ],
+)
+def test_an_unusable_key_fails_the_run_at_once_naming_its_state(
+    aws: EmbeddedAws,
+    function_env,
+    lambda_context,
+    moto_server: MotoServer,
+    monkeypatch,
+    code: str,
+    state: str,
+) -> None:
+    """Fault injection: moto does not enforce disabled keys, so the proxy answers every Decrypt
+    as KMS answers for a disabled key or one pending deletion. Not the items' fault: nothing is
+    quarantined, nothing written, and the error names the key and its state."""
+    from table_sync.errors import DecryptError
+
+    with FaultProxy(
+        moto_server.endpoint,
+        every=1,
+        targets=frozenset({"TrentService.Decrypt"}),
+        errors={"TrentService.Decrypt": code},
+    ) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        with pytest.raises(DecryptError) as raised:
+            lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert raised.value.kind == code
+    assert f"SOURCE_KMS_KEY_ARN {aws.key_arn} {state}" in str(raised.value)
+    assert proxy.injected["TrentService.Decrypt"] <= 16  # one page's first Decrypts, no retries
+    assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
+    assert read_table(aws.account_b().client("dynamodb"), aws.destination_table) == {}

@@ -58,6 +58,13 @@ def kms_hint(code: str, key_arn: str) -> str:
         return "corrupted ciphertext, or a different encryption context (KMS_ENCRYPTION_CONTEXT)"
     if code in ("AccessDeniedException", "AccessDenied", "403"):
         return f"kms:Decrypt under {key_arn} was denied (another key, or the role's policy)"
+    if code == "DisabledException":
+        return f"SOURCE_KMS_KEY_ARN {key_arn} is disabled: enable it in the source account"
+    if code == "KMSInvalidStateException":
+        return (
+            f"SOURCE_KMS_KEY_ARN {key_arn} cannot decrypt in its state (pending deletion, "
+            "pending import or unavailable): check the key in the source account"
+        )
     return ""
 
 
