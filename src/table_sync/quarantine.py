@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from table_sync.aws.clients import caller_client
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
 from table_sync.items import Item, to_json_item
 from table_sync.models import DynamoDBDestination, Settings
+from table_sync.sinks.s3 import sse_arguments
 
 if TYPE_CHECKING:
     import boto3
@@ -133,9 +135,6 @@ def build_quarantine(
     settings: Settings, destination: boto3.Session, run_id: str
 ) -> QuarantineStore | None:
     """QUARANTINE's store (or the default beside an S3 destination); None when failing fast."""
-    from table_sync.aws.clients import caller_client
-    from table_sync.sinks.s3 import sse_arguments
-
     target = settings.quarantine_target
     if target is None:
         return None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from table_sync.aws.clients import caller_client
 from table_sync.aws.errors import response_item, translated
 from table_sync.errors import DestinationError
 from table_sync.items import Item, from_json_item, to_json_item
@@ -98,8 +99,6 @@ class StateStore:
     def for_settings(cls, settings: Settings, destination: boto3.Session) -> StateStore | None:
         """STATE_TABLE's store, unless none is configured or this is a dry run (which writes
         nothing, state included)."""
-        from table_sync.aws.clients import caller_client
-
         if not settings.state_table or settings.dry_run:
             return None
         return cls(caller_client(destination, "dynamodb"), settings.state_table)

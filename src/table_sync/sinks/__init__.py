@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from table_sync.aws.clients import caller_client
 from table_sync.models import DynamoDBDestination, Settings
 from table_sync.sinks.base import Finalized, Sink, SinkState
 from table_sync.sinks.dry_run import DryRunSink
@@ -26,8 +27,6 @@ __all__ = [
 
 def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> Sink:
     """The sink ``settings`` name, with clients from the caller's (AccountB) session."""
-    from table_sync.aws.clients import caller_client
-
     if settings.dry_run:
         return DryRunSink()
     if isinstance(settings.destination, DynamoDBDestination):
