@@ -6,14 +6,14 @@ One DynamoDB table keyed by ``id`` (S):
   with a conditional write, so two runs never write the same destination at once; a crashed
   run's lease simply expires and the next run takes it over.
 * ``run#<run-id>#segment#<n>``: where segment n of a run stands: the scan's LastEvaluatedKey,
-  its counts, its sink's state (the S3 data files it has written) and whether it is done. Saved after the
+  its counts, its sink's state (the S3 data files it has written) and whether it is done. Saved
+  after the
   destination write it covers, so a crash between the two repeats that page (idempotently:
   puts of the same items, or the same data-file name overwritten) and loses nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -137,10 +137,7 @@ class StateStore:
 
     def release_lease(self, destination: str, run_id: str) -> None:
         """Give the lease up, if ``run_id`` still holds it (else another run does: keep it)."""
-        with (
-            contextlib.suppress(ClientError),
-            self._translated("release the lease", passing="ConditionalCheckFailedException"),
-        ):
+        with self._translated("release the lease", ignoring="ConditionalCheckFailedException"):
             self._client.delete_item(
                 TableName=self.table_name,
                 Key={"id": {"S": f"lease#{destination}"}},
@@ -190,11 +187,14 @@ class StateStore:
             )
         return response.get("Item")
 
-    def _translated(self, what: str, *, passing: str | None = None) -> Any:
-        """Errors become DestinationError naming STATE_TABLE, except a ClientError with code
-        ``passing``, which the caller handles."""
+    def _translated(
+        self, what: str, *, passing: str | None = None, ignoring: str | None = None
+    ) -> Any:
+        """Errors become DestinationError naming STATE_TABLE, but for the expected codes
+        (``passing`` and ``ignoring``, as in :func:`translated`)."""
         return translated(
             DestinationError,
             lambda code: f"cannot {what} in STATE_TABLE {self.table_name}: {code}",
             passing=passing,
+            ignoring=ignoring,
         )

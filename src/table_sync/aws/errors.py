@@ -37,19 +37,23 @@ def translated(
     hints: dict[str, str] | None = None,
     values_in_request: bool = False,
     passing: str | None = None,
+    ignoring: str | None = None,
 ) -> Iterator[None]:
     """Raise ``error(f"{what} failed: <code><hint>")`` for any botocore error in the block.
 
     ``what`` may instead be a function of the code that words the whole message; ``hints`` maps
     an error code to a sentence that points at the fix (the setting to check). A ClientError
     whose code is ``passing`` is re-raised as it is, for the caller to handle (an expected
-    ConditionalCheckFailedException).
+    ConditionalCheckFailedException); one whose code is ``ignoring`` means there was nothing to
+    do, and ends the block quietly.
     """
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc)
-        if code == passing and isinstance(exc, ClientError):
+        if isinstance(exc, ClientError) and code == ignoring:
+            return
+        if isinstance(exc, ClientError) and code == passing:
             raise
         hint = (hints or {}).get(code, "")
         message = what(code) if callable(what) else f"{what} failed: {code}"

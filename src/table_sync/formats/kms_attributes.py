@@ -1,7 +1,8 @@
 """ITEM_FORMAT=attributes: each named attribute holds one raw KMS ciphertext.
 
 The ciphertext is Binary, or base64 text in a String. The copy holds the plaintext as the type
-PLAINTEXT_TYPES declares, or (``auto``) a String when it is valid UTF-8, else Binary. An item without the attribute (or with NULL) keeps it as is.
+PLAINTEXT_TYPES declares, or (``auto``) a String when it is valid UTF-8, else Binary. An item
+without the attribute (or with NULL) keeps it as is.
 Every attribute is decrypted (or fails) before the item is returned: never half an item.
 """
 

@@ -11,7 +11,6 @@ page's Decrypts); ``write`` returns only when every one of them is written, or r
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -19,8 +18,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError, UnprocessedItemsError
@@ -97,13 +94,10 @@ class DynamoDBSink:
             return
         names = {"#m": MARK_ATTRIBUTE, "#k": self.key_attributes[0]}
         for key in keys:
-            with (
-                contextlib.suppress(ClientError),
-                translated(
-                    DestinationError,
-                    f"UpdateItem of the mark in {self.table_name}",
-                    passing="ConditionalCheckFailedException",
-                ),
+            with translated(
+                DestinationError,
+                f"UpdateItem of the mark in {self.table_name}",
+                ignoring="ConditionalCheckFailedException",  # no earlier copy: nothing to keep
             ):
                 self._client.update_item(
                     TableName=self.table_name,
