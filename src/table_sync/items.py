@@ -64,3 +64,40 @@ def from_json_value(value: Any) -> Any:
 
 def from_json_item(item: Mapping[str, Any]) -> Item:
     return {name: from_json_value(value) for name, value in item.items()}
+
+
+# DynamoDB's item size limit is 400 KB (409,600 bytes). The sync adds bookkeeping to a copy item
+# only while the estimate below stays under this, which leaves room for any difference between
+# the estimate and the service's own accounting (and is under the embedded moto's 405,000).
+BOOKKEEPING_SIZE_LIMIT = 400_000
+
+
+def value_size(value: Any) -> int:
+    """An AttributeValue's size as DynamoDB bills and limits it, rounded up: strings and binary
+    by their length in bytes, a number by at most its digits plus one, a list or map by its
+    elements plus 3 bytes and 1 byte for each element."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode("utf-8"))
+    if kind == "B":
+        return len(raw)
+    if kind == "N":
+        return len(raw) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode("utf-8")) for s in raw)
+    if kind == "BS":
+        return sum(len(b) for b in raw)
+    if kind == "NS":
+        return sum(len(n) + 1 for n in raw)
+    if kind == "L":
+        return 3 + sum(1 + value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in raw.items())
+    raise ValueError(f"not a DynamoDB attribute value type: {kind}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size: its attribute names' UTF-8 lengths plus its values' sizes."""
+    return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())

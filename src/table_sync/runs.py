@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 
 from table_sync.aws.clients import connect_source
+from table_sync.aws.dynamodb import SourceTable
 from table_sync.aws.sts import AssumeRoleCounter
 from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
@@ -81,7 +82,14 @@ def run_step(
     if skipped is not None:
         return skipped
     if invocation.trigger == "finalize":
-        return finalize_run(settings, invocation, run_id, base_session=base_session, state=state)
+        return finalize_run(
+            settings,
+            invocation,
+            run_id,
+            base_session=base_session,
+            state=state,
+            role_session_name=role_session_name,
+        )
     counter = AssumeRoleCounter()
     try:
         source = connect_source(settings, base_session, role_session_name, counter)
@@ -127,6 +135,14 @@ def _take_lease(settings: Settings, state: StateStore | None, run_id: str) -> Sk
     return skipped
 
 
+def _source_table(
+    settings: Settings, base_session: boto3.Session, role_session_name: str
+) -> SourceTable:
+    """The source, for the sweep to confirm its deletions (as the reader role)."""
+    source = connect_source(settings, base_session, role_session_name)
+    return SourceTable(source.dynamodb, settings.source_table_name, settings.write_concurrency)
+
+
 def finalize_run(
     settings: Settings,
     invocation: Invocation,
@@ -134,6 +150,7 @@ def finalize_run(
     *,
     base_session: boto3.Session,
     state: StateStore | None,
+    role_session_name: str,
 ) -> SyncSummary:
     """After every segment of a parallel run is done: the sink finishes the copy from all the
     segments' checkpoints (S3 manifests, DynamoDB sweep), the lease is released, and the
@@ -154,7 +171,14 @@ def finalize_run(
     started_at = datetime.fromisoformat(run.started_at)
     finished_at = datetime.now(UTC)
     finalized = sink.finalize(
-        [c.sink for c in done], started_at=started_at, finished_at=finished_at
+        [c.sink for c in done],
+        started_at=started_at,
+        finished_at=finished_at,
+        source=(
+            _source_table(settings, base_session, role_session_name)
+            if settings.sweep_deletes
+            else None
+        ),
     )
     state.release_lease(settings.destination.uri, run_id)
     quarantine = build_quarantine(settings, base_session, run_id)

@@ -114,3 +114,27 @@ def test_rerun_is_idempotent(aws: EmbeddedAws, function_env, lambda_context) -> 
     assert summary["trigger"] == "scheduler"
     copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
     assert differences(aws.expected, copy) == []
+
+
+@pytest.mark.items(4)
+def test_an_item_near_the_size_limit_is_copied_and_kept_by_the_sweep(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (4): the sweep's 38-byte mark pushed an item near DynamoDB's item size limit
+    over it, and every run failed with a ValidationException naming no item. Now an item the
+    mark would push over the limit is written without it, and the sweep keeps it because the
+    source still holds it. (moto caps items at 405,000 bytes, AWS at 409,600: this item is
+    just under moto's cap, so with the mark it failed here as it does on AWS nearer 409,600.)"""
+    monkeypatch.setenv("SWEEP_DELETES", "true")
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    key = "item#big"
+    big = {"pk": {"S": key}, "blob": {"S": "x" * (405_000 - len("pk") - len(key) - len("blob"))}}
+    aws.account_a().client("dynamodb").put_item(TableName=aws.source_table, Item=big)
+    aws.expected[key] = big
+
+    for _ in range(2):  # the second run sweeps an earlier run's copy
+        summary = lambda_handler(load_event("backfill.json"), lambda_context)
+        assert summary["status"] == "succeeded"
+        assert summary["items_swept"] == 0
+        copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+        assert differences(aws.expected, copy) == []

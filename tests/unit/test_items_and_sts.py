@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from table_sync.aws.sts import refresh_windows, session_name
-from table_sync.items import describe_key, from_json_item, to_json_item
+from table_sync.items import describe_key, from_json_item, item_size, to_json_item
 from table_sync.sinks.dynamodb import backoff_delay
 
 
@@ -50,3 +50,13 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     delays = [backoff_delay(n, 0.05, 1.0, lambda: 1.0) for n in range(1, 9)]
     assert delays == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
     assert backoff_delay(3, 0.05, 1.0, lambda: 0.5) == 0.1
+
+
+def test_item_size_follows_dynamodbs_rules() -> None:
+    """Names and values by their UTF-8 length, binary by its length, and the documented
+    overheads for lists and maps (3 bytes, plus 1 per element)."""
+    assert item_size({"pk": {"S": "abc"}}) == 5
+    assert item_size({"é": {"S": "é"}, "b": {"B": b"\x00\x01"}}) == 2 + 2 + 1 + 2
+    assert item_size({"l": {"L": [{"S": "ab"}, {"BOOL": True}]}}) == 1 + 3 + (1 + 2) + (1 + 1)
+    assert item_size({"m": {"M": {"k": {"NULL": True}}}}) == 1 + 3 + 1 + 1 + 1
+    assert item_size({"n": {"N": "12345"}}) <= 1 + 6  # at most the digits plus one

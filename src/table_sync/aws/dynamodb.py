@@ -1,11 +1,13 @@
 """Reading the source table: Scan, one page at a time (the seed's ``aws dynamodb scan``).
 
-Only ``dynamodb:Scan`` is called here, so the source role needs nothing the seed does not grant.
+Only ``dynamodb:Scan`` and, to confirm a deletion from the copy, ``dynamodb:GetItem`` are called
+here, so the source role needs nothing the seed does not grant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,3 +68,46 @@ def scan_pages(
         )
         if not start_key:
             return
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """The source, asked whether items are still in it: before anything is deleted from the
+    copy, each candidate's key is read back with a strongly consistent GetItem (one of the
+    runbook's actions), projecting the key alone. A key the source still holds is never deleted,
+    whatever the run did with the item (quarantined, unmarked, written after the scan passed)."""
+
+    client: DynamoDBClient
+    table_name: str
+    concurrency: int = 8
+
+    def absent(self, keys: Sequence[Item]) -> list[Item]:
+        """The keys of ``keys`` that have no item in the source now, in order."""
+        if not keys:
+            return []
+        if self.concurrency == 1 or len(keys) == 1:
+            found = [self._exists(key) for key in keys]
+        else:
+            with ThreadPoolExecutor(
+                min(self.concurrency, len(keys)), thread_name_prefix="confirm"
+            ) as pool:
+                found = list(pool.map(self._exists, keys))
+        return [key for key, exists in zip(keys, found, strict=True) if not exists]
+
+    def _exists(self, key: Item) -> bool:
+        names = {f"#k{i}": name for i, name in enumerate(key)}
+        with translated(
+            SourceAccessError,
+            f"GetItem on source table {self.table_name} (confirming a deletion)",
+            hints=dict.fromkeys(
+                ("AccessDeniedException", "403"), ": the source role needs dynamodb:GetItem"
+            ),
+        ):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=key,
+                ConsistentRead=True,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+        return "Item" in response

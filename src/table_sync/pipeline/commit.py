@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from table_sync.aws.dynamodb import ScanPage
+from table_sync.aws.dynamodb import ScanPage, SourceTable
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.errors import DestinationError
 from table_sync.models.summary import StepStatus
@@ -47,6 +47,8 @@ class PageCommitter:
     checkpointer: Checkpointer
     kms: KmsDecrypter
     dry_run: bool
+    # The source, for a sink's finalize to confirm what it deletes.
+    source: SourceTable | None = None
 
     def __post_init__(self) -> None:
         # KMS requests of earlier invocations of this segment (the decrypter counts this one's).
@@ -94,14 +96,13 @@ class PageCommitter:
             [self.checkpoint.sink],
             started_at=datetime.fromisoformat(self.checkpoint.started_at),
             finished_at=datetime.now(UTC),
+            source=self.source,
         )
         return "succeeded"
 
     def _record(self, records: list[QuarantineRecord]) -> None:
         if records and self.quarantine is not None and not self.dry_run:
             self.quarantine.add(records)
-            # Still in the source: the copy an earlier run made must survive this run's finalize.
-            self.sink.keep([record.key for record in records if record.key])
         for record in records:
             logger.warning(
                 "item quarantined",

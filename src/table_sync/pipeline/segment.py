@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from table_sync.aws.dynamodb import ScanPage, scan_pages
+from table_sync.aws.dynamodb import ScanPage, SourceTable, scan_pages
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.formats import build_decoder
 from table_sync.models import Invocation, Settings, SyncSummary
@@ -59,7 +59,13 @@ def copy_segment(
     sink.prepare()
     sink.resume(checkpoint.sink)
     committer = PageCommitter(
-        checkpoint, sink, quarantine, _checkpointer(settings, context), kms, settings.dry_run
+        checkpoint,
+        sink,
+        quarantine,
+        _checkpointer(settings, context),
+        kms,
+        settings.dry_run,
+        SourceTable(source, settings.source_table_name, settings.write_concurrency),
     )
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
     budget = ReadBudget.for_settings(settings, clock, sleep)

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from table_sync.items import Item
+
+if TYPE_CHECKING:
+    from table_sync.aws.dynamodb import SourceTable
 
 SinkState = Mapping[str, Any]
 
@@ -49,12 +52,6 @@ class Sink(Protocol):
 
     def write(self, items: Sequence[Item]) -> None: ...
 
-    def keep(self, keys: Sequence[Item]) -> None:
-        """Items with these keys are still in the source but were not written by this run (they
-        were quarantined): a sink that finalizes by deleting what the run did not write must
-        keep their earlier copies."""
-        ...
-
     def flush(self) -> None: ...
 
     def state(self) -> dict[str, Any]:
@@ -62,5 +59,13 @@ class Sink(Protocol):
         ...
 
     def finalize(
-        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
-    ) -> Finalized: ...
+        self,
+        states: Sequence[SinkState],
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        source: SourceTable | None = None,
+    ) -> Finalized:
+        """Complete the copy. A sink that deletes from its copy deletes only keys that
+        ``source`` confirms are no longer in the source."""
+        ...

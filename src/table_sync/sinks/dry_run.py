@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from table_sync.items import Item
 from table_sync.sinks.base import Finalized, SinkState
+
+if TYPE_CHECKING:
+    from table_sync.aws.dynamodb import SourceTable
 
 
 class DryRunSink:
@@ -24,9 +27,6 @@ class DryRunSink:
     def write(self, items: Sequence[Item]) -> None:
         return None
 
-    def keep(self, keys: Sequence[Item]) -> None:
-        return None
-
     def flush(self) -> None:
         return None
 
@@ -34,6 +34,11 @@ class DryRunSink:
         return {}
 
     def finalize(
-        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+        self,
+        states: Sequence[SinkState],
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        source: SourceTable | None = None,
     ) -> Finalized:
         return Finalized()

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError, UnprocessedItemsError
-from table_sync.items import Item, describe_key
+from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size, value_size
+from table_sync.observability import logger
 from table_sync.sinks.base import Finalized, SinkState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from table_sync.aws.dynamodb import SourceTable
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
 # With SWEEP_DELETES, every copied item carries the id of the run that last wrote it.
@@ -86,28 +89,6 @@ class DynamoDBSink:
     def resume(self, state: SinkState) -> None:
         return None
 
-    def keep(self, keys: Sequence[Item]) -> None:
-        """With SWEEP_DELETES, give the existing copies of these items (quarantined in this run)
-        the run's mark, so the sweep keeps them: UpdateItem of the mark alone, on condition that
-        the copy exists (an item never copied is not created half)."""
-        if not self._mark:
-            return
-        names = {"#m": MARK_ATTRIBUTE, "#k": self.key_attributes[0]}
-        for key in keys:
-            with translated(
-                DestinationError,
-                f"UpdateItem of the mark in {self.table_name}",
-                ignoring="ConditionalCheckFailedException",  # no earlier copy: nothing to keep
-            ):
-                self._client.update_item(
-                    TableName=self.table_name,
-                    Key=key,
-                    UpdateExpression="SET #m = :run",
-                    ConditionExpression="attribute_exists(#k)",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":run": {"S": self._mark}},
-                )
-
     def flush(self) -> None:
         return None
 
@@ -116,8 +97,21 @@ class DynamoDBSink:
 
     def write(self, items: Sequence[Item]) -> None:
         if self._mark:
-            items = [{**item, MARK_ATTRIBUTE: {"S": self._mark}} for item in items]
+            items = [self._marked(item) for item in items]
         self._write_batches(items)
+
+    def _marked(self, item: Item) -> Item:
+        """The item with the run's mark, unless the mark would take it over the item size limit:
+        then as it is, and the sweep keeps it because the source still holds it."""
+        mark = {"S": self._mark or ""}
+        size = item_size(item)
+        if size + len(MARK_ATTRIBUTE) + value_size(mark) <= BOOKKEEPING_SIZE_LIMIT:
+            return {**item, MARK_ATTRIBUTE: mark}
+        logger.warning(
+            "item written without the sweep mark: it is too close to the item size limit",
+            extra={"item": describe_key(item, self.key_attributes), "item_bytes": size},
+        )
+        return item
 
     def _write_batches(self, items: Sequence[Item], *, delete: bool = False) -> None:
         """Every item, in requests of 25, up to ``concurrency`` at once; raises the first error
@@ -134,15 +128,27 @@ class DynamoDBSink:
             future.result()
 
     def finalize(
-        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+        self,
+        states: Sequence[SinkState],
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        source: SourceTable | None = None,
     ) -> Finalized:
-        """With SWEEP_DELETES, delete what the run did not write (see :meth:`sweep`)."""
-        return Finalized(items_swept=self.sweep(self._mark) if self._mark else 0)
+        """With SWEEP_DELETES, delete what the run did not write and the source no longer
+        holds (see :meth:`sweep`)."""
+        if not self._mark:
+            return Finalized()
+        if source is None:
+            raise DestinationError("the sweep needs the source table to confirm deletions")
+        return Finalized(items_swept=self.sweep(self._mark, source))
 
-    def sweep(self, run_id: str) -> int:
-        """Mark and sweep: after a complete run every item it wrote carries its run id; any other
-        item was deleted from the source since an earlier run (or never came from it) and is
-        deleted here. A filtered Scan, page by page, so it works for tables larger than memory."""
+    def sweep(self, run_id: str, source: SourceTable) -> int:
+        """Mark and sweep: after a complete run every item it wrote carries its run id. Any
+        other item is a candidate: deleted from the source since an earlier run, or still there
+        but not written by this one (quarantined, or too big for the mark). Each candidate is
+        looked up in the source, and only those it no longer holds are deleted. A filtered
+        Scan, page by page, so it works for tables larger than memory."""
         paginator = self._client.get_paginator("scan")
         names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
         pages = paginator.paginate(
@@ -155,7 +161,7 @@ class DynamoDBSink:
         swept = 0
         with translated(DestinationError, f"sweep of {self.table_name}"):
             for page in pages:
-                keys = page.get("Items", [])
+                keys = source.absent(page.get("Items", []))
                 self._write_batches(keys, delete=True)
                 swept += len(keys)
         return swept

@@ -38,6 +38,8 @@ from table_sync.sinks.base import Finalized, SinkState
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from table_sync.aws.dynamodb import SourceTable
+
 EXPORT_FORMAT_VERSION = "2020-06-30"
 # The fields of a manifest-files.json line; a checkpoint's file records add "bytes".
 MANIFEST_FIELDS = ("itemCount", "md5Checksum", "etag", "dataFileS3Key")
@@ -112,10 +114,6 @@ class S3ExportSink:
         """Resume after a checkpoint: these files are written; the next one follows them."""
         self._files = list(state.get("files", []))
 
-    def keep(self, keys: Sequence[Item]) -> None:
-        """A snapshot holds what this run wrote: an item it could not decrypt is not in it."""
-        return None
-
     def flush(self) -> None:
         self._flush()
 
@@ -139,7 +137,12 @@ class S3ExportSink:
             self._file_bytes += len(data)
 
     def finalize(
-        self, states: Sequence[SinkState], *, started_at: datetime, finished_at: datetime
+        self,
+        states: Sequence[SinkState],
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        source: SourceTable | None = None,
     ) -> Finalized:
         """Make the export complete from every segment's files: the manifests (summary last),
         then the ``latest`` pointer. ``states`` are the checkpoints' (taken after ``flush``)."""

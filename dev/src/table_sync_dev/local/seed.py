@@ -89,14 +89,8 @@ def function_policy(
             {
                 "Sid": "WriteCopyTable",
                 "Effect": "Allow",
-                # Scan and UpdateItem: the sweep of deleted items (SWEEP_DELETES), which keeps
-                # the copies of items quarantined in the run by marking them.
-                "Action": [
-                    "dynamodb:DescribeTable",
-                    "dynamodb:BatchWriteItem",
-                    "dynamodb:Scan",
-                    "dynamodb:UpdateItem",
-                ],
+                # Scan: the sweep of deleted items (SWEEP_DELETES).
+                "Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:Scan"],
                 "Resource": table_arn,
             },
             {
