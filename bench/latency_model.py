@@ -11,7 +11,8 @@ Served, over real HTTP/1.1 with keep-alive (one asyncio thread, a Protocol, no f
 
 * STS ``AssumeRole`` (query protocol, XML);
 * DynamoDB ``Scan`` (1 MB pages; ``Segment``/``TotalSegments``; ``ExclusiveStartKey``),
-  ``BatchWriteItem`` (PutRequests counted, decrypted ones counted apart), ``DescribeTable``,
+  ``BatchWriteItem`` (PutRequests counted, decrypted ones counted apart), ``BatchGetItem``
+  (no copies: every item has changed), ``DescribeTable``,
   and ``GetItem``/``PutItem``/``DeleteItem`` for the state table (always empty; always
   succeeds);
 * KMS ``Decrypt``;
@@ -181,6 +182,10 @@ class Model:
                 return 200, JSON, b"{}", lat.put_item
             if op in ("GetItem", "DeleteItem"):
                 return 200, JSON, b"{}", lat.other
+            if op == "BatchGetItem":  # the copies' digests: none stored, every item changed
+                name = next(iter(json.loads(body)["RequestItems"]))
+                answer = {"Responses": {name: []}, "UnprocessedKeys": {}}
+                return 200, JSON, json.dumps(answer).encode(), lat.other
             if op == "DescribeTable":
                 name = json.loads(body)["TableName"]
                 return 200, JSON, _describe(name), lat.other

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from table_sync.items import Item, from_json_item, to_json_item
-from table_sync.sinks.dynamodb import MARK_ATTRIBUTE
+from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
 
 
 def read_table(client: Any, table: str, key: str = "pk") -> dict[str, Item]:
@@ -71,7 +71,7 @@ def differences(expected: Mapping[str, Item], actual: Mapping[str, Item]) -> lis
     problems += [f"unexpected {k}" for k in sorted(actual.keys() - expected.keys())]
     for k in sorted(expected.keys() & actual.keys()):
         want, got = expected[k], actual[k]
-        for name in sorted((want.keys() | got.keys()) - {MARK_ATTRIBUTE}):
+        for name in sorted((want.keys() | got.keys()) - BOOKKEEPING_ATTRIBUTES):
             if _normalise(want.get(name)) != _normalise(got.get(name)):
                 problems.append(f"{k}: attribute {name!r} differs")
     return problems
@@ -100,7 +100,11 @@ def digest(item: Item) -> str:
 
 
 def _normalise_item(item: Item) -> Item:
-    return {name: _normalise(value) for name, value in item.items() if name != MARK_ATTRIBUTE}
+    return {
+        name: _normalise(value)
+        for name, value in item.items()
+        if name not in BOOKKEEPING_ATTRIBUTES
+    }
 
 
 def latest_export(client: Any, bucket: str, prefix: str) -> str | None:

@@ -25,7 +25,8 @@ from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.pipeline.segment import SegmentContext, copy_segment
 from table_sync.quarantine import build_quarantine
 from table_sync.sinks import build_sink
-from table_sync.state import Checkpoint, StateStore
+from table_sync.source_keys import SourceKeys
+from table_sync.state import Checkpoint, KeyLedger, StateStore
 
 
 def new_run_id() -> str:
@@ -175,8 +176,14 @@ def finalize_run(
         started_at=started_at,
         finished_at=finished_at,
         source=(
-            _source_table(settings, base_session, role_session_name)
-            if settings.sweep_deletes
+            SourceKeys(
+                _source_table(settings, base_session, role_session_name),
+                KeyLedger(state),
+                run_id,
+                [(c.segment, c.pages) for c in done],
+                keys_seen=run.items_scanned,
+            )
+            if settings.mirror
             else None
         ),
     )

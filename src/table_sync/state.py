@@ -10,12 +10,16 @@ One DynamoDB table keyed by ``id`` (S):
   after the
   destination write it covers, so a crash between the two repeats that page (idempotently:
   puts of the same items, or the same data-file name overwritten) and loses nothing.
+* ``run#<run-id>#segment#<n>#keys#<page>#<chunk>``: the hashes of the keys page n scanned, for
+  the mirror's sweep (:class:`KeyLedger`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +53,7 @@ class Checkpoint:
     attributes_decrypted: int = 0
     items_written: int = 0
     items_quarantined: int = 0
+    items_unchanged: int = 0
     kms_requests: int = 0
     # What the sink needs to resume and to finalize (Sink.state()).
     sink: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +66,7 @@ class Checkpoint:
         "attributes_decrypted",
         "items_written",
         "items_quarantined",
+        "items_unchanged",
         "kms_requests",
     )
 
@@ -174,6 +180,22 @@ class StateStore:
     def segments(self, run_id: str, total_segments: int) -> list[Checkpoint | None]:
         return [self.load(run_id, n) for n in range(total_segments)]
 
+    # -- other records (see KeyLedger) ------------------------------------------------------
+
+    def put(self, record_id: str, attributes: dict[str, Any]) -> None:
+        with self._translated("save run records"):
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "id": {"S": record_id},
+                    **attributes,
+                    "ttl": {"N": str(int(self._clock()) + RETENTION_SECONDS)},
+                },
+            )
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self._get(record_id)
+
     # -- helpers ----------------------------------------------------------------------------
 
     @staticmethod
@@ -198,3 +220,51 @@ class StateStore:
             passing=passing,
             ignoring=ignoring,
         )
+
+
+# A state item holds up to 400 KB: key hashes go in chunks of at most this many (8 bytes each).
+KEYS_PER_CHUNK = 40_000
+
+
+class KeyLedger:
+    """The keys a run has seen in the source, as 64-bit hashes, one record per scanned page
+    (``run#<run-id>#segment#<n>#keys#<page>#<chunk>``) in the state store. A page's record is
+    written before the checkpoint that covers the page, so every page a checkpoint counts has
+    its keys here; a page repeated after a crash rewrites the same record. The mirror's sweep
+    deletes from the copy only keys that are not here (and that the source confirms it no
+    longer holds): a record with extra keys can only keep an item, never delete one."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def record(self, run_id: str, segment: int, page: int, hashes: list[int]) -> None:
+        packed = array("Q", sorted(hashes))
+        if sys.byteorder != "big":
+            packed.byteswap()
+        chunks = max(1, -(-len(packed) // KEYS_PER_CHUNK))
+        for chunk in range(chunks):
+            part = packed[chunk * KEYS_PER_CHUNK : (chunk + 1) * KEYS_PER_CHUNK]
+            self._store.put(
+                self._id(run_id, segment, page, chunk),
+                {"hashes": {"B": part.tobytes()}, "chunks": {"N": str(chunks)}},
+            )
+
+    def hashes(self, run_id: str, segment: int, page: int) -> array[int]:
+        """A page's key hashes (empty if the page left no record)."""
+        result: array[int] = array("Q")
+        chunk, chunks = 0, 1
+        while chunk < chunks:
+            item = self._store.get(self._id(run_id, segment, page, chunk))
+            if item is None:
+                break
+            part = array("Q", item["hashes"]["B"])
+            if sys.byteorder != "big":
+                part.byteswap()
+            result.extend(part)
+            chunks = int(item["chunks"]["N"])
+            chunk += 1
+        return result
+
+    @staticmethod
+    def _id(run_id: str, segment: int, page: int, chunk: int) -> str:
+        return f"run#{run_id}#segment#{segment}#keys#{page}#{chunk}"

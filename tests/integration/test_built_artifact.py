@@ -90,6 +90,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SHIPPED = {
     "__init__.py",
     "aws",
+    "changes.py",
     "compare.py",
     "errors.py",
     "formats",
@@ -102,6 +103,7 @@ SHIPPED = {
     "quarantine.py",
     "runs.py",
     "sinks",
+    "source_keys.py",
     "state.py",
     "verify.py",
 }

@@ -51,7 +51,7 @@ def scoped(aws: EmbeddedAws) -> EmbeddedAws:
         aws.function_role_name,
         [
             _allow(["sts:AssumeRole"], aws.reader_role_arn),
-            _allow(["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"]),
+            _allow(["dynamodb:DescribeTable", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]),
             _allow(["s3:PutObject"], f"arn:aws:s3:::{aws.bucket}/*"),
         ],
     )

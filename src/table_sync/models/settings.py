@@ -125,7 +125,9 @@ class Settings(BaseModel):
     read_capacity_per_second: float | None = Field(
         None, alias="READ_CAPACITY_PER_SECOND", gt=0, le=1_000_000
     )
-    sweep_deletes: bool = Field(False, alias="SWEEP_DELETES")
+    # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
+    sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
+    full_copy: bool = Field(False, alias="FULL_COPY")
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
     segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
@@ -324,6 +326,14 @@ class Settings(BaseModel):
         return problems
 
     # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def mirror(self) -> bool:
+        """Whether a complete run deletes from the copy what the source no longer holds:
+        SWEEP_DELETES, or by default for a dynamodb:// copy with a STATE_TABLE (the lease)."""
+        if self.sweep_deletes is not None:
+            return self.sweep_deletes
+        return isinstance(self.destination, DynamoDBDestination) and bool(self.state_table)
 
     @property
     def source_account(self) -> str:

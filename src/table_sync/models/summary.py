@@ -30,6 +30,8 @@ class SyncSummary(BaseModel):
     attributes_decrypted: int
     items_written: int
     items_quarantined: int
+    # Items whose copy was made from the same item and settings: neither decrypted nor written.
+    items_unchanged: int = 0
     pages: int
     segment: int | None = None
     total_segments: int | None = None
@@ -53,6 +55,8 @@ class SyncSummary(BaseModel):
             "AttributesDecrypted": (self.attributes_decrypted, "Count"),
             "ItemsWritten": (self.items_written, "Count"),
             "ItemsQuarantined": (self.items_quarantined, "Count"),
+            "ItemsUnchanged": (self.items_unchanged, "Count"),
+            "ItemsSwept": (self.items_swept, "Count"),
             "Pages": (self.pages, "Count"),
             "KmsRequests": (self.kms_requests, "Count"),
             "KmsCacheHits": (self.kms_cache_hits, "Count"),

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 
 from table_sync.aws.dynamodb import ScanPage, SourceTable
 from table_sync.aws.kms import KmsDecrypter
+from table_sync.changes import PageChanges
 from table_sync.errors import DestinationError
 from table_sync.models.summary import StepStatus
 from table_sync.observability import logger
 from table_sync.pipeline.decode import DecodedPage
 from table_sync.quarantine import QuarantineRecord, QuarantineStore
 from table_sync.sinks import Finalized, Sink
-from table_sync.state import Checkpoint, StateStore
+from table_sync.source_keys import SourceKeys
+from table_sync.state import Checkpoint, KeyLedger, StateStore
 
 
 @dataclass
@@ -47,7 +49,8 @@ class PageCommitter:
     checkpointer: Checkpointer
     kms: KmsDecrypter
     dry_run: bool
-    # The source, for a sink's finalize to confirm what it deletes.
+    # A mirror's: the keys each page saw, and the source, for the sweep in the finalize.
+    ledger: KeyLedger | None = None
     source: SourceTable | None = None
 
     def __post_init__(self) -> None:
@@ -59,11 +62,16 @@ class PageCommitter:
     def kms_requests(self) -> int:
         return self._kms_before + self.kms.requests
 
-    def commit(self, page: ScanPage, decoded: DecodedPage) -> None:
-        self.sink.write(decoded.copies)
+    def commit(self, page: ScanPage, decoded: DecodedPage, changes: PageChanges) -> None:
+        self.sink.write(decoded.copies, decoded.digests)
         self._record(decoded.records)
         checkpoint = self.checkpoint
+        if self.ledger is not None:  # before the checkpoint that covers the page
+            self.ledger.record(
+                checkpoint.run_id, checkpoint.segment, checkpoint.pages + 1, changes.key_hashes
+            )
         checkpoint.pages += 1
+        checkpoint.items_unchanged += changes.unchanged
         checkpoint.items_scanned += len(page.items)
         checkpoint.items_written += 0 if self.dry_run else len(decoded.copies)
         checkpoint.items_quarantined += len(decoded.records)
@@ -96,9 +104,21 @@ class PageCommitter:
             [self.checkpoint.sink],
             started_at=datetime.fromisoformat(self.checkpoint.started_at),
             finished_at=datetime.now(UTC),
-            source=self.source,
+            source=self.source_keys([(self.checkpoint.segment, self.checkpoint.pages)]),
         )
         return "succeeded"
+
+    def source_keys(self, pages: list[tuple[int, int]]) -> SourceKeys | None:
+        """What a mirror's sweep compares the copy with (None when not a mirror)."""
+        if self.ledger is None or self.source is None:
+            return None
+        return SourceKeys(
+            self.source,
+            self.ledger,
+            self.checkpoint.run_id,
+            pages,
+            keys_seen=self.checkpoint.items_scanned,
+        )
 
     def _record(self, records: list[QuarantineRecord]) -> None:
         if records and self.quarantine is not None and not self.dry_run:

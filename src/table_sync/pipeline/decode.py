@@ -40,6 +40,7 @@ class DecodedPage:
     """A page sorted: what to write, and what to quarantine instead."""
 
     copies: list[Item] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)  # one per copy
     records: list[QuarantineRecord] = field(default_factory=list)
     items_decrypted: int = 0
     attributes_decrypted: int = 0
@@ -82,12 +83,14 @@ class PageDecoder:
     # Without a quarantine (ON_DECRYPT_ERROR=fail) every failure fails the run.
     quarantining: bool
 
-    def decode(self, items: list[Item], page: int) -> DecodedPage:
+    def decode(self, items: list[Item], digests: list[bytes], page: int) -> DecodedPage:
+        """Decode ``items`` (each with its digest, which its copy keeps)."""
         decoded = DecodedPage()
         results = decode_items(self.pool, self.decoder, items, self.concurrency)
         for index, (item, result) in enumerate(zip(items, results, strict=True)):
             if isinstance(result, DecodedItem):
                 decoded.copies.append(result.item)
+                decoded.digests.append(digests[index])
                 decoded.attributes_decrypted += result.attributes_decrypted
                 decoded.items_decrypted += 1 if result.attributes_decrypted else 0
             else:

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from table_sync.aws.dynamodb import ScanPage, SourceTable, scan_pages
 from table_sync.aws.kms import KmsDecrypter
+from table_sync.changes import PageChanges, copy_fingerprint, page_changes
 from table_sync.formats import build_decoder
+from table_sync.items import Item, key_of
 from table_sync.models import Invocation, Settings, SyncSummary
 from table_sync.pipeline.budgets import Deadline, ReadBudget
 from table_sync.pipeline.commit import Checkpointer, PageCommitter
@@ -26,7 +28,7 @@ from table_sync.pipeline.decode import ItemNamer, PageDecoder
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
 from table_sync.sinks import Sink
-from table_sync.state import Checkpoint, StateStore
+from table_sync.state import Checkpoint, KeyLedger, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,6 +67,7 @@ def copy_segment(
         _checkpointer(settings, context),
         kms,
         settings.dry_run,
+        KeyLedger(context.state) if settings.mirror and context.state else None,
         SourceTable(source, settings.source_table_name, settings.write_concurrency),
     )
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
@@ -72,12 +75,15 @@ def copy_segment(
     deadline = Deadline(
         context.remaining_ms, settings.resume_margin_seconds, context.state is not None
     )
+    fingerprint = copy_fingerprint(settings)
     with ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool:
         pages = _page_decoder(
             settings, context, kms, namer, pool, quarantining=quarantine is not None
         )
         for page in remaining_pages(source, settings, checkpoint):
-            committer.commit(page, pages.decode(page.items, checkpoint.pages + 1))
+            changes = _changes(settings, sink, page.items, fingerprint)
+            decoded = pages.decode(changes.changed, changes.digests, checkpoint.pages + 1)
+            committer.commit(page, decoded, changes)
             namer.learn(page.last_evaluated_key)
             if on_page is not None:
                 on_page(_progress(committer, clock() - started))
@@ -104,6 +110,16 @@ def copy_segment(
         segment=settings.segment,
         total_segments=settings.total_segments,
     )
+
+
+def _changes(settings: Settings, sink: Sink, items: list[Item], fingerprint: bytes) -> PageChanges:
+    """The page's items sorted by whether their copies were made from them as they are now
+    (their keys are the copy's key attributes; with none known, every item is changed)."""
+    key_attributes = sink.key_attributes
+    copy_digests = None
+    if key_attributes and not settings.full_copy:
+        copy_digests = sink.digests([key_of(item, key_attributes) for item in items])
+    return page_changes(items, key_attributes, fingerprint, copy_digests)
 
 
 def load_checkpoint(settings: Settings, context: SegmentContext) -> Checkpoint:

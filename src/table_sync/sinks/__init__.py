@@ -36,7 +36,6 @@ def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> S
             max_attempts=settings.write_max_attempts,
             backoff_base=settings.write_backoff_base,
             backoff_cap=settings.write_backoff_cap,
-            mark=run_id if settings.sweep_deletes else None,
             concurrency=settings.write_concurrency,
         )
     return S3ExportSink(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from table_sync.items import Item
 
 if TYPE_CHECKING:
-    from table_sync.aws.dynamodb import SourceTable
+    from table_sync.source_keys import SourceKeys
 
 SinkState = Mapping[str, Any]
 
@@ -50,7 +50,15 @@ class Sink(Protocol):
 
     def resume(self, state: SinkState) -> None: ...
 
-    def write(self, items: Sequence[Item]) -> None: ...
+    def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
+        """The digest each key's copy was made from (None: no copy, or none kept), to skip the
+        items that have not changed (see changes.py). Reads in AccountB only."""
+        ...
+
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
+        """Write copies; ``digests`` (one per item) are kept with them where the sink keeps
+        digests, in the same write."""
+        ...
 
     def flush(self) -> None: ...
 
@@ -64,7 +72,7 @@ class Sink(Protocol):
         *,
         started_at: datetime,
         finished_at: datetime,
-        source: SourceTable | None = None,
+        source: SourceKeys | None = None,
     ) -> Finalized:
         """Complete the copy. A sink that deletes from its copy deletes only keys that
         ``source`` confirms are no longer in the source."""

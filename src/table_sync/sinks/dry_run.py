@@ -10,7 +10,7 @@ from table_sync.items import Item
 from table_sync.sinks.base import Finalized, SinkState
 
 if TYPE_CHECKING:
-    from table_sync.aws.dynamodb import SourceTable
+    from table_sync.source_keys import SourceKeys
 
 
 class DryRunSink:
@@ -24,7 +24,10 @@ class DryRunSink:
     def resume(self, state: SinkState) -> None:
         return None
 
-    def write(self, items: Sequence[Item]) -> None:
+    def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
+        return [None] * len(keys)  # no digests kept: every item is copied
+
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
         return None
 
     def flush(self) -> None:
@@ -39,6 +42,6 @@ class DryRunSink:
         *,
         started_at: datetime,
         finished_at: datetime,
-        source: SourceTable | None = None,
+        source: SourceKeys | None = None,
     ) -> Finalized:
         return Finalized()

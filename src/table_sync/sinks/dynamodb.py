@@ -14,25 +14,39 @@ from __future__ import annotations
 import random
 import threading
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import translated
+from table_sync.changes import DIGEST_BYTES, canonical_bytes, key_hash
 from table_sync.errors import DestinationError, UnprocessedItemsError
-from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size, value_size
+from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size
 from table_sync.observability import logger
 from table_sync.sinks.base import Finalized, SinkState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from table_sync.aws.dynamodb import SourceTable
+    from table_sync.source_keys import SourceKeys
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
-# With SWEEP_DELETES, every copied item carries the id of the run that last wrote it.
-MARK_ATTRIBUTE = "_table_sync_run"
+GET_BATCH_SIZE = 100  # BatchGetItem's limit
+# Every copy item carries the digest of the source item it was made from (pipeline/changes.py).
+DIGEST_ATTRIBUTE = "_table_sync_digest"
+DIGEST_BYTES_IN_ITEM = len(DIGEST_ATTRIBUTE) + DIGEST_BYTES
+# Earlier versions marked every copied item with the run that wrote it (mark and sweep); a copy
+# rewritten by this version loses the mark.
+LEGACY_MARK_ATTRIBUTE = "_table_sync_run"
+BOOKKEEPING_ATTRIBUTES = frozenset({DIGEST_ATTRIBUTE, LEGACY_MARK_ATTRIBUTE})
+
+
+def _contains(sorted_hashes: array[int], value: int) -> bool:
+    index = bisect_left(sorted_hashes, value)
+    return index < len(sorted_hashes) and sorted_hashes[index] == value
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
@@ -51,7 +65,6 @@ class DynamoDBSink:
         backoff_cap: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
-        mark: str | None = None,
         concurrency: int = 1,
     ) -> None:
         self._client = client
@@ -67,7 +80,6 @@ class DynamoDBSink:
         self.key_attributes: tuple[str, ...] = ()
         self.items_written = 0
         self.retries = 0
-        self._mark = mark
         # Every put is acknowledged before write returns: a checkpoint may follow any write.
         self.committed = True
 
@@ -95,20 +107,78 @@ class DynamoDBSink:
     def state(self) -> dict[str, Any]:
         return {}
 
-    def write(self, items: Sequence[Item]) -> None:
-        if self._mark:
-            items = [self._marked(item) for item in items]
+    def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
+        """Each key's copy's digest (None for no copy, or a copy without one): BatchGetItem of
+        the key and digest only, strongly consistent, up to ``concurrency`` requests at once.
+        Reads in AccountB only; nothing is decrypted."""
+        batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
+        found: dict[bytes, bytes] = {}
+        if self._concurrency == 1 or len(batches) < 2:
+            results = [self._get_digests(batch) for batch in batches]
+        else:
+            workers = min(self._concurrency, len(batches))
+            with ThreadPoolExecutor(workers, thread_name_prefix="digests") as pool:
+                results = list(pool.map(self._get_digests, batches))
+        for result in results:
+            found.update(result)
+        return [found.get(canonical_bytes(key)) for key in keys]
+
+    def _get_digests(self, keys: Sequence[Item]) -> dict[bytes, bytes]:
+        names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
+        names["#d"] = DIGEST_ATTRIBUTE
+        request: dict[str, Any] = {
+            "Keys": list(keys),
+            "ConsistentRead": True,
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeNames": names,
+        }
+        found: dict[bytes, bytes] = {}
+        for attempt in range(1, self._max_attempts + 1):
+            with translated(
+                DestinationError,
+                f"BatchGetItem of digests from {self.table_name}",
+                hints=dict.fromkeys(
+                    ("AccessDeniedException", "403"),
+                    " (the function's role needs dynamodb:BatchGetItem on the copy table)",
+                ),
+            ):
+                response = self._client.batch_get_item(
+                    RequestItems={self.table_name: request}  # type: ignore[dict-item]
+                )
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                digest = item.pop(DIGEST_ATTRIBUTE, None)
+                if digest is not None:
+                    found[canonical_bytes(item)] = bytes(digest["B"])
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if not unprocessed:
+                return found
+            request = {**request, "Keys": unprocessed["Keys"]}
+            if attempt < self._max_attempts:
+                self._sleep(
+                    backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
+                )
+        raise DestinationError(
+            f"BatchGetItem of digests from {self.table_name}: {len(request['Keys'])} key(s) "
+            f"still unprocessed after {self._max_attempts} attempts"
+        )
+
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
+        if digests is not None:
+            items = [
+                self._with_digest(item, digest) for item, digest in zip(items, digests, strict=True)
+            ]
         self._write_batches(items)
 
-    def _marked(self, item: Item) -> Item:
-        """The item with the run's mark, unless the mark would take it over the item size limit:
-        then as it is, and the sweep keeps it because the source still holds it."""
-        mark = {"S": self._mark or ""}
+    def _with_digest(self, item: Item, digest: bytes) -> Item:
+        """The item with its digest, written in the same put, so a copy and its digest never
+        disagree; unless the digest would take the item over the item size limit: then as it
+        is (never counted unchanged, so re-decrypted and rewritten every run)."""
         size = item_size(item)
-        if size + len(MARK_ATTRIBUTE) + value_size(mark) <= BOOKKEEPING_SIZE_LIMIT:
-            return {**item, MARK_ATTRIBUTE: mark}
+        if size + DIGEST_BYTES_IN_ITEM <= BOOKKEEPING_SIZE_LIMIT:
+            return {**item, DIGEST_ATTRIBUTE: {"B": digest}}
         logger.warning(
-            "item written without the sweep mark: it is too close to the item size limit",
+            "item written without its digest: it is too close to the item size limit, so "
+            "every run copies it again",
             extra={"item": describe_key(item, self.key_attributes), "item_bytes": size},
         )
         return item
@@ -133,37 +203,40 @@ class DynamoDBSink:
         *,
         started_at: datetime,
         finished_at: datetime,
-        source: SourceTable | None = None,
+        source: SourceKeys | None = None,
     ) -> Finalized:
-        """With SWEEP_DELETES, delete what the run did not write and the source no longer
-        holds (see :meth:`sweep`)."""
-        if not self._mark:
-            return Finalized()
-        if source is None:
-            raise DestinationError("the sweep needs the source table to confirm deletions")
-        return Finalized(items_swept=self.sweep(self._mark, source))
+        """A mirror (``source`` given: SWEEP_DELETES) deletes what the source no longer holds
+        (see :meth:`sweep`)."""
+        return Finalized(items_swept=self.sweep(source) if source is not None else 0)
 
-    def sweep(self, run_id: str, source: SourceTable) -> int:
-        """Mark and sweep: after a complete run every item it wrote carries its run id. Any
-        other item is a candidate: deleted from the source since an earlier run, or still there
-        but not written by this one (quarantined, or too big for the mark). Each candidate is
-        looked up in the source, and only those it no longer holds are deleted. A filtered
-        Scan, page by page, so it works for tables larger than memory."""
-        paginator = self._client.get_paginator("scan")
+    def sweep(self, source: SourceKeys) -> int:
+        """Delete from the copy every item the source no longer holds. The copy's keys are
+        scanned (keys only, page by page) and compared with the keys the run's scan saw; a key
+        it did not see is looked up in the source (a strongly consistent GetItem) and deleted
+        only if the source no longer holds it, so an item still there is never deleted, whatever
+        happened to it in this run (quarantined, written after the scan passed it). No write for
+        an unchanged item; the seen keys cost 8 bytes each in memory, and a run that saw more
+        than fit in :data:`~table_sync.source_keys.SWEEP_MEMORY_BYTES` sweeps in parts."""
         names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            ProjectionExpression=", ".join(names),
-            FilterExpression="attribute_not_exists(#m) OR #m <> :run",
-            ExpressionAttributeNames={**names, "#m": MARK_ATTRIBUTE},
-            ExpressionAttributeValues={":run": {"S": run_id}},
-        )
+        parts = source.parts
         swept = 0
-        with translated(DestinationError, f"sweep of {self.table_name}"):
-            for page in pages:
-                keys = source.absent(page.get("Items", []))
-                self._write_batches(keys, delete=True)
-                swept += len(keys)
+        for part in range(parts):
+            seen = source.seen(part, parts)
+            pages = self._client.get_paginator("scan").paginate(
+                TableName=self.table_name,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+            with translated(DestinationError, f"sweep of {self.table_name}"):
+                for page in pages:
+                    unseen = [
+                        key
+                        for key in page.get("Items", [])
+                        if (h := key_hash(key)) % parts == part and not _contains(seen, h)
+                    ]
+                    gone = source.absent(unseen)
+                    self._write_batches(gone, delete=True)
+                    swept += len(gone)
         return swept
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:

@@ -38,7 +38,7 @@ from table_sync.sinks.base import Finalized, SinkState
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from table_sync.aws.dynamodb import SourceTable
+    from table_sync.source_keys import SourceKeys
 
 EXPORT_FORMAT_VERSION = "2020-06-30"
 # The fields of a manifest-files.json line; a checkpoint's file records add "bytes".
@@ -117,7 +117,10 @@ class S3ExportSink:
     def flush(self) -> None:
         self._flush()
 
-    def write(self, items: Sequence[Item]) -> None:
+    def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
+        return [None] * len(keys)  # no digests kept: every item is copied
+
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
         self._write_items(items)
         if self._file_bytes >= self._max_file_bytes:
             self._flush()
@@ -142,7 +145,7 @@ class S3ExportSink:
         *,
         started_at: datetime,
         finished_at: datetime,
-        source: SourceTable | None = None,
+        source: SourceKeys | None = None,
     ) -> Finalized:
         """Make the export complete from every segment's files: the manifests (summary last),
         then the ``latest`` pointer. ``states`` are the checkpoints' (taken after ``flush``)."""

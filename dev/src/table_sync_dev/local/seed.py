@@ -89,8 +89,14 @@ def function_policy(
             {
                 "Sid": "WriteCopyTable",
                 "Effect": "Allow",
-                # Scan: the sweep of deleted items (SWEEP_DELETES).
-                "Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:Scan"],
+                # BatchGetItem: the copies' digests (what changed); Scan: the sweep of deleted
+                # items (SWEEP_DELETES).
+                "Action": [
+                    "dynamodb:DescribeTable",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:Scan",
+                ],
                 "Resource": table_arn,
             },
             {

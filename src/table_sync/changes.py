@@ -1,0 +1,104 @@
+"""Change detection without decrypting: which of a page's items differ from their copies.
+
+Each source item gets a digest of the item as read (its ciphertexts included, so the digest
+reveals nothing a reader of the copy could not already see) and of the settings that shape its
+copy (:func:`copy_fingerprint`). The destination keeps the digest with the copy it describes,
+written in the same put (see ``Sink.digests``); an item whose digest matches its copy's is
+neither decrypted nor written. Changing a setting that shapes the copy changes every digest, so
+the next run re-decrypts everything by itself; FULL_COPY (``--full``, ``"full": true``) forces
+it.
+
+Each item's key also gets a 64-bit hash: the keys a run has seen, kept per page in the state
+store, are what the mirror's sweep compares the copy against (see ``state.KeyLedger``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from table_sync.items import Item, key_of, to_json_value
+
+if TYPE_CHECKING:
+    from table_sync.models import Settings
+
+# Bump when the code changes how a copy is made from the same item and settings: every digest
+# changes with it, and the next run rewrites every copy.
+COPY_VERSION = 1
+DIGEST_BYTES = 16
+
+
+def _canonical(value: Any) -> Any:
+    """An AttributeValue as JSON with sets sorted (DynamoDB does not promise their order)."""
+    ((kind, raw),) = value.items()
+    if kind in ("SS", "NS", "BS"):
+        return {kind: sorted(to_json_value({kind: raw})[kind])}
+    if kind == "M":
+        return {"M": {name: _canonical(v) for name, v in raw.items()}}
+    if kind == "L":
+        return {"L": [_canonical(v) for v in raw]}
+    return to_json_value(value)
+
+
+def canonical_bytes(item: Mapping[str, Any]) -> bytes:
+    """The item's canonical JSON: attribute names sorted, binary as base64, sets sorted."""
+    canonical = {name: _canonical(value) for name, value in item.items()}
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+
+
+def copy_fingerprint(settings: Settings) -> bytes:
+    """What, besides the item, decides its copy: the format and how values are decrypted."""
+    shape = {
+        "version": COPY_VERSION,
+        "format": settings.item_format,
+        "encrypted": sorted(settings.encrypted_attributes),
+        "types": dict(sorted(settings.plaintext_types.items())),
+        "context": dict(sorted(settings.kms_encryption_context.items())),
+    }
+    return json.dumps(shape, sort_keys=True).encode()
+
+
+def item_digest(item: Mapping[str, Any], fingerprint: bytes) -> bytes:
+    digest = hashlib.blake2b(fingerprint, digest_size=DIGEST_BYTES)
+    digest.update(canonical_bytes(item))
+    return digest.digest()
+
+
+def key_hash(key: Mapping[str, Any]) -> int:
+    """A 64-bit hash of an item's key (the same for the source item and its copy)."""
+    return int.from_bytes(hashlib.blake2b(canonical_bytes(key), digest_size=8).digest(), "big")
+
+
+@dataclass
+class PageChanges:
+    """A page sorted by its digests: the items to decrypt and write (with their digests), and
+    how many were unchanged."""
+
+    changed: list[Item] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    unchanged: int = 0
+    key_hashes: list[int] = field(default_factory=list)
+
+
+def page_changes(
+    items: Sequence[Item],
+    key_attributes: Sequence[str],
+    fingerprint: bytes,
+    copy_digests: Sequence[bytes | None] | None,
+) -> PageChanges:
+    """Compare each item's digest with its copy's (``copy_digests``, in the same order; None
+    to treat every item as changed)."""
+    changes = PageChanges()
+    for index, item in enumerate(items):
+        digest = item_digest(item, fingerprint)
+        if key_attributes:
+            changes.key_hashes.append(key_hash(key_of(item, key_attributes)))
+        if copy_digests is not None and copy_digests[index] == digest:
+            changes.unchanged += 1
+            continue
+        changes.changed.append(item)
+        changes.digests.append(digest)
+    return changes

@@ -1,0 +1,44 @@
+"""What the mirror's sweep knows of the source after a complete run: the keys the run's scan saw
+(hashes from the :class:`~table_sync.state.KeyLedger`), and the source itself, to confirm that a
+key it did not see is really gone before the copy of it is deleted."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from table_sync.aws.dynamodb import SourceTable
+from table_sync.items import Item
+from table_sync.state import KeyLedger
+
+# Memory for the seen keys' hashes during a sweep (8 bytes a key); a run that saw more keys
+# sweeps in several passes over the copy, each holding the hashes of one part of the keys.
+SWEEP_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class SourceKeys:
+    table: SourceTable
+    ledger: KeyLedger
+    run_id: str
+    # Every segment of the run, with the number of pages its checkpoint covers.
+    pages: Sequence[tuple[int, int]]
+    keys_seen: int = 0
+
+    @property
+    def parts(self) -> int:
+        return max(1, math.ceil(self.keys_seen * 8 / SWEEP_MEMORY_BYTES))
+
+    def seen(self, part: int, parts: int) -> array[int]:
+        """The sorted hashes of the seen keys whose hash is ``part`` modulo ``parts``."""
+        result: array[int] = array("Q")
+        for segment, pages in self.pages:
+            for page in range(1, pages + 1):
+                hashes = self.ledger.hashes(self.run_id, segment, page)
+                result.extend(hashes if parts == 1 else (h for h in hashes if h % parts == part))
+        return array("Q", sorted(result))
+
+    def absent(self, keys: Sequence[Item]) -> list[Item]:
+        return self.table.absent(keys)
