@@ -14,8 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
+from table_sync.handler import lambda_handler
 from table_sync.observability import logger, metrics
 from table_sync_dev.local.accounts import REGION, Account
+from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.seed import EmbeddedAws, provision, write_bulk_items
 from table_sync_dev.local.server import MotoServer
 
@@ -182,3 +184,38 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+@dataclass
+class BudgetContext(LocalLambdaContext):
+    """A Lambda context whose remaining time runs short after ``pages`` pages."""
+
+    pages: int = 2
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.pages -= 1
+        return 900_000 if self.pages > 0 else 1_000
+
+
+def drive(event: dict[str, Any], pages: int = 2, limit: int = 200) -> tuple[dict[str, Any], int]:
+    """Invoke until the step is no longer 'continue', as the state machine does."""
+    for invocations in range(1, limit + 1):
+        summary = lambda_handler(event, BudgetContext(pages=pages))
+        if summary["status"] != "continue":
+            return summary, invocations
+    raise AssertionError(f"still continuing after {limit} invocations")
+
+
+def drive_run(run_id: str, segments: int, pages: int = 2) -> tuple[dict[str, Any], int]:
+    """A whole run with a tiny time budget: one segment driven to the end, or each of
+    ``segments`` driven to done and then the finalize, as the state machine does."""
+    if segments == 1:
+        return drive({"trigger": "backfill", "run_id": run_id}, pages=pages)
+    invocations = 0
+    for segment in range(segments):
+        event = {"trigger": "segment", "run_id": run_id, "segment": segment}
+        step, count = drive({**event, "total_segments": segments}, pages=pages)
+        assert step["status"] == "segment-done", step
+        invocations += count
+    finalize = {"trigger": "finalize", "run_id": run_id, "total_segments": segments}
+    return lambda_handler(finalize, LocalLambdaContext()), invocations + 1

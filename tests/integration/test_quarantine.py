@@ -215,6 +215,19 @@ def test_a_quarantined_item_keeps_its_earlier_good_copy_through_the_sweep(
     copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
     assert differences(aws.expected, copy) == []  # the three keep their earlier copies
 
+    # Issue 12: the earlier copy is replaced once the item decrypts again (a new value, say).
+    kms = aws.account_a().client("kms")
+    set_source_attribute(
+        aws, "customer#00005", "ssn", encrypt_value(kms, aws.key_arn, "ssn", "999-00-0005")
+    )
+    aws.expected["customer#00005"]["ssn"] = {"S": "999-00-0005"}
+    summary = lambda_handler(load_event("backfill.json"), lambda_context)
+    assert summary["items_quarantined"] == 2
+    assert summary["items_written"] == 1  # the repaired item; the two still broken are tried
+    assert summary["items_unchanged"] == 37  # again, and quarantined again
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+
 
 @pytest.mark.items(4)
 @pytest.mark.parametrize("destination", ["dynamodb", "s3"])

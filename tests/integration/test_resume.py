@@ -6,7 +6,7 @@ import copy
 import gzip
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,30 +19,10 @@ from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
-from tests.integration.conftest import BULK_ITEMS, unique_name
+from tests.integration.conftest import BULK_ITEMS, BudgetContext, drive, unique_name
 
 ITEMS = BULK_ITEMS  # 600 items in pages of PAGE: 25 pages
 PAGE = 24
-
-
-@dataclass
-class BudgetContext(LocalLambdaContext):
-    """A Lambda context whose remaining time runs short after ``pages`` pages."""
-
-    pages: int = 2
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.pages -= 1
-        return 900_000 if self.pages > 0 else 1_000
-
-
-def drive(event: dict[str, Any], pages: int = 2, limit: int = 200) -> tuple[dict[str, Any], int]:
-    """Invoke until the step is no longer 'continue', as the state machine does."""
-    for invocations in range(1, limit + 1):
-        summary = lambda_handler(event, BudgetContext(pages=pages))
-        if summary["status"] != "continue":
-            return summary, invocations
-    raise AssertionError(f"still continuing after {limit} invocations")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +36,7 @@ class RecordedCall:
     service: str
     operation: str
     access_key: str
+    body: str = field(default="", repr=False)  # the request's body, as text
 
     @property
     def name(self) -> str:
@@ -48,19 +49,19 @@ def _parse_recorded(entry: dict[str, object]) -> RecordedCall | None:
     if not match:
         return None  # moto-api calls and anything unsigned
     service, key = match["service"], match["key"]
-    if "x-amz-target" in headers:
-        return RecordedCall(service, headers["x-amz-target"].rsplit(".", 1)[-1], key)
     body = str(entry.get("body") or "")
     if entry.get("body_encoded"):
         body = base64.b64decode(body).decode("utf-8", "replace")
+    if "x-amz-target" in headers:
+        return RecordedCall(service, headers["x-amz-target"].rsplit(".", 1)[-1], key, body)
     action = urllib.parse.parse_qs(body).get("Action") or urllib.parse.parse_qs(
         urllib.parse.urlparse(str(entry.get("url", ""))).query
     ).get("Action")
     if action:
-        return RecordedCall(service, action[0], key)
+        return RecordedCall(service, action[0], key, body)
     method = str(entry.get("method", ""))
     return RecordedCall(
-        service, _S3_OPERATIONS.get(method, method) if service == "s3" else method, key
+        service, _S3_OPERATIONS.get(method, method) if service == "s3" else method, key, body
     )
 
 

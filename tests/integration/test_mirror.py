@@ -1,0 +1,130 @@
+"""The nightly mirror (issue 12): a run pays KMS requests and writes for what changed since the
+copy was made, and the copy equals the source after every complete run."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from table_sync.sinks.dynamodb import DynamoDBSink
+from table_sync_dev.local.seed import EmbeddedAws, put_items, write_bulk_items
+from table_sync_dev.local.server import MotoServer, RecordedCall
+from table_sync_dev.local.verify import differences, read_table
+from tests.integration.conftest import drive_run
+
+ITEMS = 10_000
+PAGE = 1_000  # 10 pages; 2 an invocation
+
+
+def _count(calls: list[RecordedCall], name: str) -> int:
+    return sum(1 for call in calls if call.name == name)
+
+
+def _change(aws: EmbeddedAws, *, updates: int, inserts: int, deletes: int) -> set[str]:
+    """Update, insert and delete items in the source, each changed or new item with a ciphertext
+    of its own (written with the AWS SDK as the source's application would); returns those
+    ciphertexts, base64."""
+    kms = aws.account_a().client("kms")
+    ddb = aws.account_a().client("dynamodb")
+    keys = sorted(aws.expected)
+    changed = [(k, "update") for k in keys[:updates]]
+    changed += [(f"new#{n:04d}", "insert") for n in range(inserts)]
+    ciphertexts, items = set(), []
+    for n, (key, _) in enumerate(changed):
+        plaintext = f"900-{n:02d}-{key}"
+        blob = kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"]
+        ciphertexts.add(base64.b64encode(blob).decode())
+        item = {"pk": {"S": key}, "n": {"N": str(n)}, "note": {"S": f"changed {n}"}}
+        items.append({**item, "ssn": {"B": blob}})
+        aws.expected[key] = {**item, "ssn": {"S": plaintext}}
+    put_items(ddb, aws.source_table, items)
+    for key in keys[-deletes:]:
+        ddb.delete_item(TableName=aws.source_table, Key={"pk": {"S": key}})
+        del aws.expected[key]
+    return ciphertexts
+
+
+@pytest.fixture
+def mirror(aws: EmbeddedAws, function_env: Any, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
+    """A source of ITEMS items of this test's own (it changes them), a mirror by default."""
+    write_bulk_items(aws, ITEMS)
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    monkeypatch.setenv("PAGE_SIZE", str(PAGE))
+    return aws
+
+
+@pytest.mark.items(0)
+@pytest.mark.parametrize("segments", [1, 4])
+def test_a_nightly_run_pays_only_for_what_changed(
+    mirror: EmbeddedAws, moto_server: MotoServer, segments: int
+) -> None:
+    first, invocations = drive_run("night-1", segments)
+    assert first["status"] == "succeeded"
+    assert first["items_written"] == ITEMS
+    assert first["kms_requests"] > 0
+    assert invocations > segments  # a tiny time budget: several invocations a segment
+
+    with moto_server.recording() as calls:
+        second, _ = drive_run("night-2", segments)
+    assert _count(calls, "kms:Decrypt") == 0
+    assert _count(calls, "dynamodb:BatchWriteItem") == 0
+    assert second["items_unchanged"] == ITEMS
+    assert second["kms_requests"] == second["items_written"] == second["items_swept"] == 0
+
+    ciphertexts = _change(mirror, updates=100, inserts=50, deletes=50)
+    with moto_server.recording() as calls:
+        third, invocations = drive_run("night-3", segments)
+    decrypted = [json.loads(c.body)["CiphertextBlob"] for c in calls if c.name == "kms:Decrypt"]
+    assert sorted(decrypted) == sorted(ciphertexts)  # each changed or new ciphertext, once
+    assert third["items_written"] == 150
+    assert third["items_unchanged"] == ITEMS - 100 - 50
+    assert third["items_swept"] == 50
+    assert invocations > segments
+    copy = read_table(mirror.account_b().client("dynamodb"), mirror.destination_table)
+    assert differences(mirror.expected, copy) == []
+
+
+@pytest.mark.items(40)
+def test_a_run_killed_between_deletions_ends_exact_on_the_next(
+    aws: EmbeddedAws, function_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection (moto cannot crash a client): the sweep dies after its first batch of
+    deletions. The same run, invoked again, finishes the sweep; the next run finds nothing to
+    do. (A copy and its digest cannot disagree: the digest is written in the copy's own put.)"""
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    write_bulk_items(aws, 200)
+    assert drive_run("before", 1)[0]["items_written"] == 240
+    ddb = aws.account_a().client("dynamodb")
+    gone = sorted(aws.expected)[::4]  # 60 deletions: three batches of deletes
+    for key in gone:
+        ddb.delete_item(TableName=aws.source_table, Key={"pk": {"S": key}})
+        del aws.expected[key]
+
+    original = DynamoDBSink._write_batch
+    deletes = 0
+
+    def dying_write_batch(self: DynamoDBSink, items: Any, *, delete: bool = False) -> None:
+        nonlocal deletes
+        if delete:
+            deletes += 1
+            if deletes == 2:
+                raise RuntimeError("injected crash between deletions")
+        original(self, items, delete=delete)
+
+    monkeypatch.setattr(DynamoDBSink, "_write_batch", dying_write_batch)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        drive_run("after", 1)
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    left = len(copy) - (240 - 60)
+    assert 0 < left < 60  # some deletions went, not all
+
+    summary, _ = drive_run("after", 1)  # the retry of the same run
+    assert summary["status"] == "succeeded"
+    assert summary["items_swept"] == left
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+    again, _ = drive_run("next", 1)
+    assert again["items_swept"] == again["items_written"] == again["kms_requests"] == 0
