@@ -55,6 +55,8 @@ class Checkpoint:
     items_quarantined: int = 0
     items_unchanged: int = 0
     kms_requests: int = 0
+    kms_throttles: int = 0
+    kms_wait_ms: int = 0
     # What the sink needs to resume and to finalize (Sink.state()).
     sink: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
@@ -68,6 +70,8 @@ class Checkpoint:
         "items_quarantined",
         "items_unchanged",
         "kms_requests",
+        "kms_throttles",
+        "kms_wait_ms",
     )
 
     @classmethod

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from table_sync.models import Invocation, Settings
+from table_sync.pipeline.budgets import RequestBudget
+from table_sync.runs import run_step
 from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync_dev.local.seed import EmbeddedAws, put_items, write_bulk_items
 from table_sync_dev.local.server import MotoServer, RecordedCall
@@ -128,3 +131,75 @@ def test_a_run_killed_between_deletions_ends_exact_on_the_next(
     assert differences(aws.expected, copy) == []
     again, _ = drive_run("next", 1)
     assert again["items_swept"] == again["items_written"] == again["kms_requests"] == 0
+
+
+class FakeClock:
+    """Time that passes only when the code sleeps: the budget is all that spaces requests out,
+    as if every request took no time at all (the most a segment could ever ask for)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.items(0)
+def test_the_kms_budget_holds_across_four_segments(
+    aws: EmbeddedAws,
+    bulk_world: EmbeddedAws,
+    function_env: Any,
+    function_session: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """KMS_REQUESTS_PER_SECOND=20 across 4 segments, no cache (only requests in flight at once
+    share their answer): the
+    segments, started together as the state machine starts them, make 20 requests a second
+    between them, within 5%, and report the time they waited."""
+    rate, segments = 20.0, 4
+    env = {
+        **function_env,
+        "SOURCE_TABLE_NAME": bulk_world.source_table,
+        "STATE_TABLE": aws.state_table,
+        "KMS_REQUESTS_PER_SECOND": str(rate),
+        "KMS_CACHE_SIZE": "0",
+        "TOTAL_SEGMENTS": str(segments),
+        "SEGMENT": "0",
+    }
+    granted: list[list[float]] = []  # when each request was let through, by segment, from t=0
+    original = RequestBudget.__call__
+
+    def recording(self: RequestBudget) -> None:
+        original(self)
+        granted[-1].append(self._clock())
+
+    monkeypatch.setattr(RequestBudget, "__call__", recording)
+    waited = requests = 0
+    for segment in range(segments):
+        clock = FakeClock()
+        granted.append([])
+        settings = Settings.from_env(env, segment=segment)
+        step = run_step(
+            settings,
+            Invocation(trigger="segment", run_id="budget", segment=segment, total_segments=4),
+            base_session=function_session,
+            role_session_name="budget",
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        assert step.status == "segment-done"
+        waited += step.kms_wait_ms
+        requests += step.kms_requests
+    times = sorted(t for segment in granted for t in segment)
+    assert len(times) == requests > 300  # 16 threads a segment, 20 ciphertexts: some shared
+    # While all four segments are decrypting, together they make the budget's rate, within 5%.
+    busy = min(max(segment) for segment in granted)
+    made = sum(1 for t in times if t <= busy)
+    assert abs(made / busy - rate) <= 0.05 * rate
+    for start in range(int(times[-1]) - 5):  # and no 5-second window ever has more
+        in_window = sum(1 for t in times if start <= t < start + 5)
+        assert in_window <= 1.05 * rate * 5
+    assert waited / 1000 == pytest.approx(sum(max(segment) for segment in granted), rel=0.05)

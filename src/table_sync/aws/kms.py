@@ -5,15 +5,18 @@
 * Identical (ciphertext, encryption context) pairs are decrypted once: a bounded LRU cache in
   memory, with concurrent requests for the same ciphertext waiting on the one in flight. The
   plaintexts live only in this process's memory for the run; nothing is written anywhere.
-* Throttling is retried by the client's standard retry mode (see service.py); a Decrypt still
+* Throttling is retried by the client's standard retry mode (see clients.py); a Decrypt still
   throttled after KMS_MAX_ATTEMPTS fails the run (never the item: it is not the item's fault).
+  Every throttled attempt is counted (``throttles``).
+* ``budget`` (KMS_REQUESTS_PER_SECOND, see pipeline/budgets.py), when set, is called before
+  every request and waits for the request's turn.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 # Codes that say this ciphertext is bad, rather than that KMS or the role is.
 ITEM_ERRORS = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "403"})
+THROTTLING = frozenset({"ThrottlingException", "Throttling", "LimitExceededException"})
 
 _CacheKey = tuple[bytes, tuple[tuple[str, str], ...]]
 
@@ -57,6 +61,15 @@ class KmsDecrypter:
         self.requests = 0
         self.cache_hits = 0
         self.successes = 0
+        self.throttles = 0
+        self.budget: Callable[[], None] | None = None
+        client.meta.events.register("needs-retry.kms.Decrypt", self._count_throttle)
+
+    def _count_throttle(self, response: Any = None, **_: Any) -> None:
+        """botocore's retry hook, called after every attempt: count the throttled ones."""
+        if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING:
+            with self._lock:
+                self.throttles += 1
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         key: _CacheKey = (bytes(ciphertext), tuple(sorted((context or {}).items())))
@@ -93,6 +106,8 @@ class KmsDecrypter:
         kwargs: dict[str, Any] = {"CiphertextBlob": ciphertext, "KeyId": self.key_arn}
         if context:
             kwargs["EncryptionContext"] = dict(context)
+        if self.budget is not None:
+            self.budget()
         with self._lock:
             self.requests += 1
         try:

@@ -126,6 +126,9 @@ class Settings(BaseModel):
         None, alias="READ_CAPACITY_PER_SECOND", gt=0, le=1_000_000
     )
     # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
+    kms_requests_per_second: float | None = Field(
+        None, alias="KMS_REQUESTS_PER_SECOND", gt=0, le=1_000_000
+    )
     sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
     full_copy: bool = Field(False, alias="FULL_COPY")
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)

@@ -37,6 +37,9 @@ class SyncSummary(BaseModel):
     total_segments: int | None = None
     kms_requests: int
     kms_cache_hits: int
+    # Throttled Decrypt attempts (retried), and the time spent waiting on KMS_REQUESTS_PER_SECOND.
+    kms_throttles: int = 0
+    kms_wait_ms: int = 0
     items_swept: int = 0
     assume_role_calls: int
     seconds: float
@@ -60,6 +63,8 @@ class SyncSummary(BaseModel):
             "Pages": (self.pages, "Count"),
             "KmsRequests": (self.kms_requests, "Count"),
             "KmsCacheHits": (self.kms_cache_hits, "Count"),
+            "KmsThrottles": (self.kms_throttles, "Count"),
+            "KmsBudgetWaitSeconds": (self.kms_wait_ms / 1000, "Seconds"),
             "AssumeRoleCalls": (self.assume_role_calls, "Count"),
             "DurationSeconds": (self.seconds, "Seconds"),
             "ItemsPerSecond": (

@@ -12,6 +12,7 @@ from table_sync.changes import PageChanges
 from table_sync.errors import DestinationError
 from table_sync.models.summary import StepStatus
 from table_sync.observability import logger
+from table_sync.pipeline.budgets import RequestBudget
 from table_sync.pipeline.decode import DecodedPage
 from table_sync.quarantine import QuarantineRecord, QuarantineStore
 from table_sync.sinks import Finalized, Sink
@@ -52,10 +53,13 @@ class PageCommitter:
     # A mirror's: the keys each page saw, and the source, for the sweep in the finalize.
     ledger: KeyLedger | None = None
     source: SourceTable | None = None
+    kms_budget: RequestBudget | None = None
 
     def __post_init__(self) -> None:
         # KMS requests of earlier invocations of this segment (the decrypter counts this one's).
         self._kms_before = self.checkpoint.kms_requests
+        self._throttles_before = self.checkpoint.kms_throttles
+        self._wait_ms_before = self.checkpoint.kms_wait_ms
         self.finalized = Finalized()
 
     @property
@@ -85,6 +89,11 @@ class PageCommitter:
     def save(self) -> None:
         self.checkpoint.sink = self.sink.state()
         self.checkpoint.kms_requests = self.kms_requests
+        self.checkpoint.kms_throttles = self._throttles_before + self.kms.throttles
+        if self.kms_budget is not None:
+            self.checkpoint.kms_wait_ms = self._wait_ms_before + round(
+                self.kms_budget.waited * 1000
+            )
         self.checkpointer.save(self.checkpoint)
 
     def pause(self) -> StepStatus:

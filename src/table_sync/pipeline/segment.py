@@ -22,7 +22,7 @@ from table_sync.changes import PageChanges, copy_fingerprint, page_changes
 from table_sync.formats import build_decoder
 from table_sync.items import Item, key_of
 from table_sync.models import Invocation, Settings, SyncSummary
-from table_sync.pipeline.budgets import Deadline, ReadBudget
+from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
 from table_sync.pipeline.commit import Checkpointer, PageCommitter
 from table_sync.pipeline.decode import ItemNamer, PageDecoder
 from table_sync.pipeline.report import Progress, StepFacts, summarize
@@ -69,7 +69,9 @@ def copy_segment(
         settings.dry_run,
         KeyLedger(context.state) if settings.mirror and context.state else None,
         SourceTable(source, settings.source_table_name, settings.write_concurrency),
+        RequestBudget.for_settings(settings, clock, sleep),
     )
+    kms.budget = committer.kms_budget
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
     budget = ReadBudget.for_settings(settings, clock, sleep)
     deadline = Deadline(
