@@ -51,6 +51,8 @@ def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
     update: dict[str, Any] = {}
     if invocation.dry_run:
         update["dry_run"] = True
+    if invocation.full:
+        update["full_copy"] = True
     if invocation.page_size is not None:
         update["page_size"] = invocation.page_size
     if invocation.destination is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from table_sync.aws.dynamodb import SourceTable
 from table_sync.items import Item
-from table_sync.state import KeyLedger
+from table_sync.state import KeyLedger, MemoryLedger
 
 # Memory for the seen keys' hashes during a sweep (8 bytes a key); a run that saw more keys
 # sweeps in several passes over the copy, each holding the hashes of one part of the keys.
@@ -21,7 +21,7 @@ SWEEP_MEMORY_BYTES = 256 * 1024 * 1024
 @dataclass
 class SourceKeys:
     table: SourceTable
-    ledger: KeyLedger
+    ledger: KeyLedger | MemoryLedger
     run_id: str
     # Every segment of the run, with the number of pages its checkpoint covers.
     pages: Sequence[tuple[int, int]]

@@ -54,6 +54,9 @@ class Checkpoint:
     items_written: int = 0
     items_quarantined: int = 0
     items_unchanged: int = 0
+    # Items whose copy is (or in a dry run, would be) written, and their write capacity units.
+    items_changed: int = 0
+    write_units: int = 0
     kms_requests: int = 0
     kms_throttles: int = 0
     kms_wait_ms: int = 0
@@ -69,6 +72,8 @@ class Checkpoint:
         "items_written",
         "items_quarantined",
         "items_unchanged",
+        "items_changed",
+        "write_units",
         "kms_requests",
         "kms_throttles",
         "kms_wait_ms",
@@ -272,3 +277,17 @@ class KeyLedger:
     @staticmethod
     def _id(run_id: str, segment: int, page: int, chunk: int) -> str:
         return f"run#{run_id}#segment#{segment}#keys#{page}#{chunk}"
+
+
+class MemoryLedger:
+    """A dry run's :class:`KeyLedger`: the same records, kept in memory (a dry run writes no
+    state, and runs in one invocation)."""
+
+    def __init__(self) -> None:
+        self._pages: dict[tuple[str, int, int], array[int]] = {}
+
+    def record(self, run_id: str, segment: int, page: int, hashes: list[int]) -> None:
+        self._pages[(run_id, segment, page)] = array("Q", sorted(hashes))
+
+    def hashes(self, run_id: str, segment: int, page: int) -> array[int]:
+        return self._pages.get((run_id, segment, page), array("Q"))

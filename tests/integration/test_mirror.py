@@ -16,7 +16,7 @@ from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync_dev.local.seed import EmbeddedAws, put_items, write_bulk_items
 from table_sync_dev.local.server import MotoServer, RecordedCall
 from table_sync_dev.local.verify import differences, read_table
-from tests.integration.conftest import drive_run
+from tests.integration.conftest import drive, drive_run
 
 ITEMS = 10_000
 PAGE = 1_000  # 10 pages; 2 an invocation
@@ -203,3 +203,42 @@ def test_the_kms_budget_holds_across_four_segments(
         in_window = sum(1 for t in times if start <= t < start + 5)
         assert in_window <= 1.05 * rate * 5
     assert waited / 1000 == pytest.approx(sum(max(segment) for segment in granted), rel=0.05)
+
+
+@pytest.mark.items(0)
+def test_a_dry_run_reports_what_the_next_run_would_do_and_changes_nothing(
+    aws: EmbeddedAws, function_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_TABLE", aws.state_table)
+    write_bulk_items(aws, 200)
+    drive_run("first", 1)
+    before = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    _change(aws, updates=6, inserts=4, deletes=5)
+
+    dry, _ = drive({"trigger": "backfill", "run_id": "look", "dry_run": True})
+
+    assert dry["dry_run"] is True
+    assert dry["items_unchanged"] == 200 - 6 - 5
+    assert dry["items_changed"] == 10  # would be written
+    assert dry["kms_requests"] == 10  # a new ciphertext each
+    assert dry["items_swept"] == 5  # would be deleted
+    assert dry["items_written"] == 0
+    cost = dry["estimated_cost_usd"]
+    assert cost["kms"] == pytest.approx(10 * 0.03 / 10_000)
+    assert cost["writes"] == pytest.approx((10 + 5) * 0.625 / 1_000_000)  # small items: 1 unit
+    assert read_table(aws.account_b().client("dynamodb"), aws.destination_table) == before
+
+    real, _ = drive({"trigger": "backfill", "run_id": "real"})
+    assert (real["items_written"], real["items_swept"]) == (10, 5)
+    assert real["estimated_cost_usd"] == cost
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+
+
+@pytest.mark.items(40)
+def test_full_decrypts_and_writes_every_item_again(aws: EmbeddedAws, function_env: Any) -> None:
+    drive({"trigger": "backfill"})
+    assert drive({"trigger": "backfill"})[0]["items_written"] == 0
+    again, _ = drive({"trigger": "backfill", "full": True})
+    assert again["items_written"] == again["items_scanned"] == 40
+    assert again["kms_requests"] > 0

@@ -145,6 +145,14 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Scan and decrypt; write nothing.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Decrypt and write every item (FULL_COPY), not only those changed since "
+            "their copies were made.",
+        ),
+    ] = False,
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -181,6 +189,7 @@ def run(
             total_segments=segments,
             segment=0 if finalize else segment,
             dry_run=dry_run or None,
+            full_copy=full or None,
         )
         with _progress(err.is_terminal and not as_json) as on_page:
             summary = run_step(

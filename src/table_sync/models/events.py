@@ -64,6 +64,8 @@ class BackfillRequest(BaseModel):
     id: str | None = Field(None, min_length=1, max_length=256)
     run_id: RunId | None = None
     dry_run: bool = False
+    # Decrypt and write every item, not only those changed since their copies were made.
+    full: bool = False
     page_size: int | None = Field(None, ge=1, le=100_000)
     destination: Destination | None = None
 
@@ -79,6 +81,7 @@ class SegmentRequest(BaseModel):
     total_segments: int = Field(ge=1, le=1_000_000)
     id: str | None = Field(None, min_length=1, max_length=256)
     dry_run: bool = False
+    full: bool = False
 
 
 class FinalizeRequest(BaseModel):
@@ -110,6 +113,7 @@ class Invocation(BaseModel):
     time: datetime | None = None
     run_id: str | None = None
     dry_run: bool = False
+    full: bool = False
     page_size: int | None = None
     destination: Destination | None = None
     segment: int | None = None

@@ -129,6 +129,10 @@ class Settings(BaseModel):
     kms_requests_per_second: float | None = Field(
         None, alias="KMS_REQUESTS_PER_SECOND", gt=0, le=1_000_000
     )
+    # List prices in us-east-1 (USD), for the summary's cost estimate: KMS requests, and
+    # on-demand write request units (a put of up to 1 KB, or a delete, is one).
+    kms_price_per_10k_requests: float = Field(0.03, alias="KMS_PRICE_PER_10K_REQUESTS", ge=0)
+    write_price_per_million_units: float = Field(0.625, alias="WRITE_PRICE_PER_MILLION_UNITS", ge=0)
     sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
     full_copy: bool = Field(False, alias="FULL_COPY")
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)

@@ -41,6 +41,11 @@ class SyncSummary(BaseModel):
     kms_throttles: int = 0
     kms_wait_ms: int = 0
     items_swept: int = 0
+    # Copies written (or, in a dry run, that a real run would write) and their write units.
+    items_changed: int = 0
+    write_units: int = 0
+    # What the run's KMS requests and writes (puts and deletes) cost at the configured prices.
+    estimated_cost_usd: dict[str, float] = {}
     assume_role_calls: int
     seconds: float
     started_at: datetime

@@ -10,6 +10,7 @@ from table_sync.aws.dynamodb import ScanPage, SourceTable
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.changes import PageChanges
 from table_sync.errors import DestinationError
+from table_sync.items import item_size
 from table_sync.models.summary import StepStatus
 from table_sync.observability import logger
 from table_sync.pipeline.budgets import RequestBudget
@@ -17,7 +18,7 @@ from table_sync.pipeline.decode import DecodedPage
 from table_sync.quarantine import QuarantineRecord, QuarantineStore
 from table_sync.sinks import Finalized, Sink
 from table_sync.source_keys import SourceKeys
-from table_sync.state import Checkpoint, KeyLedger, StateStore
+from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
 
 
 @dataclass
@@ -51,7 +52,7 @@ class PageCommitter:
     kms: KmsDecrypter
     dry_run: bool
     # A mirror's: the keys each page saw, and the source, for the sweep in the finalize.
-    ledger: KeyLedger | None = None
+    ledger: KeyLedger | MemoryLedger | None = None
     source: SourceTable | None = None
     kms_budget: RequestBudget | None = None
 
@@ -76,6 +77,8 @@ class PageCommitter:
             )
         checkpoint.pages += 1
         checkpoint.items_unchanged += changes.unchanged
+        checkpoint.items_changed += len(decoded.copies)
+        checkpoint.write_units += sum(-(-item_size(copy) // 1024) for copy in decoded.copies)
         checkpoint.items_scanned += len(page.items)
         checkpoint.items_written += 0 if self.dry_run else len(decoded.copies)
         checkpoint.items_quarantined += len(decoded.records)

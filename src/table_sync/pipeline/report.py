@@ -65,7 +65,17 @@ def summarize(
             "segment": segment,
             "total_segments": total_segments,
             "seconds": round(facts.seconds, 3),
+            "estimated_cost_usd": _cost(settings, checkpoint, facts),
             "started_at": datetime.fromisoformat(checkpoint.started_at),
             "finished_at": datetime.now(UTC),
         }
     )
+
+
+def _cost(settings: Settings, checkpoint: Checkpoint, facts: StepFacts) -> dict[str, float]:
+    """KMS requests and write units at the configured list prices (a dry run's are what a real
+    run would pay: it decrypts what the real run would, and counts the writes and deletes)."""
+    kms = checkpoint.kms_requests * settings.kms_price_per_10k_requests / 10_000
+    units = checkpoint.write_units + facts.items_swept
+    writes = units * settings.write_price_per_million_units / 1_000_000
+    return {"kms": kms, "writes": writes, "total": kms + writes}

@@ -28,7 +28,7 @@ from table_sync.pipeline.decode import ItemNamer, PageDecoder
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
 from table_sync.sinks import Sink
-from table_sync.state import Checkpoint, KeyLedger, StateStore
+from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -67,7 +67,7 @@ def copy_segment(
         _checkpointer(settings, context),
         kms,
         settings.dry_run,
-        KeyLedger(context.state) if settings.mirror and context.state else None,
+        _ledger(settings, context),
         SourceTable(source, settings.source_table_name, settings.write_concurrency),
         RequestBudget.for_settings(settings, clock, sleep),
     )
@@ -112,6 +112,15 @@ def copy_segment(
         segment=settings.segment,
         total_segments=settings.total_segments,
     )
+
+
+def _ledger(settings: Settings, context: SegmentContext) -> KeyLedger | MemoryLedger | None:
+    """Where a mirror keeps the keys each page saw: the state store, or a dry run's memory."""
+    if not settings.mirror:
+        return None
+    if context.state is not None:
+        return KeyLedger(context.state)
+    return MemoryLedger() if settings.dry_run else None
 
 
 def _changes(settings: Settings, sink: Sink, items: list[Item], fingerprint: bytes) -> PageChanges:

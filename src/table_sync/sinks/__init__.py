@@ -27,10 +27,8 @@ __all__ = [
 
 def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> Sink:
     """The sink ``settings`` name, with clients from the caller's (AccountB) session."""
-    if settings.dry_run:
-        return DryRunSink()
     if isinstance(settings.destination, DynamoDBDestination):
-        return DynamoDBSink(
+        sink = DynamoDBSink(
             caller_client(destination, "dynamodb"),
             settings.destination.table_name,
             max_attempts=settings.write_max_attempts,
@@ -38,6 +36,9 @@ def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> S
             backoff_cap=settings.write_backoff_cap,
             concurrency=settings.write_concurrency,
         )
+        return DryRunSink(sink) if settings.dry_run else sink
+    if settings.dry_run:
+        return DryRunSink()
     return S3ExportSink(
         caller_client(destination, "s3"),
         settings.destination.bucket,

@@ -209,14 +209,15 @@ class DynamoDBSink:
         (see :meth:`sweep`)."""
         return Finalized(items_swept=self.sweep(source) if source is not None else 0)
 
-    def sweep(self, source: SourceKeys) -> int:
+    def sweep(self, source: SourceKeys, *, delete: bool = True) -> int:
         """Delete from the copy every item the source no longer holds. The copy's keys are
         scanned (keys only, page by page) and compared with the keys the run's scan saw; a key
         it did not see is looked up in the source (a strongly consistent GetItem) and deleted
         only if the source no longer holds it, so an item still there is never deleted, whatever
         happened to it in this run (quarantined, written after the scan passed it). No write for
         an unchanged item; the seen keys cost 8 bytes each in memory, and a run that saw more
-        than fit in :data:`~table_sync.source_keys.SWEEP_MEMORY_BYTES` sweeps in parts."""
+        than fit in :data:`~table_sync.source_keys.SWEEP_MEMORY_BYTES` sweeps in parts.
+        ``delete=False`` (a dry run) counts what would be deleted."""
         names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
         parts = source.parts
         swept = 0
@@ -235,7 +236,8 @@ class DynamoDBSink:
                         if (h := key_hash(key)) % parts == part and not _contains(seen, h)
                     ]
                     gone = source.absent(unseen)
-                    self._write_batches(gone, delete=True)
+                    if delete:
+                        self._write_batches(gone, delete=True)
                     swept += len(gone)
         return swept
 
