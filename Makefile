@@ -36,7 +36,7 @@ help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
-	@echo "make bench  - benchmark table-sync (about 8 minutes): embedded AWS, then a latency model"
+	@echo "make bench  - benchmark table-sync (about 12 minutes): embedded AWS, then a latency model"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/bootstrap

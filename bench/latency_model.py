@@ -13,8 +13,11 @@ Served, over real HTTP/1.1 with keep-alive (one asyncio thread, a Protocol, no f
 * DynamoDB ``Scan`` (1 MB pages; ``Segment``/``TotalSegments``; ``ExclusiveStartKey``),
   ``BatchWriteItem`` (PutRequests counted, decrypted ones counted apart), ``BatchGetItem``
   (no copies: every item has changed), ``DescribeTable``,
-  and ``GetItem``/``PutItem``/``DeleteItem`` for the state table (always empty; always
-  succeeds);
+  and ``GetItem``/``PutItem``/``DeleteItem`` for the state table (kept in memory, every write
+  succeeds), ``GetItem`` of a source item (the sweep's confirmation);
+* a copy table named ``mirror-*`` is kept: its puts, deletes, digests (BatchGetItem) and key
+  Scan, for the nightly mirror; ``POST /_model/change`` ({"table", "every", "delete_every"})
+  updates every ``every``-th source item and deletes every ``delete_every``-th;
 * KMS ``Decrypt``;
 * S3 ``PutObject`` (bytes counted; data files' lines counted).
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import gzip
 import json
 import re
@@ -84,10 +88,10 @@ class Table:
             raise ValueError(f"table {name!r}: the model serves bench-<items>[-pool<n>]")
         return Table(name, int(match[1]), int(match[2]) if match[2] else None)
 
-    def plaintext(self, index: int, attribute: int) -> bytes:
+    def plaintext(self, index: int, attribute: int, generation: int = 0) -> bytes:
         if self.pool:
             index %= self.pool
-        return f"{index % 900 + 100:03d}-{attribute:02d}-{index:07d}".encode()
+        return f"{index % 900 + 100:03d}-{attribute:02d}-{index:07d}-{generation}".encode()
 
     @property
     def item_bytes(self) -> int:
@@ -101,18 +105,18 @@ class Table:
     def segment_range(self, segment: int, total: int) -> tuple[int, int]:
         return self.items * segment // total, self.items * (segment + 1) // total
 
-    def item_json(self, index: int) -> str:
+    def item_json(self, index: int, generation: int = 0) -> str:
         fields = [
             f'"pk":{{"S":"item#{index:07d}"}}',
             f'"n":{{"N":"{index}"}}',
             f'"note":{{"S":"row {index} of the latency model"}}',
         ]
         for a, name in enumerate(self.encrypted):
-            blob = base64.b64encode(HEADER + self.plaintext(index, a)).decode()
+            blob = base64.b64encode(HEADER + self.plaintext(index, a, generation)).decode()
             fields.append(f'"{name}":{{"B":"{blob}"}}')
         return "{" + ",".join(fields) + "}"
 
-    def scan(self, request: dict[str, Any]) -> tuple[bytes, int]:
+    def scan(self, request: dict[str, Any], change: Change | None = None) -> tuple[bytes, int]:
         total = int(request.get("TotalSegments", 1))
         first, end = self.segment_range(int(request.get("Segment", 0)), total)
         start_key = request.get("ExclusiveStartKey")
@@ -120,8 +124,16 @@ class Table:
             first = int(start_key["pk"]["S"].split("#", 1)[1]) + 1
         limit = min(int(request.get("Limit") or self.page_items), self.page_items)
         last = min(first + limit, end)
-        body = '{"Items":[' + ",".join(self.item_json(i) for i in range(first, last)) + "]"
-        body += f',"Count":{last - first},"ScannedCount":{last - first}'
+        if change is None:
+            rows = [self.item_json(i) for i in range(first, last)]
+        else:
+            rows = [
+                self.item_json(i, change.generation(i))
+                for i in range(first, last)
+                if not change.deleted(i)
+            ]
+        body = '{"Items":[' + ",".join(rows) + "]"
+        body += f',"Count":{len(rows)},"ScannedCount":{last - first}'
         if request.get("ReturnConsumedCapacity") == "TOTAL":
             units = (last - first) * self.item_bytes / 4096 / 2
             body += f',"ConsumedCapacity":{{"TableName":"{self.name}","CapacityUnits":{units}}}'
@@ -130,10 +142,97 @@ class Table:
         return (body + "}").encode(), last - first
 
 
+@dataclass(frozen=True)
+class Change:
+    """What changed in a table since its first generation (``POST /_model/change``): every
+    ``every``-th item updated (a new ciphertext), and every ``delete_every``-th deleted."""
+
+    every: int
+    delete_every: int
+
+    def generation(self, index: int) -> int:
+        return 1 if index % self.every == 0 else 0
+
+    def deleted(self, index: int) -> bool:
+        return index % self.delete_every == self.delete_every // 2
+
+
+# Copy tables whose name starts with this keep what is written to them (the nightly mirror's
+# digests); every other copy only counts its writes.
+KEPT_COPY_PREFIX = "mirror-"
+
+
 @dataclass
 class Model:
     latency: Latency
     stats: Counter[str] = field(default_factory=Counter)
+    changes: dict[str, Change] = field(default_factory=dict)
+    # Kept copies (pk -> item as written), and the state tables' records (id -> item).
+    copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _dynamodb(self, op: str, body: bytes) -> tuple[int, str, bytes, float] | None:
+        """The calls of a kept copy, the state table and the source's GetItem; None for the
+        rest (answered as before)."""
+        lat = self.latency
+        request = json.loads(body) if op in ("GetItem", "PutItem", "DeleteItem") else None
+        if request is not None:
+            name = request["TableName"]
+            source = TABLE_NAME.match(name)
+            if source and op == "GetItem":  # the sweep confirming a deletion
+                index = int(request["Key"]["pk"]["S"].split("#", 1)[1])
+                change = self.changes.get(name)
+                gone = index >= Table.named(name).items or (change and change.deleted(index))
+                answer = {} if gone else {"Item": {"pk": request["Key"]["pk"]}}
+                return 200, JSON, json.dumps(answer).encode(), lat.other
+            if not source and "id" in request.get("Item", request.get("Key", {})):
+                record_id = request.get("Item", request.get("Key"))["id"]["S"]
+                if op == "PutItem":
+                    self.records[record_id] = request["Item"]
+                    return 200, JSON, b"{}", lat.put_item
+                if op == "DeleteItem":
+                    self.records.pop(record_id, None)
+                    return 200, JSON, b"{}", lat.other
+                found = self.records.get(record_id)
+                return 200, JSON, json.dumps({"Item": found} if found else {}).encode(), lat.other
+            return None
+        if op in ("BatchWriteItem", "BatchGetItem", "Scan") and b'"mirror-' in body:
+            return self._kept_copy(op, json.loads(body))
+        return None
+
+    def _kept_copy(self, op: str, request: dict[str, Any]) -> tuple[int, str, bytes, float]:
+        lat = self.latency
+        if op == "BatchWriteItem":
+            ((name, writes),) = request["RequestItems"].items()
+            for write in writes:
+                if "PutRequest" in write:
+                    item = write["PutRequest"]["Item"]
+                    self.copies[item["pk"]["S"]] = item
+                    self.stats["items_put"] += 1
+                else:
+                    self.copies.pop(write["DeleteRequest"]["Key"]["pk"]["S"], None)
+                    self.stats["items_deleted"] += 1
+            return 200, JSON, b'{"UnprocessedItems":{}}', lat.batch_write
+        if op == "BatchGetItem":
+            ((name, wanted),) = request["RequestItems"].items()
+            found = []
+            for key in wanted["Keys"]:
+                copy = self.copies.get(key["pk"]["S"])
+                if copy is not None and "_table_sync_digest" in copy:
+                    found.append(
+                        {"pk": copy["pk"], "_table_sync_digest": copy["_table_sync_digest"]}
+                    )
+            answer = {"Responses": {name: found}, "UnprocessedKeys": {}}
+            return 200, JSON, json.dumps(answer).encode(), lat.other
+        # Scan of the copy's keys (the sweep): 10,000 keys a page, in key order.
+        keys = sorted(self.copies)
+        start = request.get("ExclusiveStartKey", {}).get("pk", {}).get("S")
+        first = bisect.bisect_right(keys, start) if start else 0
+        page = keys[first : first + 10_000]
+        answer: dict[str, Any] = {"Items": [{"pk": {"S": k}} for k in page], "Count": len(page)}
+        if first + len(page) < len(keys):
+            answer["LastEvaluatedKey"] = {"pk": {"S": page[-1]}}
+        return 200, JSON, json.dumps(answer).encode(), lat.scan
 
     def answer(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -143,6 +242,10 @@ class Model:
         lat = self.latency
         if path == "/_model/stats":
             return 200, "application/json", json.dumps(self.stats).encode(), 0.0
+        if path == "/_model/change":
+            request = json.loads(body)
+            self.changes[request["table"]] = Change(request["every"], request["delete_every"])
+            return 200, "application/json", b"{}", 0.0
         if target.startswith("TrentService."):
             op = target.split(".", 1)[1]
             self.stats[f"kms.{op}"] += 1
@@ -166,9 +269,13 @@ class Model:
         if target.startswith("DynamoDB_20120810."):
             op = target.split(".", 1)[1]
             self.stats[f"dynamodb.{op}"] += 1
+            answered = self._dynamodb(op, body)
+            if answered is not None:
+                return answered
             if op == "Scan":
                 request = json.loads(body)
-                payload, count = Table.named(request["TableName"]).scan(request)
+                name = request["TableName"]
+                payload, count = Table.named(name).scan(request, self.changes.get(name))
                 self.stats["items_scanned"] += count
                 return 200, JSON, payload, lat.scan
             if op == "BatchWriteItem":

@@ -194,6 +194,56 @@ def run_segments(
     return rows
 
 
+def mirror_config(table: str) -> dict[str, Any]:
+    env = segment_config(table, "", 0, 1)["lambda_env"]
+    return {"lambda_env": {**env, "DESTINATION": "dynamodb://mirror-copy"}}
+
+
+def nightly(server: ModelServer, items: int, every: int, delete_every: int) -> dict[str, Any]:
+    """The nightly mirror: a full first run, then ``1/every`` of the items updated and
+    ``1/delete_every`` deleted, and the second run; each its own process, on the latency model."""
+    table = f"bench-{items}"
+    runs = {}
+    for label in ("full", "nightly"):
+        if label == "nightly":
+            body = json.dumps({"table": table, "every": every, "delete_every": delete_every})
+            request = urllib.request.Request(  # noqa: S310 - loopback
+                f"{server.endpoint}/_model/change", data=body.encode(), method="POST"
+            )
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+        before = server.stats()
+        row = run_scenario("table-sync-mirror", mirror_config(table), server.endpoint)
+        after = server.stats()
+        row["model_decrypts"] = after.get("kms.Decrypt", 0) - before.get("kms.Decrypt", 0)
+        row["model_puts"] = after.get("items_put", 0) - before.get("items_put", 0)
+        runs[label] = row
+        print(
+            f"  mirror {label}: {row['wall_s']:.1f} s, {row['kms_requests']} KMS requests, "
+            f"{row['items_written']} written, {row['items_swept']} deleted",
+            flush=True,
+        )
+    full, again = runs["full"], runs["nightly"]
+    if again["model_decrypts"] != again["kms_requests"] or full["model_puts"] != items:
+        raise RuntimeError(f"the mirror's counts disagree with the model's: {runs}")
+    # An item both updated and deleted is only deleted.
+    expected_changes = sum(
+        1 for i in range(0, items, every) if i % delete_every != delete_every // 2
+    )
+    if again["items_written"] != expected_changes:
+        raise RuntimeError(
+            f"the nightly run wrote {again['items_written']}, not {expected_changes}"
+        )
+    return {
+        "items": items,
+        "changed": expected_changes,
+        "deleted": again["items_swept"],
+        "full": full,
+        "nightly": again,
+        "kms_ratio": again["kms_requests"] / full["kms_requests"],
+        "wall_ratio": again["wall_s"] / full["wall_s"],
+    }
+
+
 def latency_floor(row: dict[str, Any], latency: Latency, concurrency: int) -> float:
     return max(
         row["pages"] * latency.scan,
@@ -257,6 +307,9 @@ def main() -> dict[str, Any]:
             raise RuntimeError("the naive script did not copy every item")
         print(f"  naive: {naive['items'] / naive['wall_s']:.0f} items/s", flush=True)
 
+        mirror_items = int(os.environ.get("BENCH_MIRROR_ITEMS", "100000"))
+        mirror = nightly(model, mirror_items, every=100, delete_every=1000)
+
         # Peak RSS against size needs no latency: two segments at a time, on the fast server.
         memory = {
             n: run_segments(fast, f"bench-{n}-pool1000", total, f"{n}-pool1000", parallel=2)
@@ -282,6 +335,7 @@ def main() -> dict[str, Any]:
         "throughput": {"items": scale_items, "segments": throughput, "model_cpu_s": model_cpu},
         "memory": {str(n): rows for n, rows in memory.items()},
         "peak_rss_mb": {str(n): v for n, v in rss.items()},
+        "mirror": mirror,
     }
     _print(result, scale_items)
     return result
@@ -316,3 +370,19 @@ def _print(result: dict[str, Any], items: int) -> None:
     )
     sizes = ", ".join(f"{int(n):,} items {v:.0f} MB" for n, v in result["peak_rss_mb"].items())
     print(f"peak RSS per segment process (repeated ciphertexts): {sizes}")
+    mirror = result["mirror"]
+    print(
+        f"\nthe nightly mirror, {mirror['items']:,} items (one process, one segment): the full "
+        f"first run, then {mirror['changed']:,} updated and {mirror['deleted']:,} deleted"
+    )
+    print(f"{'run':<9}{'wall s':>8}{'KMS req':>9}{'written':>9}{'deleted':>9}{'unchanged':>11}")
+    for label in ("full", "nightly"):
+        r = mirror[label]
+        print(
+            f"{label:<9}{r['wall_s']:>8.1f}{r['kms_requests']:>9}{r['items_written']:>9}"
+            f"{r['items_swept']:>9}{r['items_unchanged']:>11}"
+        )
+    print(
+        f"nightly / full: KMS requests {mirror['kms_ratio']:.1%}, wall time "
+        f"{mirror['wall_ratio']:.1%}"
+    )

@@ -178,6 +178,25 @@ def table_sync_segment(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def table_sync_mirror(config: dict[str, Any]) -> dict[str, Any]:
+    """One nightly run of the mirror, as the scheduled Lambda runs it (one segment)."""
+    os.environ.update(config["lambda_env"])
+    summary = lambda_handler({"trigger": "backfill"}, LocalLambdaContext())  # type: ignore[arg-type]
+    if summary.get("status") != "succeeded":
+        raise SystemExit(f"the mirror run did not succeed: {summary}")
+    return {
+        name: summary[name]
+        for name in (
+            "items_scanned",
+            "items_unchanged",
+            "items_written",
+            "items_swept",
+            "kms_requests",
+            "estimated_cost_usd",
+        )
+    }
+
+
 def main() -> None:
     name, config_path = sys.argv[1], sys.argv[2]
     with open(config_path) as handle:
@@ -193,6 +212,8 @@ def main() -> None:
         result = table_sync(config, f"s3://{config['bucket']}/bench")
     elif name == "table-sync-segment":
         result = table_sync_segment(config)
+    elif name == "table-sync-mirror":
+        result = table_sync_mirror(config)
     elif name == "dynamodump":
         result = dynamodump(config)
     else:

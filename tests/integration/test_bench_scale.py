@@ -63,3 +63,17 @@ def test_repeated_ciphertexts_are_decrypted_once_each(fast_model: scale.ModelSer
     assert sum(r["items"] for r in rows) == 900
     # Each segment process has its own cache: at most the 100 distinct ciphertexts each.
     assert all(r["kms_requests"] <= 100 for r in rows)
+
+
+def test_the_nightly_mirror_case_pays_for_the_changes_only(
+    fast_model: scale.ModelServer,
+) -> None:
+    """The bench's nightly case at CI size: after 1 item in 50 is updated and 1 in 500
+    deleted, the second run decrypts only the updated items' ciphertexts, writes them, deletes
+    the deleted ones (the model's own counts agree: nightly() checks them)."""
+    result = scale.nightly(fast_model, 2_000, every=50, delete_every=500)
+    assert result["changed"] == 40 - 4  # 4 of the 40 updated items are deleted as well
+    assert result["deleted"] == 4
+    assert result["nightly"]["kms_requests"] == 2 * 36  # two encrypted attributes each
+    assert result["nightly"]["items_unchanged"] == 2_000 - 40
+    assert result["full"]["kms_requests"] == 2 * 2_000
