@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from table_sync.items import Item, key_of, to_json_value
+from table_sync.items import Item, to_json_value
 
 if TYPE_CHECKING:
     from table_sync.models import Settings
@@ -85,17 +85,18 @@ class PageChanges:
 
 def page_changes(
     items: Sequence[Item],
-    key_attributes: Sequence[str],
+    keys: Sequence[Item] | None,
     fingerprint: bytes,
     copy_digests: Sequence[bytes | None] | None,
 ) -> PageChanges:
     """Compare each item's digest with its copy's (``copy_digests``, in the same order; None
-    to treat every item as changed)."""
+    to treat every item as changed). ``keys`` are the items' keys, when the copy's key
+    attributes are known."""
     changes = PageChanges()
+    if keys is not None:
+        changes.key_hashes = [key_hash(key) for key in keys]
     for index, item in enumerate(items):
         digest = item_digest(item, fingerprint)
-        if key_attributes:
-            changes.key_hashes.append(key_hash(key_of(item, key_attributes)))
         if copy_digests is not None and copy_digests[index] == digest:
             changes.unchanged += 1
             continue

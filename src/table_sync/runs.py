@@ -178,12 +178,8 @@ def finalize_run(
         started_at=started_at,
         finished_at=finished_at,
         source=(
-            SourceKeys(
-                _source_table(settings, base_session, role_session_name),
-                KeyLedger(state),
-                run_id,
-                [(c.segment, c.pages) for c in done],
-                keys_seen=run.items_scanned,
+            SourceKeys.for_run(
+                _source_table(settings, base_session, role_session_name), KeyLedger(state), done
             )
             if settings.mirror
             else None

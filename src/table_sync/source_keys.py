@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from table_sync.aws.dynamodb import SourceTable
 from table_sync.items import Item
-from table_sync.state import KeyLedger, MemoryLedger
+from table_sync.state import Checkpoint, KeyLedger, MemoryLedger
 
 # Memory for the seen keys' hashes during a sweep (8 bytes a key); a run that saw more keys
 # sweeps in several passes over the copy, each holding the hashes of one part of the keys.
@@ -26,6 +26,19 @@ class SourceKeys:
     # Every segment of the run, with the number of pages its checkpoint covers.
     pages: Sequence[tuple[int, int]]
     keys_seen: int = 0
+
+    @classmethod
+    def for_run(
+        cls, table: SourceTable, ledger: KeyLedger | MemoryLedger, checkpoints: Sequence[Checkpoint]
+    ) -> SourceKeys:
+        """The keys every segment of a run saw, as far as its checkpoint goes."""
+        return cls(
+            table,
+            ledger,
+            checkpoints[0].run_id,
+            [(c.segment, c.pages) for c in checkpoints],
+            keys_seen=sum(c.items_scanned for c in checkpoints),
+        )
 
     @property
     def parts(self) -> int:

@@ -92,6 +92,7 @@ SHIPPED = {
     "aws",
     "changes.py",
     "compare.py",
+    "concurrency.py",
     "errors.py",
     "formats",
     "function.py",

@@ -7,11 +7,11 @@ here, so the source role needs nothing the seed does not grant.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import translated
+from table_sync.concurrency import map_concurrently
 from table_sync.errors import SourceAccessError
 from table_sync.items import Item
 
@@ -83,15 +83,7 @@ class SourceTable:
 
     def absent(self, keys: Sequence[Item]) -> list[Item]:
         """The keys of ``keys`` that have no item in the source now, in order."""
-        if not keys:
-            return []
-        if self.concurrency == 1 or len(keys) == 1:
-            found = [self._exists(key) for key in keys]
-        else:
-            with ThreadPoolExecutor(
-                min(self.concurrency, len(keys)), thread_name_prefix="confirm"
-            ) as pool:
-                found = list(pool.map(self._exists, keys))
+        found = map_concurrently(self._exists, keys, self.concurrency, "confirm")
         return [key for key, exists in zip(keys, found, strict=True) if not exists]
 
     def _exists(self, key: Item) -> bool:

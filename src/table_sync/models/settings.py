@@ -125,7 +125,6 @@ class Settings(BaseModel):
     read_capacity_per_second: float | None = Field(
         None, alias="READ_CAPACITY_PER_SECOND", gt=0, le=1_000_000
     )
-    # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
     kms_requests_per_second: float | None = Field(
         None, alias="KMS_REQUESTS_PER_SECOND", gt=0, le=1_000_000
     )
@@ -133,6 +132,7 @@ class Settings(BaseModel):
     # on-demand write request units (a put of up to 1 KB, or a delete, is one).
     kms_price_per_10k_requests: float = Field(0.03, alias="KMS_PRICE_PER_10K_REQUESTS", ge=0)
     write_price_per_million_units: float = Field(0.625, alias="WRITE_PRICE_PER_MILLION_UNITS", ge=0)
+    # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
     sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
     full_copy: bool = Field(False, alias="FULL_COPY")
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)

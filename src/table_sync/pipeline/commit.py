@@ -116,21 +116,13 @@ class PageCommitter:
             [self.checkpoint.sink],
             started_at=datetime.fromisoformat(self.checkpoint.started_at),
             finished_at=datetime.now(UTC),
-            source=self.source_keys([(self.checkpoint.segment, self.checkpoint.pages)]),
+            source=(
+                SourceKeys.for_run(self.source, self.ledger, [self.checkpoint])
+                if self.ledger is not None and self.source is not None
+                else None  # not a mirror
+            ),
         )
         return "succeeded"
-
-    def source_keys(self, pages: list[tuple[int, int]]) -> SourceKeys | None:
-        """What a mirror's sweep compares the copy with (None when not a mirror)."""
-        if self.ledger is None or self.source is None:
-            return None
-        return SourceKeys(
-            self.source,
-            self.ledger,
-            self.checkpoint.run_id,
-            pages,
-            keys_seen=self.checkpoint.items_scanned,
-        )
 
     def _record(self, records: list[QuarantineRecord]) -> None:
         if records and self.quarantine is not None and not self.dry_run:

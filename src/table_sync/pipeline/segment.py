@@ -127,10 +127,11 @@ def _changes(settings: Settings, sink: Sink, items: list[Item], fingerprint: byt
     """The page's items sorted by whether their copies were made from them as they are now
     (their keys are the copy's key attributes; with none known, every item is changed)."""
     key_attributes = sink.key_attributes
+    keys = [key_of(item, key_attributes) for item in items] if key_attributes else None
     copy_digests = None
-    if key_attributes and not settings.full_copy:
-        copy_digests = sink.digests([key_of(item, key_attributes) for item in items])
-    return page_changes(items, key_attributes, fingerprint, copy_digests)
+    if keys is not None and not settings.full_copy:
+        copy_digests = sink.digests(keys)
+    return page_changes(items, keys, fingerprint, copy_digests)
 
 
 def load_checkpoint(settings: Settings, context: SegmentContext) -> Checkpoint:

@@ -17,12 +17,12 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import translated
-from table_sync.changes import DIGEST_BYTES, canonical_bytes, key_hash
+from table_sync.changes import DIGEST_BYTES, key_hash
+from table_sync.concurrency import map_concurrently
 from table_sync.errors import DestinationError, UnprocessedItemsError
 from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size
 from table_sync.observability import logger
@@ -42,6 +42,7 @@ DIGEST_BYTES_IN_ITEM = len(DIGEST_ATTRIBUTE) + DIGEST_BYTES
 # rewritten by this version loses the mark.
 LEGACY_MARK_ATTRIBUTE = "_table_sync_run"
 BOOKKEEPING_ATTRIBUTES = frozenset({DIGEST_ATTRIBUTE, LEGACY_MARK_ATTRIBUTE})
+KeyId = tuple[tuple[str, str, Any], ...]
 
 
 def _contains(sorted_hashes: array[int], value: int) -> bool:
@@ -112,18 +113,18 @@ class DynamoDBSink:
         the key and digest only, strongly consistent, up to ``concurrency`` requests at once.
         Reads in AccountB only; nothing is decrypted."""
         batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
-        found: dict[bytes, bytes] = {}
-        if self._concurrency == 1 or len(batches) < 2:
-            results = [self._get_digests(batch) for batch in batches]
-        else:
-            workers = min(self._concurrency, len(batches))
-            with ThreadPoolExecutor(workers, thread_name_prefix="digests") as pool:
-                results = list(pool.map(self._get_digests, batches))
-        for result in results:
+        found: dict[KeyId, bytes] = {}
+        for result in map_concurrently(self._get_digests, batches, self._concurrency, "digests"):
             found.update(result)
-        return [found.get(canonical_bytes(key)) for key in keys]
+        return [found.get(self._key_id(key)) for key in keys]
 
-    def _get_digests(self, keys: Sequence[Item]) -> dict[bytes, bytes]:
+    def _key_id(self, key: Item) -> KeyId:
+        """A key as a hashable value, to match BatchGetItem's answers (in no order) to keys."""
+        return tuple(
+            (name, kind, raw) for name in self.key_attributes for kind, raw in key[name].items()
+        )
+
+    def _get_digests(self, keys: Sequence[Item]) -> dict[KeyId, bytes]:
         names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
         names["#d"] = DIGEST_ATTRIBUTE
         request: dict[str, Any] = {
@@ -132,7 +133,7 @@ class DynamoDBSink:
             "ProjectionExpression": ", ".join(names),
             "ExpressionAttributeNames": names,
         }
-        found: dict[bytes, bytes] = {}
+        found: dict[KeyId, bytes] = {}
         for attempt in range(1, self._max_attempts + 1):
             with translated(
                 DestinationError,
@@ -148,7 +149,7 @@ class DynamoDBSink:
             for item in response.get("Responses", {}).get(self.table_name, []):
                 digest = item.pop(DIGEST_ATTRIBUTE, None)
                 if digest is not None:
-                    found[canonical_bytes(item)] = bytes(digest["B"])
+                    found[self._key_id(item)] = bytes(digest["B"])
             unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
             if not unprocessed:
                 return found
@@ -187,15 +188,12 @@ class DynamoDBSink:
         """Every item, in requests of 25, up to ``concurrency`` at once; raises the first error
         after the other requests have finished (a page is checkpointed only once all are in)."""
         batches = [items[i : i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
-        if self._concurrency == 1 or len(batches) < 2:
-            for batch in batches:
-                self._write_batch(batch, delete=delete)
-            return
-        workers = min(self._concurrency, len(batches))
-        with ThreadPoolExecutor(workers, thread_name_prefix="write") as pool:
-            futures = [pool.submit(self._write_batch, batch, delete=delete) for batch in batches]
-        for future in futures:
-            future.result()
+        map_concurrently(
+            lambda batch: self._write_batch(batch, delete=delete),
+            batches,
+            self._concurrency,
+            "write",
+        )
 
     def finalize(
         self,
