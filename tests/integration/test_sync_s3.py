@@ -45,6 +45,11 @@ def test_backfill_to_s3_writes_an_export_that_imports(
     assert data
     assert all(n.endswith(".json.gz") for n in data)
 
+    # No DynamoDB write units and no write cost for an S3 copy (before, the summary priced the
+    # export's items as DynamoDB puts).
+    assert summary["items_changed"] == 40
+    assert summary["write_units"] == 0
+    assert summary["estimated_cost_usd"]["writes"] == 0
     assert export.summary["itemCount"] == 40
     assert export.summary["outputFormat"] == "DYNAMODB_JSON"
     assert export.summary["s3SseAlgorithm"] == "AES256"

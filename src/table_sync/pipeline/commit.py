@@ -10,7 +10,6 @@ from table_sync.aws.dynamodb import ScanPage, SourceTable
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.changes import PageChanges
 from table_sync.errors import DestinationError
-from table_sync.items import item_size
 from table_sync.models.summary import StepStatus
 from table_sync.observability import logger
 from table_sync.pipeline.budgets import RequestBudget
@@ -68,7 +67,7 @@ class PageCommitter:
         return self._kms_before + self.kms.requests
 
     def commit(self, page: ScanPage, decoded: DecodedPage, changes: PageChanges) -> None:
-        self.sink.write(decoded.copies, decoded.digests)
+        units = self.sink.write(decoded.copies, decoded.digests)
         self._record(decoded.records)
         checkpoint = self.checkpoint
         if self.ledger is not None:  # before the checkpoint that covers the page
@@ -78,7 +77,7 @@ class PageCommitter:
         checkpoint.pages += 1
         checkpoint.items_unchanged += changes.unchanged
         checkpoint.items_changed += len(decoded.copies)
-        checkpoint.write_units += sum(-(-item_size(copy) // 1024) for copy in decoded.copies)
+        checkpoint.write_units += units
         checkpoint.items_scanned += len(page.items)
         checkpoint.items_written += 0 if self.dry_run else len(decoded.copies)
         checkpoint.items_quarantined += len(decoded.records)

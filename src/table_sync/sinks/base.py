@@ -55,9 +55,10 @@ class Sink(Protocol):
         items that have not changed (see changes.py). Reads in AccountB only."""
         ...
 
-    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
         """Write copies; ``digests`` (one per item) are kept with them where the sink keeps
-        digests, in the same write."""
+        digests, in the same write. Returns the DynamoDB write units the writes used (0 for a
+        destination that is not billed by them), for the summary's cost estimate."""
         ...
 
     def flush(self) -> None: ...

@@ -48,8 +48,11 @@ class DryRunSink:
             return [None] * len(keys)  # no copy to compare with: every item would be copied
         return self._inner.digests(keys)
 
-    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
-        return None
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
+        """Nothing written; the write units a real run would use."""
+        if self._inner is None:
+            return 0
+        return self._inner.as_written(items, digests)[1]
 
     def flush(self) -> None:
         return None

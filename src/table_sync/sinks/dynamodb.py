@@ -163,26 +163,40 @@ class DynamoDBSink:
             f"still unprocessed after {self._max_attempts} attempts"
         )
 
-    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
-        if digests is not None:
-            items = [
-                self._with_digest(item, digest) for item, digest in zip(items, digests, strict=True)
-            ]
-        self._write_batches(items)
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
+        puts, units = self.as_written(items, digests)
+        self._write_batches(puts)
+        return units
 
-    def _with_digest(self, item: Item, digest: bytes) -> Item:
+    def as_written(
+        self, items: Sequence[Item], digests: Sequence[bytes] | None
+    ) -> tuple[list[Item], int]:
+        """The items as they are put (each with its digest, where it fits), and the write units
+        the puts use (one per KB, rounded up, of each item)."""
+        puts: list[Item] = []
+        units = 0
+        for index, item in enumerate(items):
+            if digests is not None:
+                put, size = self._with_digest(item, digests[index])
+            else:
+                put, size = item, item_size(item)
+            puts.append(put)
+            units += -(-size // 1024)
+        return puts, units
+
+    def _with_digest(self, item: Item, digest: bytes) -> tuple[Item, int]:
         """The item with its digest, written in the same put, so a copy and its digest never
         disagree; unless the digest would take the item over the item size limit: then as it
-        is (never counted unchanged, so re-decrypted and rewritten every run)."""
+        is (never counted unchanged, so re-decrypted and rewritten every run). With its size."""
         size = item_size(item)
         if size + DIGEST_BYTES_IN_ITEM <= BOOKKEEPING_SIZE_LIMIT:
-            return {**item, DIGEST_ATTRIBUTE: {"B": digest}}
+            return {**item, DIGEST_ATTRIBUTE: {"B": digest}}, size + DIGEST_BYTES_IN_ITEM
         logger.warning(
             "item written without its digest: it is too close to the item size limit, so "
             "every run copies it again",
             extra={"item": describe_key(item, self.key_attributes), "item_bytes": size},
         )
-        return item
+        return item, size
 
     def _write_batches(self, items: Sequence[Item], *, delete: bool = False) -> None:
         """Every item, in requests of 25, up to ``concurrency`` at once; raises the first error

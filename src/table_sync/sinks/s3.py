@@ -120,10 +120,11 @@ class S3ExportSink:
     def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
         return [None] * len(keys)  # no digests kept: every item is copied
 
-    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> None:
+    def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
         self._write_items(items)
         if self._file_bytes >= self._max_file_bytes:
             self._flush()
+        return 0  # S3 bills requests and storage, not write units
 
     def _write_items(self, items: Sequence[Item]) -> None:
         for item in items:
