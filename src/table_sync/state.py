@@ -12,6 +12,8 @@ One DynamoDB table keyed by ``id`` (S):
   puts of the same items, or the same data-file name overwritten) and loses nothing.
 * ``run#<run-id>#segment#<n>#keys#<page>#<chunk>``: the hashes of the keys page n scanned, for
   the mirror's sweep (:class:`KeyLedger`).
+* ``exports#<destination>`` and ``export#<destination>#<run-id>``: an s3:// copy's chain of
+  complete exports, full and incremental (``sinks/change_index.ExportChain``); never expire.
 """
 
 from __future__ import annotations
@@ -191,16 +193,13 @@ class StateStore:
 
     # -- other records (see KeyLedger) ------------------------------------------------------
 
-    def put(self, record_id: str, attributes: dict[str, Any]) -> None:
+    def put(self, record_id: str, attributes: dict[str, Any], *, expires: bool = True) -> None:
+        """Save a record; it expires after RETENTION_SECONDS unless ``expires`` is false."""
+        item = {"id": {"S": record_id}, **attributes}
+        if expires:
+            item["ttl"] = {"N": str(int(self._clock()) + RETENTION_SECONDS)}
         with self._translated("save run records"):
-            self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "id": {"S": record_id},
-                    **attributes,
-                    "ttl": {"N": str(int(self._clock()) + RETENTION_SECONDS)},
-                },
-            )
+            self._client.put_item(TableName=self.table_name, Item=item)
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self._get(record_id)

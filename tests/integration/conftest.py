@@ -4,6 +4,7 @@ never see each other's data and nothing is provisioned twice."""
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from table_sync.handler import lambda_handler
 from table_sync.observability import logger, metrics
 from table_sync_dev.local.accounts import REGION, Account
 from table_sync_dev.local.context import LocalLambdaContext
-from table_sync_dev.local.seed import EmbeddedAws, provision, write_bulk_items
+from table_sync_dev.local.seed import EmbeddedAws, provision, put_items, write_bulk_items
 from table_sync_dev.local.server import MotoServer
 
 # The session's source table holds this many items; a test takes the first n of them
@@ -219,3 +220,30 @@ def drive_run(run_id: str, segments: int, pages: int = 2) -> tuple[dict[str, Any
         invocations += count
     finalize = {"trigger": "finalize", "run_id": run_id, "total_segments": segments}
     return lambda_handler(finalize, LocalLambdaContext()), invocations + 1
+
+
+def change_source(
+    aws: EmbeddedAws, *, updates: int, inserts: int, deletes: int, tag: str = "new"
+) -> set[str]:
+    """Update the first ``updates`` items, insert ``inserts`` (``<tag>#<n>``) and delete the
+    last ``deletes`` in the source, each changed or new item with a ciphertext of its own
+    (written with the AWS SDK as the source's application would); returns those ciphertexts,
+    base64."""
+    kms = aws.account_a().client("kms")
+    ddb = aws.account_a().client("dynamodb")
+    keys = sorted(aws.expected)
+    changed = [(k, "update") for k in keys[:updates]]
+    changed += [(f"{tag}#{n:04d}", "insert") for n in range(inserts)]
+    ciphertexts, items = set(), []
+    for n, (key, _) in enumerate(changed):
+        plaintext = f"900-{n:02d}-{key}-{tag}"
+        blob = kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"]
+        ciphertexts.add(base64.b64encode(blob).decode())
+        item = {"pk": {"S": key}, "n": {"N": str(n)}, "note": {"S": f"changed {n}"}}
+        items.append({**item, "ssn": {"B": blob}})
+        aws.expected[key] = {**item, "ssn": {"S": plaintext}}
+    put_items(ddb, aws.source_table, items)
+    for key in keys[len(keys) - deletes :]:
+        ddb.delete_item(TableName=aws.source_table, Key={"pk": {"S": key}})
+        del aws.expected[key]
+    return ciphertexts

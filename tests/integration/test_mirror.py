@@ -3,7 +3,6 @@ copy was made, and the copy equals the source after every complete run."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -13,10 +12,10 @@ from table_sync.models import Invocation, Settings
 from table_sync.pipeline.budgets import RequestBudget
 from table_sync.runs import run_step
 from table_sync.sinks.dynamodb import DynamoDBSink
-from table_sync_dev.local.seed import EmbeddedAws, put_items, write_bulk_items
+from table_sync_dev.local.seed import EmbeddedAws, write_bulk_items
 from table_sync_dev.local.server import MotoServer, RecordedCall
 from table_sync_dev.local.verify import differences, read_table
-from tests.integration.conftest import drive, drive_run
+from tests.integration.conftest import change_source, drive, drive_run
 
 ITEMS = 10_000
 PAGE = 1_000  # 10 pages; 2 an invocation
@@ -24,30 +23,6 @@ PAGE = 1_000  # 10 pages; 2 an invocation
 
 def _count(calls: list[RecordedCall], name: str) -> int:
     return sum(1 for call in calls if call.name == name)
-
-
-def _change(aws: EmbeddedAws, *, updates: int, inserts: int, deletes: int) -> set[str]:
-    """Update, insert and delete items in the source, each changed or new item with a ciphertext
-    of its own (written with the AWS SDK as the source's application would); returns those
-    ciphertexts, base64."""
-    kms = aws.account_a().client("kms")
-    ddb = aws.account_a().client("dynamodb")
-    keys = sorted(aws.expected)
-    changed = [(k, "update") for k in keys[:updates]]
-    changed += [(f"new#{n:04d}", "insert") for n in range(inserts)]
-    ciphertexts, items = set(), []
-    for n, (key, _) in enumerate(changed):
-        plaintext = f"900-{n:02d}-{key}"
-        blob = kms.encrypt(KeyId=aws.key_arn, Plaintext=plaintext.encode())["CiphertextBlob"]
-        ciphertexts.add(base64.b64encode(blob).decode())
-        item = {"pk": {"S": key}, "n": {"N": str(n)}, "note": {"S": f"changed {n}"}}
-        items.append({**item, "ssn": {"B": blob}})
-        aws.expected[key] = {**item, "ssn": {"S": plaintext}}
-    put_items(ddb, aws.source_table, items)
-    for key in keys[-deletes:]:
-        ddb.delete_item(TableName=aws.source_table, Key={"pk": {"S": key}})
-        del aws.expected[key]
-    return ciphertexts
 
 
 @pytest.fixture
@@ -77,7 +52,7 @@ def test_a_nightly_run_pays_only_for_what_changed(
     assert second["items_unchanged"] == ITEMS
     assert second["kms_requests"] == second["items_written"] == second["items_swept"] == 0
 
-    ciphertexts = _change(mirror, updates=100, inserts=50, deletes=50)
+    ciphertexts = change_source(mirror, updates=100, inserts=50, deletes=50)
     with moto_server.recording() as calls:
         third, invocations = drive_run("night-3", segments)
     decrypted = [json.loads(c.body)["CiphertextBlob"] for c in calls if c.name == "kms:Decrypt"]
@@ -213,7 +188,7 @@ def test_a_dry_run_reports_what_the_next_run_would_do_and_changes_nothing(
     write_bulk_items(aws, 200)
     drive_run("first", 1)
     before = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
-    _change(aws, updates=6, inserts=4, deletes=5)
+    change_source(aws, updates=6, inserts=4, deletes=5)
 
     dry, _ = drive({"trigger": "backfill", "run_id": "look", "dry_run": True})
 

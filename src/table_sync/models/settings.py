@@ -135,6 +135,12 @@ class Settings(BaseModel):
     # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
     sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
     full_copy: bool = Field(False, alias="FULL_COPY")
+    # An s3:// copy's change index (a DynamoDB table in AccountB with the source's key schema):
+    # with it, runs write incremental exports between full snapshots.
+    change_index_table: str | None = Field(
+        None, alias="CHANGE_INDEX_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+    )
+    full_snapshot_every: int = Field(7, alias="FULL_SNAPSHOT_EVERY", ge=1, le=10_000)
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
     segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
@@ -267,8 +273,13 @@ class Settings(BaseModel):
             problems.append("SEGMENT: must be below TOTAL_SEGMENTS (segments count from 0)")
         if self.sweep_deletes and not isinstance(self.destination, DynamoDBDestination):
             problems.append(
-                "SWEEP_DELETES: applies to a dynamodb:// destination (an S3 copy is a new "
-                "snapshot every run)"
+                "SWEEP_DELETES: applies to a dynamodb:// destination (an s3:// copy records "
+                "deletes in its incremental exports, with CHANGE_INDEX_TABLE)"
+            )
+        if self.incremental and not self.state_table and not self.dry_run:
+            problems.append(
+                "CHANGE_INDEX_TABLE: requires STATE_TABLE: the chain of exports, the keys a "
+                "run saw and the destination's lease are kept there"
             )
         if self.sweep_deletes and not self.state_table and not self.dry_run:
             problems.append(
@@ -336,11 +347,20 @@ class Settings(BaseModel):
 
     @property
     def mirror(self) -> bool:
-        """Whether a complete run deletes from the copy what the source no longer holds:
-        SWEEP_DELETES, or by default for a dynamodb:// copy with a STATE_TABLE (the lease)."""
+        """Whether a complete run finds what the source no longer holds: for a dynamodb:// copy,
+        SWEEP_DELETES (by default with a STATE_TABLE, for the lease) deletes it from the copy;
+        for an s3:// copy with CHANGE_INDEX_TABLE, the incremental export records its deletion."""
+        if isinstance(self.destination, S3Destination):
+            return self.incremental  # deletes go into the incremental export
         if self.sweep_deletes is not None:
             return self.sweep_deletes
         return isinstance(self.destination, DynamoDBDestination) and bool(self.state_table)
+
+    @property
+    def incremental(self) -> bool:
+        """Whether an s3:// copy writes incremental exports (CHANGE_INDEX_TABLE; ignored for a
+        dynamodb:// copy, which is a mirror of its own)."""
+        return isinstance(self.destination, S3Destination) and bool(self.change_index_table)
 
     @property
     def source_account(self) -> str:

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 from table_sync.aws.clients import caller_client
 from table_sync.models import DynamoDBDestination, Settings
 from table_sync.sinks.base import Finalized, Sink, SinkState
+from table_sync.sinks.change_index import ChangeIndex, ExportChain
 from table_sync.sinks.dry_run import DryRunSink
 from table_sync.sinks.dynamodb import DynamoDBSink
 from table_sync.sinks.s3 import S3ExportSink
+from table_sync.state import StateStore
 
 if TYPE_CHECKING:
     import boto3
@@ -25,17 +27,35 @@ __all__ = [
 ]
 
 
+def _table_sink(settings: Settings, destination: boto3.Session, table: str) -> DynamoDBSink:
+    return DynamoDBSink(
+        caller_client(destination, "dynamodb"),
+        table,
+        max_attempts=settings.write_max_attempts,
+        backoff_base=settings.write_backoff_base,
+        backoff_cap=settings.write_backoff_cap,
+        concurrency=settings.write_concurrency,
+    )
+
+
+def _change_index(
+    settings: Settings, destination: boto3.Session, run_id: str
+) -> ChangeIndex | None:
+    """An s3:// copy's change index and chain of exports (CHANGE_INDEX_TABLE, STATE_TABLE)."""
+    if not settings.incremental or not settings.change_index_table or not settings.state_table:
+        return None
+    chain = ExportChain(
+        StateStore(caller_client(destination, "dynamodb"), settings.state_table),
+        settings.destination.uri,
+    )
+    table = _table_sink(settings, destination, settings.change_index_table)
+    return ChangeIndex(table, chain, run_id)
+
+
 def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> Sink:
     """The sink ``settings`` name, with clients from the caller's (AccountB) session."""
     if isinstance(settings.destination, DynamoDBDestination):
-        sink = DynamoDBSink(
-            caller_client(destination, "dynamodb"),
-            settings.destination.table_name,
-            max_attempts=settings.write_max_attempts,
-            backoff_base=settings.write_backoff_base,
-            backoff_cap=settings.write_backoff_cap,
-            concurrency=settings.write_concurrency,
-        )
+        sink = _table_sink(settings, destination, settings.destination.table_name)
         return DryRunSink(sink) if settings.dry_run else sink
     if settings.dry_run:
         return DryRunSink()
@@ -49,4 +69,7 @@ def build_sink(settings: Settings, destination: boto3.Session, run_id: str) -> S
         max_file_bytes=settings.s3_file_max_bytes,
         segment=settings.segment or 0,
         latest_pointer=True,
+        index=_change_index(settings, destination, run_id),
+        full_snapshot_every=settings.full_snapshot_every,
+        force_full=settings.full_copy,
     )

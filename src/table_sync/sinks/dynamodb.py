@@ -45,7 +45,7 @@ BOOKKEEPING_ATTRIBUTES = frozenset({DIGEST_ATTRIBUTE, LEGACY_MARK_ATTRIBUTE})
 KeyId = tuple[tuple[str, str, Any], ...]
 
 
-def _contains(sorted_hashes: array[int], value: int) -> bool:
+def in_sorted(sorted_hashes: array[int], value: int) -> bool:
     index = bisect_left(sorted_hashes, value)
     return index < len(sorted_hashes) and sorted_hashes[index] == value
 
@@ -84,6 +84,10 @@ class DynamoDBSink:
         # Every put is acknowledged before write returns: a checkpoint may follow any write.
         self.committed = True
 
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client
+
     def prepare(self) -> None:
         with translated(
             DestinationError,
@@ -110,46 +114,57 @@ class DynamoDBSink:
 
     def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
         """Each key's copy's digest (None for no copy, or a copy without one): BatchGetItem of
-        the key and digest only, strongly consistent, up to ``concurrency`` requests at once.
-        Reads in AccountB only; nothing is decrypted."""
-        batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
-        found: dict[KeyId, bytes] = {}
-        for result in map_concurrently(self._get_digests, batches, self._concurrency, "digests"):
-            found.update(result)
-        return [found.get(self._key_id(key)) for key in keys]
+        the key and digest only, strongly consistent. Reads in AccountB only; nothing is
+        decrypted."""
+        found = self.read(keys, (DIGEST_ATTRIBUTE,))
+        return [
+            bytes(item[DIGEST_ATTRIBUTE]["B"])
+            if (item := found.get(self.key_id(key))) and DIGEST_ATTRIBUTE in item
+            else None
+            for key in keys
+        ]
 
-    def _key_id(self, key: Item) -> KeyId:
+    def key_id(self, key: Item) -> KeyId:
         """A key as a hashable value, to match BatchGetItem's answers (in no order) to keys."""
         return tuple(
             (name, kind, raw) for name in self.key_attributes for kind, raw in key[name].items()
         )
 
-    def _get_digests(self, keys: Sequence[Item]) -> dict[KeyId, bytes]:
-        names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
-        names["#d"] = DIGEST_ATTRIBUTE
+    def read(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
+        """The items of ``keys`` that exist, with their keys and ``attributes`` only, by
+        :meth:`key_id`: BatchGetItem, strongly consistent, up to ``concurrency`` requests at
+        once, unprocessed keys retried with backoff."""
+        batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
+        found: dict[KeyId, Item] = {}
+        for result in map_concurrently(
+            lambda batch: self._read_batch(batch, attributes), batches, self._concurrency, "read"
+        ):
+            found.update(result)
+        return found
+
+    def _read_batch(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
+        names = {f"#k{i}": name for i, name in enumerate((*self.key_attributes, *attributes))}
         request: dict[str, Any] = {
             "Keys": list(keys),
             "ConsistentRead": True,
             "ProjectionExpression": ", ".join(names),
             "ExpressionAttributeNames": names,
         }
-        found: dict[KeyId, bytes] = {}
+        found: dict[KeyId, Item] = {}
         for attempt in range(1, self._max_attempts + 1):
             with translated(
                 DestinationError,
-                f"BatchGetItem of digests from {self.table_name}",
+                f"BatchGetItem from {self.table_name}",
                 hints=dict.fromkeys(
                     ("AccessDeniedException", "403"),
-                    " (the function's role needs dynamodb:BatchGetItem on the copy table)",
+                    f" (the function's role needs dynamodb:BatchGetItem on {self.table_name})",
                 ),
             ):
                 response = self._client.batch_get_item(
                     RequestItems={self.table_name: request}  # type: ignore[dict-item]
                 )
             for item in response.get("Responses", {}).get(self.table_name, []):
-                digest = item.pop(DIGEST_ATTRIBUTE, None)
-                if digest is not None:
-                    found[self._key_id(item)] = bytes(digest["B"])
+                found[self.key_id(item)] = item
             unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
             if not unprocessed:
                 return found
@@ -159,13 +174,13 @@ class DynamoDBSink:
                     backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
                 )
         raise DestinationError(
-            f"BatchGetItem of digests from {self.table_name}: {len(request['Keys'])} key(s) "
+            f"BatchGetItem from {self.table_name}: {len(request['Keys'])} key(s) "
             f"still unprocessed after {self._max_attempts} attempts"
         )
 
     def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
         puts, units = self.as_written(items, digests)
-        self._write_batches(puts)
+        self.write_batches(puts)
         return units
 
     def as_written(
@@ -198,7 +213,7 @@ class DynamoDBSink:
         )
         return item, size
 
-    def _write_batches(self, items: Sequence[Item], *, delete: bool = False) -> None:
+    def write_batches(self, items: Sequence[Item], *, delete: bool = False) -> None:
         """Every item, in requests of 25, up to ``concurrency`` at once; raises the first error
         after the other requests have finished (a page is checkpointed only once all are in)."""
         batches = [items[i : i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
@@ -245,11 +260,11 @@ class DynamoDBSink:
                     unseen = [
                         key
                         for key in page.get("Items", [])
-                        if (h := key_hash(key)) % parts == part and not _contains(seen, h)
+                        if (h := key_hash(key)) % parts == part and not in_sorted(seen, h)
                     ]
                     gone = source.absent(unseen)
                     if delete:
-                        self._write_batches(gone, delete=True)
+                        self.write_batches(gone, delete=True)
                     swept += len(gone)
         return swept
 

@@ -17,6 +17,16 @@ rewrites the same object rather than adding a duplicate; each closed file is a c
 A checkpoint keeps the closed files (their manifest entries and uncompressed sizes), so the
 export's manifests, item count and ``billedSizeBytes`` cover the whole run: every invocation
 and every segment.
+
+With a change index (CHANGE_INDEX_TABLE, see change_index.py) a run writes either a full
+snapshot, as above, or an incremental export in the layout of DynamoDB's own (``exportType``
+INCREMENTAL_EXPORT, view NEW_IMAGE): only the items whose digest differs from the one last
+exported, one line each, ``{"Metadata": {"WriteTimestampMicros": ...}, "Keys": ..., "NewImage":
+...}``, and a line with ``Keys`` only for each key the source no longer holds (written by the
+finalize, ``data/deletes-<seq>.json.gz``). ``WriteTimestampMicros`` is when this run read the
+item: a scan cannot know when it was written. Loading the last full snapshot, then each
+incremental export of the chain in order (``previousExportId`` names the one before), gives
+the source as the last export read it.
 """
 
 from __future__ import annotations
@@ -26,14 +36,17 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
-from table_sync.items import Item, to_json_item
+from table_sync.items import Item, key_of, to_json_item
+from table_sync.observability import logger
 from table_sync.sinks.base import Finalized, SinkState
+from table_sync.sinks.change_index import ChangeIndex, ExportPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,6 +54,7 @@ if TYPE_CHECKING:
     from table_sync.source_keys import SourceKeys
 
 EXPORT_FORMAT_VERSION = "2020-06-30"
+INCREMENTAL_FORMAT_VERSION = "2023-08-01"
 # The fields of a manifest-files.json line; a checkpoint's file records add "bytes".
 MANIFEST_FIELDS = ("itemCount", "md5Checksum", "etag", "dataFileS3Key")
 
@@ -70,6 +84,10 @@ class S3ExportSink:
         max_file_bytes: int = 64 * 1024 * 1024,
         segment: int = 0,
         latest_pointer: bool = False,
+        index: ChangeIndex | None = None,
+        full_snapshot_every: int = 1,
+        force_full: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self.bucket = bucket
@@ -89,6 +107,11 @@ class S3ExportSink:
         self._gzip: gzip.GzipFile | None = None
         self._file_items = 0
         self._file_bytes = 0
+        self._index = index
+        self._full_snapshot_every = full_snapshot_every
+        self._force_full = force_full
+        self._clock = clock
+        self.plan = ExportPlan()
 
     @property
     def location(self) -> str:
@@ -101,6 +124,9 @@ class S3ExportSink:
     def prepare(self) -> None:
         # The export's first object; writing it also proves the bucket and permissions.
         self._put("_started", b"", "application/octet-stream")
+        if self._index is not None:
+            self._index.prepare()
+            self.key_attributes = self._index.key_attributes
 
     @property
     def committed(self) -> bool:
@@ -108,29 +134,60 @@ class S3ExportSink:
         return self._gzip is None
 
     def state(self) -> dict[str, Any]:
-        return {"files": list(self._files)}
+        return {"files": list(self._files), "export": self.plan.to_state()}
 
     def resume(self, state: SinkState) -> None:
-        """Resume after a checkpoint: these files are written; the next one follows them."""
+        """Resume after a checkpoint: these files are written; the next one follows them. The
+        run's export plan is the checkpoint's, or, at the run's first step, made now."""
         self._files = list(state.get("files", []))
+        if "export" in state:
+            self.plan = ExportPlan.from_state(dict(state["export"]))
+        elif self._index is not None:
+            self.plan = self._index.chain.plan(
+                full_every=self._full_snapshot_every, force_full=self._force_full
+            )
+            logger.info(
+                "export planned",
+                extra={"export_type": self.plan.export_type, "previous": self.plan.previous},
+            )
 
     def flush(self) -> None:
         self._flush()
 
     def digests(self, keys: Sequence[Item]) -> list[bytes | None]:
-        return [None] * len(keys)  # no digests kept: every item is copied
+        """An incremental export's: the digests of the items as last exported; a full
+        snapshot copies every item."""
+        if self._index is None or not self.plan.incremental:
+            return [None] * len(keys)
+        return self._index.digests(keys, since=self.plan.full_seq)
 
     def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
-        self._write_items(items)
+        """Add the items to the export's data file (and to the change index). Returns the
+        change index's write units: S3 bills requests and storage, not write units."""
+        self._write_lines(self._line(item) for item in items)
+        units = 0
+        if self._index is not None and digests is not None:
+            units = self._index.record(items, digests)
         if self._file_bytes >= self._max_file_bytes:
             self._flush()
-        return 0  # S3 bills requests and storage, not write units
+        return units
 
-    def _write_items(self, items: Sequence[Item]) -> None:
-        for item in items:
-            line = json.dumps(
-                {"Item": to_json_item(item)}, ensure_ascii=False, separators=(",", ":")
-            )
+    def _line(self, item: Item) -> dict[str, Any]:
+        if not self.plan.incremental:
+            return {"Item": to_json_item(item)}
+        return {
+            **self._metadata(),
+            "Keys": to_json_item(key_of(item, self.key_attributes)),
+            "NewImage": to_json_item(item),
+        }
+
+    def _metadata(self) -> dict[str, Any]:
+        micros = int(self._clock() * 1_000_000)
+        return {"Metadata": {"WriteTimestampMicros": {"N": str(micros)}}}
+
+    def _write_lines(self, lines: Iterable[dict[str, Any]]) -> None:
+        for entry in lines:
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
             data = line.encode("utf-8") + b"\n"
             if self._gzip is None:
                 self._gzip = gzip.GzipFile(
@@ -148,14 +205,45 @@ class S3ExportSink:
         finished_at: datetime,
         source: SourceKeys | None = None,
     ) -> Finalized:
-        """Make the export complete from every segment's files: the manifests (summary last),
-        then the ``latest`` pointer. ``states`` are the checkpoints' (taken after ``flush``)."""
+        """Make the export complete from every segment's files: with a change index, the keys
+        the source no longer holds (delete lines in an incremental export), then the manifests
+        (summary last), the chain of exports, and the ``latest`` pointer. ``states`` are the
+        checkpoints' (taken after ``flush``)."""
+        plans = {json.dumps(state.get("export", {}), sort_keys=True) for state in states}
+        if len(plans) > 1:
+            raise DestinationError(
+                f"run {self.export_id}: its segments planned different exports; start a new run"
+            )
+        if states and "export" in states[0]:
+            self.plan = ExportPlan.from_state(dict(states[0]["export"]))
+        chain = self._index.chain if self._index is not None else None
+        if chain is not None and chain.position(self.export_id) is not None:
+            logger.info("export already complete", extra={"export_id": self.export_id})
+            return Finalized()  # a repeated finalize: the export and its deletions stand
+        if chain is not None:
+            chain.check(self.export_id, self.plan)
+        deleted = 0
+        self._files = []  # from here, the finalize's own files: the delete lines
+        if self._index is not None and source is not None:
+            deleted = self._index.sweep(source, self._deleted)
+            self._flush(name="deletes")
         files = sorted(
-            (f for state in states for f in state.get("files", [])),
+            [f for state in states for f in state.get("files", [])] + self._files,
             key=lambda f: str(f["dataFileS3Key"]),
         )
         self._write_manifests(files, started_at=started_at, finished_at=finished_at)
-        return Finalized()
+        if chain is not None:
+            chain.record(self.export_id, self.plan, _iso(started_at))
+        self._write_pointer(files, finished_at)
+        return Finalized(items_swept=deleted)
+
+    def _deleted(self, keys: list[Item]) -> None:
+        """Keys the source no longer holds: an incremental export's delete lines (a full
+        snapshot simply does not hold them)."""
+        if self.plan.incremental:
+            self._write_lines({**self._metadata(), "Keys": to_json_item(key)} for key in keys)
+            if self._file_bytes >= self._max_file_bytes:
+                self._flush(name="deletes")
 
     def _write_manifests(
         self, files: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
@@ -167,8 +255,9 @@ class S3ExportSink:
         ).encode("utf-8")
         self._put("manifest-files.json", files_body, "application/json")
         self._put("manifest-files.checksum", _md5_hex(files_body).encode(), "text/plain")
+        incremental = self.plan.incremental
         summary = {
-            "version": EXPORT_FORMAT_VERSION,
+            "version": INCREMENTAL_FORMAT_VERSION if incremental else EXPORT_FORMAT_VERSION,
             "exportArn": None,
             "startTime": _iso(started_at),
             "endTime": _iso(finished_at),
@@ -183,32 +272,47 @@ class S3ExportSink:
             "billedSizeBytes": sum(int(f.get("bytes", 0)) for f in files),
             "itemCount": item_count,
             "outputFormat": "DYNAMODB_JSON",
-            "exportType": "FULL_EXPORT",
+            "exportType": self.plan.export_type,
             "exportedBy": "table-sync",
         }
+        if self._index is not None:
+            # The chain: a loader applies this export onto the one it names.
+            summary["previousExportId"] = self.plan.previous if incremental else None
+            summary["fullExportId"] = self.plan.full if incremental else self.export_id
+        if incremental:
+            summary.update(
+                exportFromTime=self.plan.previous_time,
+                exportToTime=_iso(started_at),
+                outputView="NEW_IMAGE",
+            )
         summary_body = json.dumps(summary, indent=2).encode("utf-8")
         # Written last: a reader that finds manifest-summary.json finds a complete snapshot.
         self._put("manifest-summary.json", summary_body, "application/json")
         self._put("manifest-summary.checksum", _md5_hex(summary_body).encode(), "text/plain")
-        if self._latest_pointer:
-            # One PutObject replaces the pointer atomically, and only now that the snapshot it
-            # names is complete: a reader following it never sees a half-written export.
-            pointer = {
-                "exportId": self.export_id,
-                "location": self.location,
-                "manifestSummaryKey": f"{self.base}/manifest-summary.json",
-                "itemCount": item_count,
-                "endTime": _iso(finished_at),
-            }
-            key = "/".join(p for p in (self._prefix, "latest.json") if p)
-            self._put_key(key, json.dumps(pointer, indent=2).encode(), "application/json")
 
-    def _flush(self) -> None:
+    def _write_pointer(self, files: list[dict[str, Any]], finished_at: datetime) -> None:
+        if not self._latest_pointer:
+            return
+        # One PutObject replaces the pointer atomically, and only now that the export it names
+        # is complete: a reader following it never sees a half-written export.
+        pointer = {
+            "exportId": self.export_id,
+            "exportType": self.plan.export_type,
+            "previousExportId": self.plan.previous if self.plan.incremental else None,
+            "location": self.location,
+            "manifestSummaryKey": f"{self.base}/manifest-summary.json",
+            "itemCount": sum(int(f["itemCount"]) for f in files),
+            "endTime": _iso(finished_at),
+        }
+        key = "/".join(p for p in (self._prefix, "latest.json") if p)
+        self._put_key(key, json.dumps(pointer, indent=2).encode(), "application/json")
+
+    def _flush(self, name: str | None = None) -> None:
         if self._gzip is None:
             return
         self._gzip.close()
         body = self._buffer.getvalue()
-        key = f"data/{self._segment:05d}-{len(self._files):06d}.json.gz"
+        key = f"data/{name or f'{self._segment:05d}'}-{len(self._files):06d}.json.gz"
         response = self._put(key, body, "application/gzip")
         self._files.append(
             {

@@ -1,0 +1,266 @@
+"""An s3:// copy's change index and chain of exports: what lets a run write only what changed
+since the previous complete export, in the layout of DynamoDB's incremental export, with a full
+snapshot every FULL_SNAPSHOT_EVERY runs.
+
+The index (CHANGE_INDEX_TABLE: a DynamoDB table in AccountB with the source's key schema) holds
+an entry per key exported: the digest of the item as it was exported (changes.py, computed from
+the ciphertexts: no KMS request), the export that wrote it, and, once the source no longer holds
+the key, a tombstone instead of the digest. An entry is trusted only once the export that wrote
+it is complete (``export#<destination>#<run-id>`` in the state store, written after that
+export's manifests). So a run that crashes, or is abandoned, leaves entries that the next run
+ignores: what the abandoned run exported is exported again (and its deletions recorded again)
+by the next complete export, and a loader that applies the complete exports in their chain
+never misses a change. Entries are per destination in the same way: an index shared by two
+prefixes costs re-exports, never a lost change.
+
+The chain (``exports#<destination>``) names the latest complete export, the full snapshot it
+builds on and how many incremental exports followed that snapshot. A run plans its export at its
+first step (full or incremental, after which export) and keeps the plan in its checkpoints; it
+finishes only if no other export completed since it planned, so the chain has no forks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from table_sync.aws.errors import translated
+from table_sync.changes import key_hash
+from table_sync.errors import DestinationError
+from table_sync.items import Item, key_of
+from table_sync.sinks.dynamodb import DIGEST_ATTRIBUTE, DynamoDBSink, in_sorted
+
+if TYPE_CHECKING:
+    from table_sync.source_keys import SourceKeys
+    from table_sync.state import StateStore
+
+EXPORT_ATTRIBUTE = "_table_sync_export"
+DELETED_ATTRIBUTE = "_table_sync_deleted"
+ExportType = Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What a run's export is: a full snapshot, or the changes since export ``previous``."""
+
+    export_type: ExportType = "FULL_EXPORT"
+    # The latest complete export when the run planned (None: there was none), and its
+    # exportTime (an incremental export's exportFromTime).
+    previous: str | None = None
+    previous_time: str | None = None
+    # The full snapshot the chain starts from (for a full snapshot: itself, named at finish).
+    full: str | None = None
+    # This export's place in the chain (1 for the first), and its full snapshot's.
+    seq: int = 1
+    full_seq: int = 1
+
+    @property
+    def incremental(self) -> bool:
+        return self.export_type == "INCREMENTAL_EXPORT"
+
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ExportPlan:
+        return cls(**state)
+
+
+@dataclass
+class ChainHead:
+    latest: str
+    latest_time: str
+    full: str
+    since_full: int
+    seq: int
+    full_seq: int
+
+
+class ExportChain:
+    """The destination's chain of complete exports, in the state store."""
+
+    def __init__(self, store: StateStore, destination: str) -> None:
+        self._store = store
+        self._destination = destination
+        self._positions: dict[str, int | None] = {}
+
+    def head(self) -> ChainHead | None:
+        record = self._store.get(f"exports#{self._destination}")
+        return ChainHead(**json.loads(record["chain"]["S"])) if record else None
+
+    def plan(self, *, full_every: int, force_full: bool) -> ExportPlan:
+        """The next export: a full snapshot when forced, when there is no complete export yet,
+        or when ``full_every - 1`` incremental exports followed the last full one."""
+        head = self.head()
+        if head is None:
+            return ExportPlan()
+        seq = head.seq + 1
+        if force_full or head.since_full + 1 >= full_every:
+            return ExportPlan(
+                previous=head.latest, previous_time=head.latest_time, seq=seq, full_seq=seq
+            )
+        return ExportPlan(
+            "INCREMENTAL_EXPORT",
+            previous=head.latest,
+            previous_time=head.latest_time,
+            full=head.full,
+            seq=seq,
+            full_seq=head.full_seq,
+        )
+
+    def position(self, export_id: str) -> int | None:
+        """``export_id``'s place in the chain, if it completed (None: it did not, or not
+        for this destination). Cached: while this run holds the destination's lease, only
+        this run can complete an export."""
+        if export_id not in self._positions:
+            record = self._store.get(f"export#{self._destination}#{export_id}")
+            self._positions[export_id] = int(record["seq"]["N"]) if record else None
+        return self._positions[export_id]
+
+    def check(self, export_id: str, plan: ExportPlan) -> None:
+        """Refuse to finish a run planned after an export that is no longer the latest."""
+        head = self.head()
+        latest = head.latest if head else None
+        if latest != plan.previous:
+            raise DestinationError(
+                f"run {export_id} was planned to follow export {plan.previous or '(none)'}, but "
+                f"export {latest} has completed since: this run cannot join the chain of "
+                "exports; start a new run (its export will include this one's changes)"
+            )
+
+    def record(self, export_id: str, plan: ExportPlan, export_time: str) -> None:
+        """Mark ``export_id`` complete (its index entries become trusted), then make it the
+        chain's head. Call after the export's manifests are written."""
+        self._store.put(
+            f"export#{self._destination}#{export_id}",
+            {"export_type": {"S": plan.export_type}, "seq": {"N": str(plan.seq)}},
+            expires=False,
+        )
+        self._positions[export_id] = plan.seq
+        previous = self.head()
+        head = ChainHead(
+            latest=export_id,
+            latest_time=export_time,
+            full=(plan.full or export_id) if plan.incremental else export_id,
+            since_full=(previous.since_full + 1 if previous else 1) if plan.incremental else 0,
+            seq=plan.seq,
+            full_seq=plan.full_seq,
+        )
+        self._store.put(
+            f"exports#{self._destination}",
+            {"chain": {"S": json.dumps(asdict(head))}},
+            expires=False,
+        )
+
+
+class ChangeIndex:
+    """CHANGE_INDEX_TABLE: for each key, the digest of the item as last exported (see the
+    module's docstring). Reads and writes in AccountB only."""
+
+    def __init__(self, table: DynamoDBSink, chain: ExportChain, export_id: str) -> None:
+        self._table = table
+        self.chain = chain
+        self._export_id = export_id
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        return self._table.key_attributes
+
+    def prepare(self) -> None:
+        try:
+            self._table.prepare()
+        except DestinationError as exc:
+            raise DestinationError(f"CHANGE_INDEX_TABLE: {exc}") from exc
+
+    def digests(self, keys: Sequence[Item], since: int) -> list[bytes | None]:
+        """The digest each key's item had when a complete export at or after chain position
+        ``since`` (the current full snapshot) wrote it. None: not exported since then (an item
+        the full snapshot quarantined), deleted, or written by an export that did not
+        complete."""
+        found = self._table.read(keys, (DIGEST_ATTRIBUTE, EXPORT_ATTRIBUTE, DELETED_ATTRIBUTE))
+        return [self._trusted(found.get(self._table.key_id(key)), since) for key in keys]
+
+    def _trusted(self, entry: Item | None, since: int) -> bytes | None:
+        if entry is None or DELETED_ATTRIBUTE in entry or DIGEST_ATTRIBUTE not in entry:
+            return None
+        export = entry.get(EXPORT_ATTRIBUTE, {}).get("S")
+        if not export or export == self._export_id:
+            return None
+        position = self.chain.position(export)
+        if position is None or position < since:
+            return None
+        return bytes(entry[DIGEST_ATTRIBUTE]["B"])
+
+    def record(self, items: Sequence[Item], digests: Sequence[bytes]) -> int:
+        """Index the items this export wrote; returns the write units used."""
+        entries = [
+            {
+                **key_of(item, self.key_attributes),
+                DIGEST_ATTRIBUTE: {"B": digest},
+                EXPORT_ATTRIBUTE: {"S": self._export_id},
+            }
+            for item, digest in zip(items, digests, strict=True)
+        ]
+        self._table.write_batches(entries)
+        return self._table.as_written(entries, None)[1]
+
+    def sweep(self, source: SourceKeys, emit: Callable[[list[Item]], None]) -> int:
+        """Find the keys the source no longer holds, pass them to ``emit`` (the export's delete
+        lines) and leave a tombstone for each; returns how many. An entry the run did not see
+        is confirmed absent in the source first (never a deletion of an item still there); a
+        tombstone left by an export that completed is dropped (its deletion is exported)."""
+        names = {
+            f"#k{i}": name
+            for i, name in enumerate((*self.key_attributes, EXPORT_ATTRIBUTE, DELETED_ATTRIBUTE))
+        }
+        table = self._table.table_name
+        parts = source.parts
+        deleted = 0
+        for part in range(parts):
+            seen = source.seen(part, parts)
+            pages = self._table.client.get_paginator("scan").paginate(
+                TableName=table,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+            with translated(DestinationError, f"CHANGE_INDEX_TABLE: sweep of {table}"):
+                for page in pages:
+                    unseen = [
+                        entry
+                        for entry in page.get("Items", [])
+                        if (h := key_hash(key_of(entry, self.key_attributes))) % parts == part
+                        and not in_sorted(seen, h)
+                    ]
+                    settled = [e for e in unseen if self._settled(e)]
+                    pending = [
+                        key_of(e, self.key_attributes) for e in unseen if not self._settled(e)
+                    ]
+                    gone = source.absent(pending)
+                    emit(gone)
+                    self._table.write_batches(
+                        [
+                            {
+                                **key,
+                                DELETED_ATTRIBUTE: {"BOOL": True},
+                                EXPORT_ATTRIBUTE: {"S": self._export_id},
+                            }
+                            for key in gone
+                        ]
+                    )
+                    self._table.write_batches(
+                        [key_of(e, self.key_attributes) for e in settled], delete=True
+                    )
+                    deleted += len(gone)
+        return deleted
+
+    def _settled(self, entry: Item) -> bool:
+        """A tombstone whose deletion a complete export holds."""
+        export = entry.get(EXPORT_ATTRIBUTE, {}).get("S")
+        return (
+            DELETED_ATTRIBUTE in entry
+            and bool(export)
+            and export != self._export_id
+            and self.chain.position(str(export)) is not None
+        )
