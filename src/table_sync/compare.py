@@ -32,16 +32,47 @@ class S3Export:
 
 
 def read_export(client: Any, bucket: str, location: str, key: str = "pk") -> S3Export:
-    """Read an export written by the S3 sink, checking every data file's MD5 against the manifest."""
+    """Read an export written by the S3 sink, checking every data file's MD5 and line count
+    against the manifest. An incremental export is read as the table it completes: its chain
+    (``previousExportId``, back to a full snapshot) applied in order, each line putting its
+    ``Item`` or ``NewImage``, or deleting its ``Keys`` when it has no image."""
     base = location.removeprefix(f"s3://{bucket}/").rstrip("/")
-    summary = json.loads(
-        client.get_object(Bucket=bucket, Key=f"{base}/manifest-summary.json")["Body"].read()
-    )
-    manifest_body = client.get_object(Bucket=bucket, Key=summary["manifestFilesS3Key"])[
-        "Body"
-    ].read()
-    manifest = [json.loads(line) for line in manifest_body.decode().splitlines() if line]
+    chain = [(base, _get_json(client, bucket, f"{base}/manifest-summary.json"))]
+    while chain[0][1].get("exportType") == "INCREMENTAL_EXPORT":
+        previous = f"{chain[0][0].rsplit('/', 1)[0]}/{chain[0][1]['previousExportId']}"
+        chain.insert(0, (previous, _get_json(client, bucket, f"{previous}/manifest-summary.json")))
     items: dict[str, Item] = {}
+    manifest: list[dict[str, Any]] = []
+    for _, summary in chain:
+        manifest = _read_manifest(client, bucket, summary)
+        for line in _data_lines(client, bucket, manifest):
+            if "Item" in line or "NewImage" in line:
+                item = from_json_item(line.get("Item") or line["NewImage"])
+                items[next(iter(item[key].values()))] = item
+            else:
+                items.pop(next(iter(line["Keys"][key].values())), None)
+    keys = [
+        obj["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=base + "/"
+        )
+        for obj in page.get("Contents", [])
+    ]
+    return S3Export(chain[-1][1], manifest, items, keys)
+
+
+def _get_json(client: Any, bucket: str, key: str) -> Any:
+    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _read_manifest(client: Any, bucket: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    body = client.get_object(Bucket=bucket, Key=summary["manifestFilesS3Key"])["Body"].read()
+    return [json.loads(line) for line in body.decode().splitlines() if line]
+
+
+def _data_lines(
+    client: Any, bucket: str, manifest: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     for entry in manifest:
         body = client.get_object(Bucket=bucket, Key=entry["dataFileS3Key"])["Body"].read()
         digest = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
@@ -52,17 +83,7 @@ def read_export(client: Any, bucket: str, location: str, key: str = "pk") -> S3E
             raise ValueError(
                 f"{entry['dataFileS3Key']}: {len(lines)} lines, manifest says {entry['itemCount']}"
             )
-        for line in lines:
-            item = from_json_item(json.loads(line)["Item"])
-            items[next(iter(item[key].values()))] = item
-    keys = [
-        obj["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=base + "/"
-        )
-        for obj in page.get("Contents", [])
-    ]
-    return S3Export(summary, manifest, items, keys)
+        yield from map(json.loads, lines)
 
 
 def differences(expected: Mapping[str, Item], actual: Mapping[str, Item]) -> list[str]:
@@ -108,7 +129,13 @@ def _normalise_item(item: Item) -> Item:
 
 
 def latest_export(client: Any, bucket: str, prefix: str) -> str | None:
-    """The newest complete export (one with manifest-summary.json) under ``prefix``."""
+    """The export ``latest.json`` names under ``prefix`` (the last to complete), else the
+    newest complete export (one with manifest-summary.json) by name."""
+    pointer = "/".join(p for p in (prefix.strip("/"), "latest.json") if p)
+    try:
+        return str(_get_json(client, bucket, pointer)["location"])
+    except client.exceptions.NoSuchKey:
+        pass
     base = "/".join(p for p in (prefix.strip("/"), "AWSDynamoDB") if p) + "/"
     complete = [
         obj["Key"].rsplit("/", 1)[0]

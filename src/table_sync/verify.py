@@ -70,9 +70,16 @@ def _export_digests(
     settings: Settings, destination: S3Destination, session: boto3.Session, location: str | None
 ) -> tuple[tuple[str, ...], Digests, str]:
     keys = settings.source_key_attributes
+    if not keys and settings.change_index_table:  # the change index has the source's keys
+        index = DynamoDBSink(caller_client(session, "dynamodb"), settings.change_index_table)
+        index.prepare()
+        keys = index.key_attributes
     if not keys:
         raise ConfigurationError(
-            ["SOURCE_KEY_ATTRIBUTES: required to verify an s3:// copy (items are matched by key)"]
+            [
+                "SOURCE_KEY_ATTRIBUTES: required to verify an s3:// copy without "
+                "CHANGE_INDEX_TABLE (items are matched by key)"
+            ]
         )
     client = caller_client(session, "s3")
     with translated(DestinationError, f"reading the export under {destination.uri}"):

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from typing import Any
 
+import boto3
 import pytest
 
 from table_sync.errors import DestinationError
 from table_sync.items import Item, from_json_item
+from table_sync.models import Settings
 from table_sync.sinks.s3 import S3ExportSink
+from table_sync.verify import verify_copy
 from table_sync_dev.local.seed import KEY_SCHEMA_PK, EmbeddedAws, create_table, write_bulk_items
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences
@@ -82,7 +86,10 @@ def _decrypted(calls: list[Any]) -> list[str]:
 
 @pytest.mark.items(0)
 def test_an_incremental_export_holds_the_changes_and_loads_onto_the_snapshot(
-    exports: EmbeddedAws, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+    exports: EmbeddedAws,
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    function_session: boto3.Session,
 ) -> None:
     write_bulk_items(exports, ITEMS)
     monkeypatch.setenv("PAGE_SIZE", str(PAGE))
@@ -124,6 +131,12 @@ def test_an_incremental_export_holds_the_changes_and_loads_onto_the_snapshot(
     assert all(int(line["Metadata"]["WriteTimestampMicros"]["N"]) > 0 for line in lines)
     assert differences(exports.expected, table) == []
     assert third["items_swept"] == 50
+    # `table-sync verify` reads the chain too (the key schema from the change index).
+    comparison, where = verify_copy(
+        Settings.from_env(os.environ), base_session=function_session, role_session_name="verify"
+    )
+    assert where.endswith("/AWSDynamoDB/night-3/")
+    assert comparison.matches, comparison
 
     # The third run after a full snapshot is a full snapshot again: it stands alone.
     fourth, _ = drive_run("night-4", 2)

@@ -18,7 +18,7 @@ from table_sync.errors import DecryptError, SourceAccessError
 from table_sync.models import Invocation, Settings
 from table_sync.runs import run_step
 from table_sync_dev.local.accounts import REGION
-from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.seed import KEY_SCHEMA_PK, EmbeddedAws, create_table
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences, read_table
 from tests.integration.conftest import unique_name
@@ -133,3 +133,47 @@ def test_writes_outside_the_granted_bucket_are_refused(
     )
     with pytest.raises(Exception, match=r"PutObject s3://some-other-bucket-b/.*failed"):
         _run(scoped, moto_server, DESTINATION=f"s3://{other}/p")
+
+
+# The function role's DynamoDB actions in template.yaml: the copy table's (DescribeTable,
+# BatchGetItem, BatchWriteItem, Scan), the change index's (the same) and the state table's
+# (GetItem, PutItem, DeleteItem). S3: PutObject only (no GetObject or ListBucket).
+TEMPLATE_FUNCTION_DYNAMODB_ACTIONS = [
+    "dynamodb:DescribeTable",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Scan",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+]
+
+
+def test_incremental_s3_exports_need_only_the_template_actions(
+    scoped: EmbeddedAws, moto_server: MotoServer
+) -> None:
+    """The chain of exports is kept in the state table and the change index, never read back
+    from S3: the function writes objects and reads none."""
+    index = scoped.named("change-index")
+    create_table(scoped.account_b().client("dynamodb"), index, KEY_SCHEMA_PK)
+    _put_policy(
+        scoped,
+        scoped.function_role_name,
+        [
+            _allow(["sts:AssumeRole"], scoped.reader_role_arn),
+            _allow(TEMPLATE_FUNCTION_DYNAMODB_ACTIONS),
+            _allow(["s3:PutObject"], f"arn:aws:s3:::{scoped.bucket}/*"),
+        ],
+    )
+    env = {
+        "DESTINATION": f"s3://{scoped.bucket}/p",
+        "CHANGE_INDEX_TABLE": index,
+        "STATE_TABLE": scoped.state_table,
+    }
+    assert _run(scoped, moto_server, **env).items_written == 40
+    gone = sorted(scoped.expected)[0]
+    scoped.account_a().client("dynamodb").delete_item(
+        TableName=scoped.source_table, Key={"pk": {"S": gone}}
+    )
+    second = _run(scoped, moto_server, **env)
+    assert (second.items_written, second.items_swept) == (0, 1)

@@ -169,3 +169,22 @@ def test_plaintext_types_are_declared_per_attribute() -> None:
     ]:
         with pytest.raises(ConfigurationError, match=message):
             Settings.from_env({**BASE, "PLAINTEXT_TYPES": bad})
+
+
+def test_incremental_exports_are_for_an_s3_copy_with_a_state_table() -> None:
+    s3 = {**BASE, "DESTINATION": "s3://copies/exports", "CHANGE_INDEX_TABLE": "index"}
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(s3)
+    assert raised.value.problems == [
+        "CHANGE_INDEX_TABLE: requires STATE_TABLE: the chain of exports, the keys a run saw and "
+        "the destination's lease are kept there"
+    ]
+    settings = Settings.from_env({**s3, "STATE_TABLE": "state"})
+    assert settings.incremental
+    assert settings.mirror
+    assert settings.full_snapshot_every == 7
+    # A backfill into a dynamodb:// copy keeps the setting unused: that copy is a mirror.
+    table = Settings.from_env({**BASE, "CHANGE_INDEX_TABLE": "index", "STATE_TABLE": "state"})
+    assert not table.incremental
+    with pytest.raises(ConfigurationError, match="FULL_SNAPSHOT_EVERY"):
+        Settings.from_env({**s3, "STATE_TABLE": "state", "FULL_SNAPSHOT_EVERY": "0"})
