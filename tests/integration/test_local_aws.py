@@ -1,8 +1,10 @@
 """`table-sync local-aws`: the kit for `sam local invoke` against the embedded AWS.
 
 There is no Docker engine here, so the closest honest check: start the command, take the two
-files it writes, and run the handler in a fresh process whose environment is exactly what the
-container would get (env.json's variables plus the sourced credentials).
+files it writes, have SAM CLI's own code (run by the SAM CLI tool's Python: see
+sam_local_env.py) resolve the environment `sam local invoke SyncFunction --env-vars env.json`
+would give the container, with the credentials file sourced in the shell, and run the handler
+in a fresh process with exactly that environment.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from table_sync_dev.local.server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM_PYTHON = ROOT / ".tools" / "uv-tools" / "aws-sam-cli" / "bin" / "python"
 
 RUN_HANDLER = """
 import json, sys
@@ -27,7 +34,34 @@ print(json.dumps(lambda_handler(event, LocalLambdaContext())))
 """
 
 
+def sam_local_environment(env_json: Path, shell: dict[str, str]) -> dict[str, str]:
+    """The container environment SAM CLI 1.170's resolver makes from template.yaml, env.json
+    and the shell's credentials and region."""
+    if not SAM_PYTHON.exists():
+        pytest.skip("aws-sam-cli is not installed: run `make test`, which installs it")
+    result = subprocess.run(
+        [
+            str(SAM_PYTHON),
+            str(Path(__file__).with_name("sam_local_env.py")),
+            "template.yaml",
+            str(env_json),
+            "SyncFunction",
+        ],
+        env={"PATH": os.environ["PATH"], "SAM_CLI_TELEMETRY": "0", **shell},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+    )
+    resolved: dict[str, str] = json.loads(result.stdout)
+    return resolved
+
+
 def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> None:
+    """Before, env.json named only the settings; sam local filled the others in from the
+    template (STATE_TABLE=StateTable, DESTINATION_KMS_KEY_ARN=arn:aws:lambda:...:CopyKey) and
+    the handler failed."""
     port = free_port()
     env_json, creds = tmp_path / "env.json", tmp_path / "creds.sh"
     proc = subprocess.Popen(
@@ -71,15 +105,15 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
             "AWS_SESSION_TOKEN",
             "AWS_DEFAULT_REGION",
         }
-        container_env = {
-            "PATH": os.environ["PATH"],
+        shell = {
             "AWS_CONFIG_FILE": "/dev/null",
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
             "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_REGION": exported["AWS_DEFAULT_REGION"],
-            **settings,
             **exported,
         }
+        container_env = {"PATH": os.environ["PATH"], **sam_local_environment(env_json, shell)}
+        assert container_env["STATE_TABLE"] == settings["STATE_TABLE"]
+        assert container_env["AWS_ACCESS_KEY_ID"] == exported["AWS_ACCESS_KEY_ID"]
         result = subprocess.run(
             [sys.executable, "-c", RUN_HANDLER, "events/scheduled-event.json"],
             env=container_env,
@@ -87,7 +121,7 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
             text=True,
             timeout=120,
             check=False,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout.strip().splitlines()[-1])

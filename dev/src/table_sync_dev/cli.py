@@ -18,6 +18,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -387,26 +388,35 @@ def local_aws(
         str, typer.Option(help="Where to write the function role's credentials as export lines.")
     ] = "local-aws-credentials.sh",
     items: Annotated[int, typer.Option(help="Items to put in my-table.")] = 120,
+    template: Annotated[
+        Path, typer.Option(help="The template `sam local invoke` runs (its variables).")
+    ] = Path("template.yaml"),
 ) -> None:
     """Start the embedded two-account AWS and write env.json for `sam local invoke`; Ctrl-C stops it.
 
-    sam local passes only the variables template.yaml declares (the settings and EndpointUrl's
-    AWS_ENDPOINT_URL) from env.json; the credentials reach the container from the shell, so
-    source the credentials file before `sam local invoke`.
+    sam local gives the container every variable template.yaml declares, so env.json names each
+    one (the embedded AWS's value, or empty for unset); the credentials reach the container from
+    the shell, so source the credentials file before `sam local invoke`.
     """
     import signal
     import threading
 
     from table_sync_dev.local.accounts import REGION
+    from table_sync_dev.local.sam_kit import env_json
     from table_sync_dev.local.seed import provision
     from table_sync_dev.local.server import MotoServer
 
+    if not template.is_file():
+        raise typer.BadParameter(f"{template}: not found (run from the project, or pass it)")
     with MotoServer(host=host, port=port) as server:
         aws = provision(server.endpoint, items=items)
-        settings = aws.settings_env()
-        settings["AWS_ENDPOINT_URL"] = f"http://{container_host}:{server.port}"
+        settings = {
+            **aws.settings_env(),
+            "STATE_TABLE": aws.state_table,
+            "AWS_ENDPOINT_URL": f"http://{container_host}:{server.port}",
+        }
         with open(env_file, "w") as out:
-            json.dump({"SyncFunction": settings}, out, indent=2)
+            json.dump(env_json(template, settings), out, indent=2)
         exports = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
         with open(
             os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
