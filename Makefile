@@ -30,10 +30,11 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam build for the python3.13 runtime needs a python3.13 on PATH (pyenv provides it here).
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 
-.PHONY: help demo bench test lint typecheck unit integration templates build requirements clean
+.PHONY: help install demo bench test lint typecheck unit integration templates build requirements clean
 
 help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
+	@echo "make install - .venv/bin/table-sync, and sam in .tools/bin/ (for deploying)"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
 	@echo "make bench  - benchmark table-sync (about 12 minutes): embedded AWS, then a latency model"
@@ -59,6 +60,8 @@ $(DYNAMODUMP): $(UV)
 
 $(CHECKOV): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
+
+install: $(VENV)/.synced $(SAM)
 
 demo: $(VENV)/.synced
 	$(RUN)/table-sync demo

@@ -34,7 +34,7 @@ from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
 from table_sync.models.events import RUN_ID_PATTERN
 from table_sync.observability import logger
 from table_sync.pipeline.report import Progress as PageProgress
-from table_sync.runs import run_step
+from table_sync.runs import new_run_id, run_step
 from table_sync.verify import verify_copy
 
 app = typer.Typer(
@@ -192,14 +192,19 @@ def run(
             dry_run=dry_run or None,
             full_copy=full or None,
         )
-        with _progress(err.is_terminal and not as_json) as on_page:
-            summary = run_step(
-                settings,
-                invocation,
-                base_session=new_session(),
-                role_session_name=seed_session_name(),
-                on_page=on_page,
-            )
+        this_run = invocation.run_id or new_run_id()
+        try:
+            with _progress(err.is_terminal and not as_json) as on_page:
+                summary = run_step(
+                    settings,
+                    invocation,
+                    base_session=new_session(),
+                    role_session_name=seed_session_name(),
+                    run_id=this_run,
+                    on_page=on_page,
+                )
+        except KeyboardInterrupt:
+            raise _interrupted(settings, this_run) from None
     if as_json:
         typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     else:
@@ -216,6 +221,44 @@ def run(
 
 # EX_TEMPFAIL (sysexits.h): a temporary condition; the same command may succeed later.
 EXIT_SKIPPED = 75
+# 128 + SIGINT, as a shell reports a command Ctrl-C stopped.
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(settings: Settings, run_id: str) -> typer.Exit:
+    """Ctrl-C: every page up to the last checkpoint is in the destination and the lease is
+    released (run_step gives it back on any exit); say how to resume, in one line."""
+    if settings.state_table and not settings.dry_run:
+        args = _without_run_id(sys.argv[1:])
+        command = shlex.join(["table-sync", *args, "--run-id", run_id])
+        err.print(
+            f"interrupted: run {run_id} stopped at its last checkpoint (STATE_TABLE "
+            f"{settings.state_table}) and released its lease; resume with: {command}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print(
+            "interrupted: nothing to resume from (no STATE_TABLE, or a dry run); "
+            "run again to start over",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return typer.Exit(code=EXIT_INTERRUPTED)
+
+
+def _without_run_id(args: list[str]) -> list[str]:
+    """The command's arguments less any --run-id (the resume names the run itself)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--run-id":
+            skip = True
+        elif not arg.startswith("--run-id="):
+            kept.append(arg)
+    return kept
 
 
 def _invocation(
