@@ -157,7 +157,7 @@ def test_a_refused_role_fails_without_secrets(aws: EmbeddedAws, tmp_path: Path, 
     )
     result = cli(env, "credentials")
     assert result.exit_code == 1
-    assert "cannot assume arn:aws:iam::111111111111:role/x" in result.stderr
+    assert "no AWS credentials to assume arn:aws:iam::111111111111:role/x" in result.stderr
     assert "stale" not in result.stderr
 
 
@@ -229,3 +229,50 @@ def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws, cli
     assert piped.exit_code == 0
     assert "items/s" not in piped.stderr  # quiet without a TTY
     assert aws.source_table in piped.stdout
+
+
+@pytest.mark.items(0)
+def test_credentials_options_are_checked_as_run_checks_them(
+    aws: EmbeddedAws, tmp_path: Path, cli
+) -> None:
+    """Before, a bad --role-arn or --duration reached botocore (ParamValidationError)."""
+    env = _caller_env(aws, tmp_path)
+    result = cli(env, "credentials", "--role-arn", "reader", "--duration", "60")
+    assert result.exit_code == 1
+    assert "--role-arn: must be an IAM role ARN" in result.stderr
+    assert "--duration: must be 900 to 43200 seconds" in result.stderr
+    env["SOURCE_ROLE_ARN"] = "arn:aws:iam::111111111111:user/bob"
+    result = cli(env, "credentials")
+    assert "SOURCE_ROLE_ARN: must be an IAM role ARN" in result.stderr
+
+
+@pytest.mark.items(0)
+def test_credentials_without_any_left_point_at_keep_env(aws: EmbeddedAws, tmp_path: Path) -> None:
+    """Before: NoCredentialsError, after clearing an earlier session's variables, with no word
+    of --keep-env."""
+    env = _caller_env(aws, tmp_path, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    result = subprocess.run(
+        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert ", after clearing the inherited AWS_ACCESS_KEY_ID" in result.stderr
+    assert "--keep-env" in result.stderr
+
+
+@pytest.mark.items(0)
+def test_a_credential_process_that_runs_itself_is_refused(aws: EmbeddedAws, tmp_path: Path) -> None:
+    """Before: a profile whose credential_process is `table-sync credentials`, used for that
+    command's own credentials, nested processes without end (11 after 9 s)."""
+    env = _caller_env(aws, tmp_path, AWS_PROFILE="loop")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        del env[name]
+    (tmp_path / "config").write_text(
+        f"[profile loop]\ncredential_process = {' '.join(CLI)} credentials --format json\n"
+    )
+    result = subprocess.run(
+        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "calling itself" in result.stderr
+    assert "source_profile" in result.stderr

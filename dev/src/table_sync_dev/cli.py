@@ -21,7 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import boto3
 import typer
+from botocore.exceptions import CredentialRetrievalError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -32,6 +34,7 @@ from table_sync.aws.sts import session_name
 from table_sync.errors import ConfigurationError, SourceAccessError, TableSyncError
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
 from table_sync.models.events import RUN_ID_PATTERN
+from table_sync.models.settings import ROLE_ARN, SESSION_MAX, SESSION_MIN
 from table_sync.observability import logger
 from table_sync.pipeline.report import Progress as PageProgress
 from table_sync.runs import new_run_id, run_step
@@ -321,13 +324,46 @@ def credentials(
     `eval "$(table-sync credentials)"` (sh/bash), `table-sync credentials --format fish | source`,
     or `credential_process = table-sync credentials --format json` in an AWS CLI profile.
     """
+    with _not_nested():
+        _print_credentials(role_arn, external_id, duration, name, output, keep_env=keep_env)
+
+
+@contextlib.contextmanager
+def _not_nested() -> Iterator[None]:
+    """Refuse to run inside another `table-sync credentials` (a credential_process loop: the
+    profile it assumes the role with runs it again, which would nest without end)."""
+    if os.environ.get(CREDENTIALS_MARK):
+        raise _fail(
+            ValueError(
+                "table-sync credentials is calling itself: the AWS profile it assumes the role "
+                "with runs it as its credential_process. Give that profile a source_profile "
+                "with your own credentials (see README, `table-sync credentials`)"
+            )
+        )
+    os.environ[CREDENTIALS_MARK] = "1"  # inherited by a credential_process this one starts
+    try:
+        yield
+    finally:
+        os.environ.pop(CREDENTIALS_MARK, None)
+
+
+def _print_credentials(
+    role_arn: str | None,
+    external_id: str | None,
+    duration: int,
+    name: str | None,
+    output: Shell,
+    *,
+    keep_env: bool,
+) -> None:
     role = role_arn or os.environ.get("SOURCE_ROLE_ARN")
-    if not role:
-        raise _fail(ValueError("--role-arn (or SOURCE_ROLE_ARN) is required"))
+    problems = _credentials_problems(role, duration, given_role=role_arn is not None)
+    if problems:
+        raise _fail(ConfigurationError(problems))
+    cleared = []
     if not keep_env and ("AWS_SESSION_TOKEN" in os.environ or "AWS_SECURITY_TOKEN" in os.environ):
         # As the seed does: a shell that eval'ed an earlier session must not chain from it.
-        for variable in SESSION_VARIABLES:
-            os.environ.pop(variable, None)
+        cleared = [v for v in SESSION_VARIABLES if os.environ.pop(v, None) is not None]
     kwargs: dict[str, Any] = {
         "RoleArn": role,
         "RoleSessionName": session_name(name) if name else seed_session_name(),
@@ -335,12 +371,12 @@ def credentials(
     }
     if external_id or os.environ.get("SOURCE_EXTERNAL_ID"):
         kwargs["ExternalId"] = external_id or os.environ["SOURCE_EXTERNAL_ID"]
+    session = _your_session(role, cleared)
     with (
         _failing_with_one_line(),
         translated(SourceAccessError, lambda code: f"cannot assume {role}: {code}"),
     ):
-        sts = caller_client(new_session(), "sts")
-        creds = sts.assume_role(**kwargs)["Credentials"]
+        creds = caller_client(session, "sts").assume_role(**kwargs)["Credentials"]
     values = {
         "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -364,6 +400,52 @@ def credentials(
     else:
         for key, value in values.items():
             typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _your_session(role: str | None, cleared: list[str]) -> boto3.Session:
+    """The caller's session, its credentials resolved now, so that missing or failing
+    credentials are said plainly (the messages are botocore's and ours: no secret in them)."""
+    session = new_session()
+    try:
+        found = session.get_credentials()
+    except CredentialRetrievalError as exc:  # a profile's credential_process failed
+        raise _fail(ValueError(f"cannot get your credentials to assume {role}: {exc}")) from None
+    if found is None:
+        hint = (
+            f", after clearing the inherited {', '.join(cleared)} (an earlier session's: "
+            "--keep-env assumes with them instead)"
+            if cleared
+            else ""
+        )
+        raise _fail(
+            ValueError(f"no AWS credentials to assume {role} with{hint}; set AWS_PROFILE or log in")
+        )
+    return session
+
+
+# Set while `table-sync credentials` runs; a nested one (a credential_process loop) refuses.
+CREDENTIALS_MARK = "TABLE_SYNC_CREDENTIALS_RUNNING"
+
+
+def _credentials_problems(role: str | None, duration: int, *, given_role: bool) -> list[str]:
+    """The checks `run` makes of the role ARN, and AWS's bounds on a session's length, naming
+    the option (or the variable the role came from)."""
+    problems = []
+    if not role:
+        problems.append("--role-arn: required (or set SOURCE_ROLE_ARN)")
+    elif not ROLE_ARN.match(role):
+        name = "--role-arn" if given_role else "SOURCE_ROLE_ARN"
+        problems.append(f"{name}: must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    if not SESSION_MIN <= duration <= MAX_SESSION_SECONDS:
+        problems.append(
+            f"--duration: must be {SESSION_MIN} to {MAX_SESSION_SECONDS} seconds, and at most "
+            f"{SESSION_MAX} when your own credentials are an assumed role's (role chaining)"
+        )
+    return problems
+
+
+# AssumeRole's DurationSeconds bounds (the role's MaxSessionDuration may allow less).
+MAX_SESSION_SECONDS = 43_200
 
 
 def _fish_quote(value: str) -> str:
