@@ -78,7 +78,8 @@ def _export_digests(
         raise ConfigurationError(
             [
                 "SOURCE_KEY_ATTRIBUTES: required to verify an s3:// copy without "
-                "CHANGE_INDEX_TABLE (items are matched by key)"
+                "CHANGE_INDEX_TABLE (items are matched by key; --key-attributes on the "
+                "command line)"
             ]
         )
     client = caller_client(session, "s3")

@@ -276,3 +276,22 @@ def test_a_credential_process_that_runs_itself_is_refused(aws: EmbeddedAws, tmp_
     assert result.returncode == 1
     assert "calling itself" in result.stderr
     assert "source_profile" in result.stderr
+
+
+@pytest.mark.items(6)
+def test_verify_takes_the_options_run_takes(aws: EmbeddedAws, cli) -> None:
+    """Before, verifying an s3:// copy needed SOURCE_KEY_ATTRIBUTES in the environment, which
+    README called learned and verify had no option for."""
+    env = aws.lambda_env()
+    destination = f"s3://{aws.bucket}/verify-options"
+    assert cli(env, "run", "--destination", destination, "--json").exit_code == 0
+    unkeyed = cli(env, "verify", "--destination", destination)
+    assert unkeyed.exit_code == 1
+    assert "SOURCE_KEY_ATTRIBUTES: required" in unkeyed.stderr
+    assert "--key-attributes" in unkeyed.stderr
+    keyed = cli(env, "verify", "--destination", destination, "--key-attributes", "pk", "--json")
+    assert keyed.exit_code == 0, keyed.stderr
+    assert json.loads(keyed.stdout)["source_items"] == 6
+    other = cli(env, "verify", "--table", "no-such-table", "--key-attributes", "pk")
+    assert other.exit_code == 1
+    assert "no-such-table" in other.stderr

@@ -49,6 +49,20 @@ err = Console(stderr=True)
 
 RoleArn = Annotated[str | None, typer.Option(help="SOURCE_ROLE_ARN: the AccountA reader role.")]
 ExternalId = Annotated[str | None, typer.Option(help="SOURCE_EXTERNAL_ID.")]
+SourceTable = Annotated[str | None, typer.Option(help="SOURCE_TABLE_NAME (default my-table).")]
+KmsKeyArn = Annotated[str | None, typer.Option(help="SOURCE_KMS_KEY_ARN.")]
+EncryptedAttributes = Annotated[
+    str | None, typer.Option(help="ENCRYPTED_ATTRIBUTES, comma-separated.")
+]
+KeyAttributes = Annotated[
+    str | None,
+    typer.Option(help="SOURCE_KEY_ATTRIBUTES, comma-separated (partition key first)."),
+]
+ItemFormat = Annotated[str | None, typer.Option(help="ITEM_FORMAT.")]
+SessionDuration = Annotated[
+    int | None, typer.Option(help="SOURCE_SESSION_DURATION, 900-3600 seconds.")
+]
+PageSize = Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")]
 Destination = Annotated[
     str | None, typer.Option(help="DESTINATION: dynamodb://<table> or s3://<bucket>/<prefix>.")
 ]
@@ -132,18 +146,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @app.command()
 def run(
     role_arn: RoleArn = None,
-    table: Annotated[str | None, typer.Option(help="SOURCE_TABLE_NAME (default my-table).")] = None,
-    kms_key_arn: Annotated[str | None, typer.Option(help="SOURCE_KMS_KEY_ARN.")] = None,
-    encrypted_attributes: Annotated[
-        str | None, typer.Option(help="ENCRYPTED_ATTRIBUTES, comma-separated.")
-    ] = None,
-    item_format: Annotated[str | None, typer.Option(help="ITEM_FORMAT.")] = None,
+    table: SourceTable = None,
+    kms_key_arn: KmsKeyArn = None,
+    encrypted_attributes: EncryptedAttributes = None,
+    key_attributes: KeyAttributes = None,
+    item_format: ItemFormat = None,
     destination: Destination = None,
     external_id: ExternalId = None,
-    session_duration: Annotated[
-        int | None, typer.Option(help="SOURCE_SESSION_DURATION, 900-3600 seconds.")
-    ] = None,
-    page_size: Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")] = None,
+    session_duration: SessionDuration = None,
+    page_size: PageSize = None,
     segments: Annotated[int | None, typer.Option(help="TOTAL_SEGMENTS of a parallel scan.")] = None,
     segment: Annotated[int | None, typer.Option(help="SEGMENT to scan, from 0.")] = None,
     dry_run: Annotated[
@@ -185,6 +196,7 @@ def run(
             source_table_name=table,
             source_kms_key_arn=kms_key_arn,
             encrypted_attributes=encrypted_attributes,
+            source_key_attributes=key_attributes,
             item_format=item_format,
             destination=destination,
             source_external_id=external_id,
@@ -454,17 +466,38 @@ def _fish_quote(value: str) -> str:
 
 @app.command()
 def verify(
+    role_arn: RoleArn = None,
+    table: SourceTable = None,
+    kms_key_arn: KmsKeyArn = None,
+    encrypted_attributes: EncryptedAttributes = None,
+    key_attributes: KeyAttributes = None,
+    item_format: ItemFormat = None,
     destination: Destination = None,
+    external_id: ExternalId = None,
+    session_duration: SessionDuration = None,
+    page_size: PageSize = None,
     location: Annotated[
         str | None,
-        typer.Option(help="An S3 export to check (default: the newest complete one)."),
+        typer.Option(help="An S3 export to check (default: the one latest.json names)."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Compare the source (decrypted) with the copy, item by item; list differing keys, never
-    values. Exits 0 when they match, 1 when they differ or cannot be compared."""
+    values. Exits 0 when they match, 1 when they differ or cannot be compared. Takes the same
+    settings and options as `run`."""
     with _quiet_logs(), _failing_with_one_line():
-        settings = _settings(destination=destination)
+        settings = _settings(
+            source_role_arn=role_arn,
+            source_table_name=table,
+            source_kms_key_arn=kms_key_arn,
+            encrypted_attributes=encrypted_attributes,
+            source_key_attributes=key_attributes,
+            item_format=item_format,
+            destination=destination,
+            source_external_id=external_id,
+            source_session_duration=session_duration,
+            page_size=page_size,
+        )
         comparison, where = verify_copy(
             settings,
             base_session=new_session(),
@@ -476,16 +509,16 @@ def verify(
         typer.echo(json.dumps(result, indent=2))
     else:
         console = Console()
-        table = Table(
+        rows = Table(
             title=f"table-sync verify: {settings.source_table_name} -> {where}", show_header=False
         )
         for label in ("source_items", "destination_items"):
-            table.add_row(label.replace("_", " "), str(result[label]))
+            rows.add_row(label.replace("_", " "), str(result[label]))
         for label in ("missing", "unexpected", "different", "undecryptable"):
             keys = result[label]
-            table.add_row(label, f"{len(keys)}" + (": " + ", ".join(keys[:10]) if keys else ""))
-        table.add_row("result", "[green]match[/]" if comparison.matches else "[red]differ[/]")
-        console.print(table)
+            rows.add_row(label, f"{len(keys)}" + (": " + ", ".join(keys[:10]) if keys else ""))
+        rows.add_row("result", "[green]match[/]" if comparison.matches else "[red]differ[/]")
+        console.print(rows)
     raise typer.Exit(code=0 if comparison.matches else 1)
 
 
