@@ -295,3 +295,12 @@ def test_verify_takes_the_options_run_takes(aws: EmbeddedAws, cli) -> None:
     other = cli(env, "verify", "--table", "no-such-table", "--key-attributes", "pk")
     assert other.exit_code == 1
     assert "no-such-table" in other.stderr
+
+
+def test_flags_take_no_value_in_the_help(cli) -> None:
+    """Before, --dry-run, --full and --json were labelled <bool> as if they took a value."""
+    result = cli({"COLUMNS": "120"}, "run", "--help")
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if "--dry-run" in line or "--full" in line]
+    assert len(lines) == 2
+    assert all("<bool>" not in line for line in lines)

@@ -66,7 +66,7 @@ PageSize = Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")]
 Destination = Annotated[
     str | None, typer.Option(help="DESTINATION: dynamodb://<table> or s3://<bucket>/<prefix>.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")]
 
 
 def seed_session_name() -> str:
@@ -158,12 +158,13 @@ def run(
     segments: Annotated[int | None, typer.Option(help="TOTAL_SEGMENTS of a parallel scan.")] = None,
     segment: Annotated[int | None, typer.Option(help="SEGMENT to scan, from 0.")] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Scan and decrypt; write nothing.")
+        bool, typer.Option("--dry-run", metavar="", help="Scan and decrypt; write nothing.")
     ] = False,
     full: Annotated[
         bool,
         typer.Option(
             "--full",
+            metavar="",
             help="Decrypt and write every item (FULL_COPY), not only those changed since "
             "their copies were made.",
         ),
@@ -179,6 +180,7 @@ def run(
         bool,
         typer.Option(
             "--finalize",
+            metavar="",
             help="Finish a parallel run once all its --segments are done (S3 manifests, sweep).",
         ),
     ] = False,
@@ -186,8 +188,7 @@ def run(
 ) -> None:
     """Run one sync now (a backfill from a laptop): assume the source role with your credentials.
 
-    Exit status: 0 when the run (or segment) is done, 1 on an error, 75 when it was skipped
-    because another run holds the destination's lease (try again later, or resume that run).
+    Exit status: 0 when the run (or segment) is done, 1 on an error, 75 when it was skipped because another run holds the destination's lease (try again later, or resume that run), 130 after Ctrl-C (it prints the command that resumes the run).
     """
     with _quiet_logs(), _failing_with_one_line():
         invocation = _invocation(run_id, segments, finalize=finalize, dry_run=dry_run)
@@ -328,7 +329,10 @@ def credentials(
     ] = None,
     output: Annotated[Shell, typer.Option("--format", help="sh, fish or json.")] = Shell.sh,
     keep_env: Annotated[
-        bool, typer.Option("--keep-env", help="Assume with inherited AWS_* session variables.")
+        bool,
+        typer.Option(
+            "--keep-env", metavar="", help="Assume with inherited AWS_* session variables."
+        ),
     ] = False,
 ) -> None:
     """The seed's iam-assume-role.sh: print the source role's temporary credentials.
@@ -584,7 +588,9 @@ def local_aws(
             f"embedded AWS on {server.endpoint}; wrote {env_file} and {credentials_file}.\n"
             f"  source {credentials_file} && sam build && "
             f"sam local invoke SyncFunction --env-vars {env_file} "
-            "-e events/scheduled-event.json\nCtrl-C to stop."
+            "-e events/scheduled-event.json\nCtrl-C to stop.",
+            soft_wrap=True,  # a command must stay on one line, terminal or not
+            highlight=False,
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
