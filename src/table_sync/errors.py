@@ -33,6 +33,15 @@ class SourceAccessError(TableSyncError):
     """AccountA could not be reached: AssumeRole or the scan of the source table failed."""
 
 
+# What a KMS error that is about the key, not the item, says to change.
+DECRYPT_HINTS = {
+    "NotFoundException": "no such key: check SOURCE_KMS_KEY_ARN (account, region and key id)",
+    "DisabledException": "the key SOURCE_KMS_KEY_ARN names is disabled in AccountA",
+    "KMSInvalidStateException": "the key SOURCE_KMS_KEY_ARN names is not usable (pending "
+    "deletion or import?)",
+}
+
+
 class DecryptError(TableSyncError):
     """One attribute of one item could not be decrypted.
 
@@ -45,6 +54,7 @@ class DecryptError(TableSyncError):
         self.attribute = attribute
         self.kind = kind
         message = f"cannot decrypt attribute {attribute!r} of item {item}: {kind}"
+        detail = detail or DECRYPT_HINTS.get(kind, "")
         if detail:
             message += f" ({detail})"
         super().__init__(message)

@@ -40,7 +40,10 @@ def verify_copy(
     def source_digests() -> Iterator[tuple[str, str | None]]:
         with ThreadPoolExecutor(settings.decrypt_concurrency) as pool:
             for page in scan_pages(
-                source.dynamodb, settings.source_table_name, page_size=settings.page_size
+                source.dynamodb,
+                settings.source_table_name,
+                page_size=settings.page_size,
+                region=settings.table_region_origin,
             ):
                 decoded = pool.map(lambda item: _decoded_digest(decoder, item), page.items)
                 for item, result in zip(page.items, decoded, strict=True):

@@ -84,7 +84,21 @@ def test_missing_source_table_names_the_setting(function_env, lambda_context, mo
     monkeypatch.setenv("SOURCE_TABLE_NAME", "not-my-table")
     with pytest.raises(
         SourceAccessError,
-        match=r"not-my-table failed: ResourceNotFoundException.*SOURCE_TABLE_NAME",
+        match=r"not-my-table failed: ResourceNotFoundException: SOURCE_TABLE_NAME names no table "
+        r"in eu-west-1 \(the region of SOURCE_KMS_KEY_ARN; set SOURCE_REGION",
+    ):
+        lambda_handler(load_event("scheduled-event.json"), lambda_context)
+
+
+@pytest.mark.items(3)
+def test_a_key_that_does_not_exist_names_the_setting(
+    aws: EmbeddedAws, function_env, lambda_context, monkeypatch
+) -> None:
+    """Before: `NotFoundException` on the first item, with nothing naming SOURCE_KMS_KEY_ARN."""
+    missing = aws.key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    monkeypatch.setenv("SOURCE_KMS_KEY_ARN", missing)
+    with pytest.raises(
+        DecryptError, match=r"NotFoundException \(no such key: check SOURCE_KMS_KEY_ARN"
     ):
         lambda_handler(load_event("scheduled-event.json"), lambda_context)
 

@@ -4,6 +4,7 @@ command's failures, which end in one line and a non-zero status, never a traceba
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,7 +29,9 @@ def test_run_from_a_shell_copies_and_prints_a_json_summary(aws: EmbeddedAws, cli
 def test_options_override_the_environment_and_errors_exit_non_zero(aws: EmbeddedAws, cli) -> None:
     result = cli(aws.lambda_env(), "run", "--session-duration", "7200")
     assert result.exit_code == 1
-    assert "SOURCE_SESSION_DURATION: must be 900 to 3600 seconds" in result.stderr
+    assert (
+        "--session-duration (SOURCE_SESSION_DURATION): must be 900 to 3600 seconds" in result.stderr
+    )
     assert result.stdout == ""
 
 
@@ -80,3 +83,31 @@ def test_an_unreachable_endpoint_is_one_line(
     """botocore retries the refused connections (without waiting here), then gives up."""
     result = cli({**aws.lambda_env(), "AWS_ENDPOINT_URL": UNREACHABLE}, *command)
     _one_line_error(result, "EndpointConnectionError")
+
+
+@pytest.mark.items(3)
+def test_the_summary_says_where_the_quarantine_is_and_what_it_holds(aws: EmbeddedAws, cli) -> None:
+    """Before, the table printed the location alone, and `-` with no quarantine."""
+    env = {**aws.lambda_env(), "COLUMNS": "200"}
+    used = cli(env, "run")
+    assert used.exit_code == 0, used.stderr
+    assert f"dynamodb://{aws.quarantine_table}(0itemsthisrun)" in _flat(used.stdout)
+    failing = cli({**env, "ON_DECRYPT_ERROR": "fail"}, "run")
+    assert "none:ON_DECRYPT_ERROR=failstopstherun" in _flat(failing.stdout)
+
+
+def _flat(table: str) -> str:
+    """A printed table's text without spaces, line breaks and borders (cells wrap)."""
+    return re.sub(r"[\s│┃|]+", "", table)
+
+
+@pytest.mark.items(0)
+def test_a_bad_option_is_named_as_the_option(aws: EmbeddedAws, cli) -> None:
+    """Before, `--page-size 0` was reported as PAGE_SIZE alone, a variable the user never set."""
+    result = cli(aws.lambda_env(), "run", "--page-size", "0", "--destination", "ftp://x")
+    assert result.exit_code == 1
+    assert "--page-size (PAGE_SIZE): " in result.stderr
+    assert "--destination (DESTINATION): " in result.stderr
+    from_env = cli(aws.lambda_env(PAGE_SIZE="0"), "run")
+    assert "PAGE_SIZE: " in from_env.stderr
+    assert "--page-size" not in from_env.stderr

@@ -63,11 +63,13 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({"SOURCE_SESSION_DURATION": "3601", "DESTINATION": "s3://x"})
     names = [p.split(":")[0] for p in raised.value.problems]
+    # ENCRYPTED_ATTRIBUTES too: before, it appeared only once the others were fixed.
     assert names == [
         "SOURCE_ROLE_ARN",
         "SOURCE_SESSION_DURATION",
         "SOURCE_KMS_KEY_ARN",
         "DESTINATION",
+        "ENCRYPTED_ATTRIBUTES",
     ]
 
 

@@ -75,8 +75,40 @@ def seed_session_name() -> str:
     return session_name(f"{user}@{socket.gethostname()}")
 
 
+# The options that override settings, by setting (field) name.
+OPTIONS = {
+    "source_role_arn": "--role-arn",
+    "source_table_name": "--table",
+    "source_kms_key_arn": "--kms-key-arn",
+    "encrypted_attributes": "--encrypted-attributes",
+    "source_key_attributes": "--key-attributes",
+    "item_format": "--item-format",
+    "destination": "--destination",
+    "source_external_id": "--external-id",
+    "source_session_duration": "--session-duration",
+    "page_size": "--page-size",
+    "total_segments": "--segments",
+    "segment": "--segment",
+}
+
+
 def _settings(**overrides: Any) -> Settings:
-    return Settings.from_env(os.environ, **overrides)
+    """Settings from the environment with the options' overrides; a problem with a value given
+    as an option names the option (``--page-size (PAGE_SIZE): ...``)."""
+    try:
+        return Settings.from_env(os.environ, **overrides)
+    except ConfigurationError as exc:
+        given = {
+            Settings.model_fields[name].alias: option
+            for name, option in OPTIONS.items()
+            if overrides.get(name) is not None
+        }
+        problems = []
+        for problem in exc.problems:
+            variable, sep, message = problem.partition(": ")
+            option = given.get(variable)
+            problems.append(f"{option} ({variable}){sep}{message}" if option else problem)
+        raise ConfigurationError(problems) from None
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -300,7 +332,14 @@ def _invocation(
 
 def _summary_table(summary: SyncSummary | SkippedRun) -> Table:
     table = Table(title="table-sync run", show_header=False)
-    for name, value in summary.model_dump(mode="json").items():
+    values = summary.model_dump(mode="json")
+    for name, value in values.items():
+        if name == "quarantine":  # where it is and what it holds, or why there is none
+            value = (
+                f"{value} ({values.get('items_quarantined', 0)} items this run)"
+                if value
+                else "none: ON_DECRYPT_ERROR=fail stops the run at an undecryptable item"
+            )
         table.add_row(name.replace("_", " "), "-" if value is None else str(value))
     return table
 

@@ -35,8 +35,10 @@ def scan_pages(
     consistent_read: bool = False,
     segment: int | None = None,
     total_segments: int | None = None,
+    region: str = "the source account and region",
 ) -> Iterator[ScanPage]:
-    """Yield the table's pages in order, following LastEvaluatedKey; one page in memory at a time."""
+    """Yield the table's pages in order, following LastEvaluatedKey; one page in memory at a time.
+    ``region`` says, for a table not found, where it was looked for."""
     kwargs: dict[str, Any] = {
         "TableName": table_name,
         "ReturnConsumedCapacity": "TOTAL",
@@ -54,10 +56,7 @@ def scan_pages(
         with translated(
             SourceAccessError,
             f"scan of source table {table_name}",
-            hints={
-                "ResourceNotFoundException": ". Does SOURCE_TABLE_NAME name a table in the "
-                "source account and region?"
-            },
+            hints={"ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}"},
         ):
             response = client.scan(**kwargs)
         start_key = response.get("LastEvaluatedKey")

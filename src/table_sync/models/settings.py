@@ -224,7 +224,14 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(exc)) from None
+            # The rules across settings run only once every field is valid; a missing
+            # ENCRYPTED_ATTRIBUTES is told now too, not after the others are fixed.
+            problems = describe_validation_error(exc)
+            if _lacks_encrypted_attributes(data) and not any(
+                p.startswith("ENCRYPTED_ATTRIBUTES:") for p in problems
+            ):
+                problems.append(ENCRYPTED_ATTRIBUTES_REQUIRED)
+            raise ConfigurationError(problems) from None
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` (field names) applied, validated like any other settings:
@@ -308,10 +315,7 @@ class Settings(BaseModel):
                 "DynamoDB Encryption Client restores the written types itself)"
             )
         if self.item_format == "attributes" and not self.encrypted_attributes:
-            problems.append(
-                "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names "
-                "the attributes that hold KMS ciphertext)"
-            )
+            problems.append(ENCRYPTED_ATTRIBUTES_REQUIRED)
         if self.item_format == "credstash" and self.encrypted_attributes not in ((), ("contents",)):
             problems.append(
                 "ENCRYPTED_ATTRIBUTES: a credstash item's ciphertext is always 'contents'; "
@@ -380,6 +384,16 @@ class Settings(BaseModel):
         return self.source_region or self.kms_region
 
     @property
+    def table_region_origin(self) -> str:
+        """Where the table's region came from, for messages about a table not found there."""
+        if self.source_region:
+            return f"{self.source_region} (SOURCE_REGION)"
+        return (
+            f"{self.kms_region} (the region of SOURCE_KMS_KEY_ARN; set SOURCE_REGION if the "
+            "table is in another)"
+        )
+
+    @property
     def source_table_arn(self) -> str:
         partition = self.source_role_arn.split(":")[1]
         return (
@@ -406,6 +420,20 @@ class Settings(BaseModel):
             if isinstance(self.destination, DynamoDBDestination)
             else None
         )
+
+
+ENCRYPTED_ATTRIBUTES_REQUIRED = (
+    "ENCRYPTED_ATTRIBUTES: required but not set (ITEM_FORMAT=attributes names the attributes "
+    "that hold KMS ciphertext)"
+)
+
+
+def _lacks_encrypted_attributes(data: Mapping[str, Any]) -> bool:
+    """ITEM_FORMAT=attributes (the default) without ENCRYPTED_ATTRIBUTES, in raw settings
+    (keyed by variable, or by field name as model_copy passes them)."""
+    item_format = data.get("ITEM_FORMAT", data.get("item_format", "attributes"))
+    encrypted = data.get("ENCRYPTED_ATTRIBUTES", data.get("encrypted_attributes"))
+    return item_format == "attributes" and not encrypted
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:

@@ -61,7 +61,7 @@ def summarize(
             "item_format": settings.item_format,
             "source_table": settings.source_table_arn,
             "destination": settings.destination.uri,
-            "quarantine": facts.quarantine if checkpoint.items_quarantined else None,
+            "quarantine": facts.quarantine,  # where it is, even when this run put nothing there
             "segment": segment,
             "total_segments": total_segments,
             "seconds": round(facts.seconds, 3),

@@ -160,6 +160,7 @@ def remaining_pages(
         exclusive_start_key=checkpoint.last_evaluated_key,
         segment=checkpoint.segment if segmented else None,
         total_segments=checkpoint.total_segments if segmented else None,
+        region=settings.table_region_origin,
     )
 
 
