@@ -26,11 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from table_sync.aws.errors import translated
-from table_sync.changes import key_hash
 from table_sync.errors import DestinationError
 from table_sync.items import Item, key_of
-from table_sync.sinks.dynamodb import DIGEST_ATTRIBUTE, DynamoDBSink, in_sorted
+from table_sync.sinks.dynamodb import DIGEST_ATTRIBUTE, DynamoDBSink
 
 if TYPE_CHECKING:
     from table_sync.source_keys import SourceKeys
@@ -211,48 +209,28 @@ class ChangeIndex:
         lines) and leave a tombstone for each; returns how many. An entry the run did not see
         is confirmed absent in the source first (never a deletion of an item still there); a
         tombstone left by an export that completed is dropped (its deletion is exported)."""
-        names = {
-            f"#k{i}": name
-            for i, name in enumerate((*self.key_attributes, EXPORT_ATTRIBUTE, DELETED_ATTRIBUTE))
-        }
-        table = self._table.table_name
-        parts = source.parts
         deleted = 0
-        for part in range(parts):
-            seen = source.seen(part, parts)
-            pages = self._table.client.get_paginator("scan").paginate(
-                TableName=table,
-                ProjectionExpression=", ".join(names),
-                ExpressionAttributeNames=names,
+        for unseen in self._table.unseen(
+            source, (EXPORT_ATTRIBUTE, DELETED_ATTRIBUTE), what="CHANGE_INDEX_TABLE: "
+        ):
+            settled = [e for e in unseen if self._settled(e)]
+            pending = [key_of(e, self.key_attributes) for e in unseen if not self._settled(e)]
+            gone = source.absent(pending)
+            emit(gone)
+            self._table.write_batches(
+                [
+                    {
+                        **key,
+                        DELETED_ATTRIBUTE: {"BOOL": True},
+                        EXPORT_ATTRIBUTE: {"S": self._export_id},
+                    }
+                    for key in gone
+                ]
             )
-            with translated(DestinationError, f"CHANGE_INDEX_TABLE: sweep of {table}"):
-                for page in pages:
-                    unseen = [
-                        entry
-                        for entry in page.get("Items", [])
-                        if (h := key_hash(key_of(entry, self.key_attributes))) % parts == part
-                        and not in_sorted(seen, h)
-                    ]
-                    settled = [e for e in unseen if self._settled(e)]
-                    pending = [
-                        key_of(e, self.key_attributes) for e in unseen if not self._settled(e)
-                    ]
-                    gone = source.absent(pending)
-                    emit(gone)
-                    self._table.write_batches(
-                        [
-                            {
-                                **key,
-                                DELETED_ATTRIBUTE: {"BOOL": True},
-                                EXPORT_ATTRIBUTE: {"S": self._export_id},
-                            }
-                            for key in gone
-                        ]
-                    )
-                    self._table.write_batches(
-                        [key_of(e, self.key_attributes) for e in settled], delete=True
-                    )
-                    deleted += len(gone)
+            self._table.write_batches(
+                [key_of(e, self.key_attributes) for e in settled], delete=True
+            )
+            deleted += len(gone)
         return deleted
 
     def _settled(self, entry: Item) -> bool:

@@ -16,7 +16,7 @@ import threading
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from table_sync.aws.errors import translated
 from table_sync.changes import DIGEST_BYTES, key_hash
 from table_sync.concurrency import map_concurrently
 from table_sync.errors import DestinationError, UnprocessedItemsError
-from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size
+from table_sync.items import BOOKKEEPING_SIZE_LIMIT, Item, describe_key, item_size, key_of
 from table_sync.observability import logger
 from table_sync.sinks.base import Finalized, SinkState
 
@@ -45,7 +45,7 @@ BOOKKEEPING_ATTRIBUTES = frozenset({DIGEST_ATTRIBUTE, LEGACY_MARK_ATTRIBUTE})
 KeyId = tuple[tuple[str, str, Any], ...]
 
 
-def in_sorted(sorted_hashes: array[int], value: int) -> bool:
+def _in_sorted(sorted_hashes: array[int], value: int) -> bool:
     index = bisect_left(sorted_hashes, value)
     return index < len(sorted_hashes) and sorted_hashes[index] == value
 
@@ -83,10 +83,6 @@ class DynamoDBSink:
         self.retries = 0
         # Every put is acknowledged before write returns: a checkpoint may follow any write.
         self.committed = True
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client
 
     def prepare(self) -> None:
         with translated(
@@ -245,9 +241,22 @@ class DynamoDBSink:
         an unchanged item; the seen keys cost 8 bytes each in memory, and a run that saw more
         than fit in :data:`~table_sync.source_keys.SWEEP_MEMORY_BYTES` sweeps in parts.
         ``delete=False`` (a dry run) counts what would be deleted."""
-        names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
-        parts = source.parts
         swept = 0
+        for unseen in self.unseen(source):
+            gone = source.absent(unseen)
+            if delete:
+                self.write_batches(gone, delete=True)
+            swept += len(gone)
+        return swept
+
+    def unseen(
+        self, source: SourceKeys, attributes: Sequence[str] = (), *, what: str = ""
+    ) -> Iterator[list[Item]]:
+        """For each page of a scan of this table (keys and ``attributes`` only), its items
+        whose keys the run's scan did not see; in ``source.parts`` passes, each holding the
+        seen hashes of one part of the keys. ``what`` names the table in errors."""
+        names = {f"#k{i}": name for i, name in enumerate((*self.key_attributes, *attributes))}
+        parts = source.parts
         for part in range(parts):
             seen = source.seen(part, parts)
             pages = self._client.get_paginator("scan").paginate(
@@ -255,18 +264,14 @@ class DynamoDBSink:
                 ProjectionExpression=", ".join(names),
                 ExpressionAttributeNames=names,
             )
-            with translated(DestinationError, f"sweep of {self.table_name}"):
+            with translated(DestinationError, f"{what}sweep of {self.table_name}"):
                 for page in pages:
-                    unseen = [
-                        key
-                        for key in page.get("Items", [])
-                        if (h := key_hash(key)) % parts == part and not in_sorted(seen, h)
+                    yield [
+                        item
+                        for item in page.get("Items", [])
+                        if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
+                        and not _in_sorted(seen, h)
                     ]
-                    gone = source.absent(unseen)
-                    if delete:
-                        self.write_batches(gone, delete=True)
-                    swept += len(gone)
-        return swept
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
         requests: list[Any] = [
