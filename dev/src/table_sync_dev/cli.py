@@ -75,38 +75,46 @@ def seed_session_name() -> str:
     return session_name(f"{user}@{socket.gethostname()}")
 
 
-# The options that override settings, by setting (field) name.
-OPTIONS = {
-    "source_role_arn": "--role-arn",
-    "source_table_name": "--table",
-    "source_kms_key_arn": "--kms-key-arn",
-    "encrypted_attributes": "--encrypted-attributes",
-    "source_key_attributes": "--key-attributes",
-    "item_format": "--item-format",
-    "destination": "--destination",
-    "source_external_id": "--external-id",
-    "source_session_duration": "--session-duration",
-    "page_size": "--page-size",
-    "total_segments": "--segments",
-    "segment": "--segment",
+# The options that set settings: the commands' parameter, and the setting (field) it sets. The
+# option is the parameter's name with dashes (`page_size` is `--page-size`).
+SETTING_OPTIONS = {
+    "role_arn": "source_role_arn",
+    "table": "source_table_name",
+    "kms_key_arn": "source_kms_key_arn",
+    "encrypted_attributes": "encrypted_attributes",
+    "key_attributes": "source_key_attributes",
+    "item_format": "item_format",
+    "destination": "destination",
+    "external_id": "source_external_id",
+    "session_duration": "source_session_duration",
+    "page_size": "page_size",
+    "segments": "total_segments",
+    "segment": "segment",
+    "dry_run": "dry_run",
+    "full": "full_copy",
 }
 
 
-def _settings(**overrides: Any) -> Settings:
-    """Settings from the environment with the options' overrides; a problem with a value given
-    as an option names the option (``--page-size (PAGE_SIZE): ...``)."""
+def _settings(**options: Any) -> Settings:
+    """Settings from the environment with the given options (the commands' parameters, None or
+    False for not given) overriding them; a problem with an option's value names the option
+    (``--page-size (PAGE_SIZE): ...``)."""
+    given = {
+        name: value for name, value in options.items() if value is not None and value is not False
+    }
     try:
-        return Settings.from_env(os.environ, **overrides)
+        return Settings.from_env(
+            os.environ, **{SETTING_OPTIONS[name]: value for name, value in given.items()}
+        )
     except ConfigurationError as exc:
-        given = {
-            Settings.model_fields[name].alias: option
-            for name, option in OPTIONS.items()
-            if overrides.get(name) is not None
+        option_of = {
+            Settings.model_fields[SETTING_OPTIONS[name]].alias: "--" + name.replace("_", "-")
+            for name in given
         }
         problems = []
         for problem in exc.problems:
             variable, sep, message = problem.partition(": ")
-            option = given.get(variable)
+            option = option_of.get(variable)
             problems.append(f"{option} ({variable}){sep}{message}" if option else problem)
         raise ConfigurationError(problems) from None
 
@@ -225,20 +233,20 @@ def run(
     with _quiet_logs(), _failing_with_one_line():
         invocation = _invocation(run_id, segments, finalize=finalize, dry_run=dry_run)
         settings = _settings(
-            source_role_arn=role_arn,
-            source_table_name=table,
-            source_kms_key_arn=kms_key_arn,
+            role_arn=role_arn,
+            table=table,
+            kms_key_arn=kms_key_arn,
             encrypted_attributes=encrypted_attributes,
-            source_key_attributes=key_attributes,
+            key_attributes=key_attributes,
             item_format=item_format,
             destination=destination,
-            source_external_id=external_id,
-            source_session_duration=session_duration,
+            external_id=external_id,
+            session_duration=session_duration,
             page_size=page_size,
-            total_segments=segments,
+            segments=segments,
             segment=0 if finalize else segment,
-            dry_run=dry_run or None,
-            full_copy=full or None,
+            dry_run=dry_run,
+            full=full,
         )
         this_run = invocation.run_id or new_run_id()
         try:
@@ -530,15 +538,15 @@ def verify(
     settings and options as `run`."""
     with _quiet_logs(), _failing_with_one_line():
         settings = _settings(
-            source_role_arn=role_arn,
-            source_table_name=table,
-            source_kms_key_arn=kms_key_arn,
+            role_arn=role_arn,
+            table=table,
+            kms_key_arn=kms_key_arn,
             encrypted_attributes=encrypted_attributes,
-            source_key_attributes=key_attributes,
+            key_attributes=key_attributes,
             item_format=item_format,
             destination=destination,
-            source_external_id=external_id,
-            source_session_duration=session_duration,
+            external_id=external_id,
+            session_duration=session_duration,
             page_size=page_size,
         )
         comparison, where = verify_copy(
