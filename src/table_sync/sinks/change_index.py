@@ -71,9 +71,13 @@ class ChainHead:
     latest: str
     latest_time: str
     full: str
-    since_full: int
     seq: int
     full_seq: int
+
+    @property
+    def since_full(self) -> int:
+        """How many incremental exports followed the full snapshot."""
+        return self.seq - self.full_seq
 
 
 class ExportChain:
@@ -137,12 +141,10 @@ class ExportChain:
             expires=False,
         )
         self._positions[export_id] = plan.seq
-        previous = self.head()
         head = ChainHead(
             latest=export_id,
             latest_time=export_time,
             full=(plan.full or export_id) if plan.incremental else export_id,
-            since_full=(previous.since_full + 1 if previous else 1) if plan.incremental else 0,
             seq=plan.seq,
             full_seq=plan.full_seq,
         )
@@ -213,8 +215,12 @@ class ChangeIndex:
         for unseen in self._table.unseen(
             source, (EXPORT_ATTRIBUTE, DELETED_ATTRIBUTE), what="CHANGE_INDEX_TABLE: "
         ):
-            settled = [e for e in unseen if self._settled(e)]
-            pending = [key_of(e, self.key_attributes) for e in unseen if not self._settled(e)]
+            settled: list[Item] = []
+            pending: list[Item] = []
+            for entry in unseen:
+                (settled if self._settled(entry) else pending).append(
+                    key_of(entry, self.key_attributes)
+                )
             gone = source.absent(pending)
             emit(gone)
             self._table.write_batches(
@@ -227,9 +233,7 @@ class ChangeIndex:
                     for key in gone
                 ]
             )
-            self._table.write_batches(
-                [key_of(e, self.key_attributes) for e in settled], delete=True
-            )
+            self._table.write_batches(settled, delete=True)
             deleted += len(gone)
         return deleted
 
