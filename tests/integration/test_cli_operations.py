@@ -304,3 +304,23 @@ def test_flags_take_no_value_in_the_help(cli) -> None:
     lines = [line for line in result.stdout.splitlines() if "--dry-run" in line or "--full" in line]
     assert len(lines) == 2
     assert all("<bool>" not in line for line in lines)
+
+
+@pytest.mark.items(0)
+def test_a_failing_credential_process_is_reported_without_its_output(
+    aws: EmbeddedAws, tmp_path: Path
+) -> None:
+    """Whatever a profile's credential_process printed (it may be a secret) stays out of the
+    error; only that it failed is said."""
+    env = _caller_env(aws, tmp_path, AWS_PROFILE="broken")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        del env[name]
+    (tmp_path / "config").write_text(
+        "[profile broken]\ncredential_process = sh -c 'echo leaked-token-1234 >&2; exit 1'\n"
+    )
+    result = subprocess.run(
+        [*CLI, "credentials"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "its credential_process failed" in result.stderr
+    assert "leaked-token-1234" not in result.stderr

@@ -396,13 +396,7 @@ def _not_nested() -> Iterator[None]:
     """Refuse to run inside another `table-sync credentials` (a credential_process loop: the
     profile it assumes the role with runs it again, which would nest without end)."""
     if os.environ.get(CREDENTIALS_MARK):
-        raise _fail(
-            ValueError(
-                "table-sync credentials is calling itself: the AWS profile it assumes the role "
-                "with runs it as its credential_process. Give that profile a source_profile "
-                "with your own credentials (see README, `table-sync credentials`)"
-            )
-        )
+        raise _fail(ValueError(CALLING_ITSELF))
     os.environ[CREDENTIALS_MARK] = "1"  # inherited by a credential_process this one starts
     try:
         yield
@@ -472,7 +466,10 @@ def _your_session(role: str | None, cleared: list[str]) -> boto3.Session:
     try:
         found = session.get_credentials()
     except CredentialRetrievalError as exc:  # a profile's credential_process failed
-        raise _fail(ValueError(f"cannot get your credentials to assume {role}: {exc}")) from None
+        # Its own stderr (in the exception) is not repeated: a process that prints credentials
+        # may print secrets there too. Only this command's loop message is ours to pass on.
+        why = CALLING_ITSELF if CALLING_ITSELF in str(exc) else "its credential_process failed"
+        raise _fail(ValueError(f"cannot get your credentials to assume {role}: {why}")) from None
     if found is None:
         hint = (
             f", after clearing the inherited {', '.join(cleared)} (an earlier session's: "
@@ -486,6 +483,11 @@ def _your_session(role: str | None, cleared: list[str]) -> boto3.Session:
     return session
 
 
+CALLING_ITSELF = (
+    "table-sync credentials is calling itself: the AWS profile it assumes the role with runs "
+    "it as its credential_process. Give that profile a source_profile with your own "
+    "credentials (see README, `table-sync credentials`)"
+)
 # Set while `table-sync credentials` runs; a nested one (a credential_process loop) refuses.
 CREDENTIALS_MARK = "TABLE_SYNC_CREDENTIALS_RUNNING"
 
