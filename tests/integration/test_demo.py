@@ -21,3 +21,5 @@ def test_demo_check_passes() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CHECK PASSED: all 120 items in both copies" in result.stdout
+    # IAM is enforced in the demo's embedded AWS (before, a wrong ExternalId went through).
+    assert "with IAM enforced, a wrong ExternalId is refused" in result.stdout

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
+from table_sync.errors import SourceAccessError
 from table_sync_dev.local.accounts import ACCOUNT_A, ACCOUNT_B
 from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.formats_seed import (
@@ -70,6 +71,15 @@ def invoke(
             return dict(lambda_handler(event, LocalLambdaContext()))
     finally:
         handler.setStream(previous)
+
+
+def _refused(aws: EmbeddedAws, telemetry: io.StringIO, **settings: str) -> str:
+    """The error a run with these settings fails with, or "" if it succeeds."""
+    try:
+        invoke(aws, load_event("backfill-dry-run.json"), telemetry, **settings)
+    except SourceAccessError as exc:
+        return f"refused: {exc}"
+    return ""
 
 
 def text_plaintexts(aws: EmbeddedAws) -> list[str]:
@@ -129,6 +139,12 @@ def main(items: int = 120) -> int:
         print(
             f"provisioned my-table with {items} items, {', '.join(ENCRYPTED_ATTRIBUTES)} KMS-encrypted"
         )
+        aws.sessions()
+        server.enforce_iam(True)
+        print(
+            "IAM enforced: every request is checked against its role's policies, and the "
+            "reader role's trust policy and ExternalId"
+        )
 
         telemetry = io.StringIO()
         ddb_summary = invoke(aws, load_event("scheduled-event.json"), telemetry)
@@ -174,8 +190,14 @@ def main(items: int = 120) -> int:
             )
         ec_problems = differences(ec_truth, ec_copy)
 
+        # IAM is enforced: a wrong ExternalId must be refused before anything is read.
+        refused = _refused(aws, telemetry, SOURCE_EXTERNAL_ID="not-the-shared-secret")
+        print(f"\n== a run with a wrong SOURCE_EXTERNAL_ID\n   {refused or 'was NOT refused'}")
+
         tables_in_a = aws.account_a().client("dynamodb").list_tables()["TableNames"]
         problems = ddb_problems + s3_problems + cs_problems + ec_problems
+        if not refused:
+            problems.append("a run with a wrong SOURCE_EXTERNAL_ID was not refused")
         lines = telemetry.getvalue().splitlines()
         metric_lines = sum(1 for line in lines if '"_aws"' in line)
         print(
@@ -201,7 +223,7 @@ def main(items: int = 120) -> int:
             f"CHECK PASSED: all {len(aws.expected)} items in both copies equal the source "
             "with every ciphertext replaced by its plaintext; the credstash and DynamoDB "
             "Encryption Client copies equal what those libraries read back; no plaintext in "
-            "any log line"
+            "any log line; with IAM enforced, a wrong ExternalId is refused"
         )
         return 0
 

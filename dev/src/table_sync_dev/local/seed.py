@@ -20,6 +20,7 @@ from table_sync.items import Item
 from table_sync_dev.local.accounts import (
     ACCOUNT_A,
     ACCOUNT_B,
+    ADMIN_ROLE,
     REGION,
     Account,
     Credentials,
@@ -36,6 +37,8 @@ QUARANTINE_TABLE = "table-sync-quarantine"
 STATE_TABLE = "table-sync-state"
 READER_ROLE = "table-sync-source-reader"
 FUNCTION_ROLE = "table-sync-function"
+# AccountB's stand-in for a person at a shell: `table-sync run`/`verify` against local-aws.
+OPERATOR_ROLE = "table-sync-operator"
 FUNCTION_NAME = "table-sync"
 KEY_ALIAS = "alias/my-table"
 # Which attributes hold KMS ciphertexts, and how: Binary, base64 text, and binary plaintext.
@@ -63,10 +66,10 @@ def reader_policy(table_arn: str, key_arn: str) -> dict[str, Any]:
     }
 
 
-def reader_trust_policy(function_role_arn: str, external_id: str | None) -> dict[str, Any]:
+def reader_trust_policy(trusted: str | list[str], external_id: str | None) -> dict[str, Any]:
     statement: dict[str, Any] = {
         "Effect": "Allow",
-        "Principal": {"AWS": function_role_arn},
+        "Principal": {"AWS": trusted},
         "Action": "sts:AssumeRole",
     }
     if external_id:
@@ -75,11 +78,25 @@ def reader_trust_policy(function_role_arn: str, external_id: str | None) -> dict
 
 
 def function_policy(
-    reader_role_arn: str, table_arn: str, bucket: str, quarantine_arn: str
+    reader_role_arn: str,
+    table_arn: str,
+    bucket: str,
+    quarantine_arn: str,
+    state_arn: str | None = None,
 ) -> dict[str, Any]:
+    """template.yaml's function role policy, for the tables and bucket the embedded AWS has."""
+    state = [
+        {
+            "Sid": "RunState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+            "Resource": state_arn,
+        }
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *(state if state_arn else []),
             {
                 "Sid": "AssumeSourceReader",
                 "Effect": "Allow",
@@ -111,6 +128,64 @@ def function_policy(
                 "Action": "dynamodb:PutItem",
                 "Resource": quarantine_arn,
             },
+        ],
+    }
+
+
+def operator_policy(function: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """What a person running `table-sync run` and `verify` from a shell needs: the function's
+    rights, and reading the S3 copies back."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            *function["Statement"],
+            {
+                "Sid": "ReadCopyObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+        ],
+    }
+
+
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def as_moto_matches(policy: dict[str, Any]) -> dict[str, Any]:
+    """``policy`` with its DynamoDB and KMS statements on ``Resource: "*"``.
+
+    With IAM enforcement on, moto matches DynamoDB and KMS statements only against ``"*"`` (it
+    does not work out which table or key a request names), so a statement naming an ARN would
+    deny everything. The embedded AWS's roles are therefore scoped by action there: the same
+    actions as the template's exact-ARN statements, which cfn-lint and checkov check instead.
+    STS and S3 statements keep their ARNs: moto matches those.
+    """
+
+    def matchable(statement: dict[str, Any]) -> dict[str, Any]:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if all(a.startswith(("dynamodb:", "kms:")) for a in actions):
+            return {**statement, "Resource": "*"}
+        return statement
+
+    return {**policy, "Statement": [matchable(s) for s in policy["Statement"]]}
+
+
+def account_trust(account_id: str) -> dict[str, Any]:
+    """A trust policy admitting the account's own principals (its people and roles)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
         ],
     }
 
@@ -195,6 +270,8 @@ class EmbeddedAws:
     state_table: str = STATE_TABLE
     bucket: str = DESTINATION_BUCKET
     external_id: str | None = None
+    # AccountB's operator role (see OPERATOR_ROLE); the reader role trusts it too.
+    operator_role_arn: str = ""
     # The isolation name of a view (see isolated); empty for what provision made.
     name: str = ""
     # The copy each item should become, by pk; and the source items as stored (encrypted).
@@ -215,6 +292,20 @@ class EmbeddedAws:
             f"function:{self.function_role_arn}",
             lambda: assume(self.endpoint, self.function_role_arn, session_name=FUNCTION_NAME),
         )
+
+    def operator_credentials(self) -> Credentials:
+        """A session of AccountB's operator role: a person's shell running `table-sync`."""
+        return self._cached(
+            f"operator:{self.operator_role_arn}",
+            lambda: assume(self.endpoint, self.operator_role_arn, session_name="operator"),
+        )
+
+    def sessions(self) -> None:
+        """Make every session this view hands out now: with IAM enforced, the AssumeRoles that
+        make them (with moto's own keys, no IAM user) would be refused."""
+        self.account_a(), self.account_b(), self.function_credentials()
+        if self.operator_role_arn:
+            self.operator_credentials()
 
     def _cached(self, key: str, make: Callable[[], T]) -> T:
         if key not in self._cache:
@@ -266,7 +357,9 @@ class EmbeddedAws:
         a_iam.put_role_policy(
             RoleName=reader_role,
             PolicyName="source-read",
-            PolicyDocument=json.dumps(reader_policy(self.source_table_arn, self.key_arn)),
+            PolicyDocument=json.dumps(
+                as_moto_matches(reader_policy(self.source_table_arn, self.key_arn))
+            ),
         )
         quarantine_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.quarantine_table}"
         copy_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.destination_table}"
@@ -274,10 +367,17 @@ class EmbeddedAws:
             RoleName=function_role,
             PolicyName="table-sync",
             PolicyDocument=json.dumps(
-                function_policy(reader_role_arn, copy_arn, self.bucket, quarantine_arn)
+                as_moto_matches(
+                    function_policy(reader_role_arn, copy_arn, self.bucket, quarantine_arn)
+                )
             ),
         )
-        return replace(self, reader_role_arn=reader_role_arn, function_role_arn=function_role_arn)
+        return replace(
+            self,
+            reader_role_arn=reader_role_arn,
+            function_role_arn=function_role_arn,
+            operator_role_arn="",
+        )
 
     def named(self, base: str) -> str:
         """``base``, or ``base-<name>`` in an isolated view: a resource of this view's own."""
@@ -325,7 +425,16 @@ def provision(
     seed: int = 7,
 ) -> EmbeddedAws:
     a, b = admin(endpoint, ACCOUNT_A), admin(endpoint, ACCOUNT_B)
+    for account in (a, b):  # so that the admin sessions keep working once IAM is enforced
+        account.client("iam").create_role(
+            RoleName=ADMIN_ROLE,
+            AssumeRolePolicyDocument=json.dumps(account_trust(account.account_id)),
+        )
+        account.client("iam").put_role_policy(
+            RoleName=ADMIN_ROLE, PolicyName="admin", PolicyDocument=json.dumps(ADMIN_POLICY)
+        )
     function_role_arn = f"arn:aws:iam::{ACCOUNT_B}:role/{FUNCTION_ROLE}"
+    operator_role_arn = f"arn:aws:iam::{ACCOUNT_B}:role/{OPERATOR_ROLE}"
 
     # --- AccountA: key, table, reader role -------------------------------------------------
     kms = a.client("kms")
@@ -335,13 +444,15 @@ def provision(
     iam_a = a.client("iam")
     reader_role_arn = iam_a.create_role(
         RoleName=READER_ROLE,
-        AssumeRolePolicyDocument=json.dumps(reader_trust_policy(function_role_arn, external_id)),
+        AssumeRolePolicyDocument=json.dumps(
+            reader_trust_policy([function_role_arn, operator_role_arn], external_id)
+        ),
         MaxSessionDuration=3600,
     )["Role"]["Arn"]
     iam_a.put_role_policy(
         RoleName=READER_ROLE,
         PolicyName="source-read",
-        PolicyDocument=json.dumps(reader_policy(table_arn, key_arn)),
+        PolicyDocument=json.dumps(as_moto_matches(reader_policy(table_arn, key_arn))),
     )
     kms.put_key_policy(
         KeyId=key_arn,
@@ -357,13 +468,22 @@ def provision(
         ddb_b, DESTINATION_TABLE, KEY_SCHEMA_PK, SSESpecification={"Enabled": True}
     )
     quarantine_arn = create_table(ddb_b, QUARANTINE_TABLE, QUARANTINE_KEY_SCHEMA)
-    create_table(ddb_b, STATE_TABLE, STATE_KEY_SCHEMA)
+    state_arn = create_table(ddb_b, STATE_TABLE, STATE_KEY_SCHEMA)
+    function = function_policy(
+        reader_role_arn, copy_arn, DESTINATION_BUCKET, quarantine_arn, state_arn
+    )
     iam_b.put_role_policy(
         RoleName=FUNCTION_ROLE,
         PolicyName="table-sync",
-        PolicyDocument=json.dumps(
-            function_policy(reader_role_arn, copy_arn, DESTINATION_BUCKET, quarantine_arn)
-        ),
+        PolicyDocument=json.dumps(as_moto_matches(function)),
+    )
+    iam_b.create_role(
+        RoleName=OPERATOR_ROLE, AssumeRolePolicyDocument=json.dumps(account_trust(ACCOUNT_B))
+    )
+    iam_b.put_role_policy(
+        RoleName=OPERATOR_ROLE,
+        PolicyName="table-sync-operator",
+        PolicyDocument=json.dumps(as_moto_matches(operator_policy(function, DESTINATION_BUCKET))),
     )
     create_bucket(b.client("s3"), DESTINATION_BUCKET)
 
@@ -374,6 +494,8 @@ def provision(
         function_role_arn=function_role_arn,
         source_table_arn=table_arn,
         external_id=external_id,
+        operator_role_arn=operator_role_arn,
+        _cache={f"admin:{ACCOUNT_A}": a, f"admin:{ACCOUNT_B}": b},
     )
     write_items(env, count=items, seed=seed)
     return env

@@ -101,7 +101,15 @@ class MotoServer:
         env["MOTO_RECORDER_FILEPATH"] = str(self._recording)
         output = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [self._python, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [
+                self._python,
+                "-m",
+                "table_sync_dev.local.moto_main",
+                "-H",
+                self.host,
+                "-p",
+                str(self.port),
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
