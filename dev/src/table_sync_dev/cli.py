@@ -562,9 +562,13 @@ def verify(
         typer.echo(json.dumps(result, indent=2))
     else:
         console = Console()
-        rows = Table(
-            title=f"table-sync verify: {settings.source_table_name} -> {where}", show_header=False
+        # Above the table, not its title: a long S3 location must not wrap to the table's width.
+        console.print(
+            f"table-sync verify: {settings.source_table_name} -> {where}",
+            soft_wrap=True,
+            highlight=False,
         )
+        rows = Table(show_header=False)
         for label in ("source_items", "destination_items"):
             rows.add_row(label.replace("_", " "), str(result[label]))
         for label in ("missing", "unexpected", "different", "undecryptable"):
@@ -585,66 +589,139 @@ def demo() -> None:
 
 @app.command("local-aws")
 def local_aws(
-    port: Annotated[int, typer.Option(help="Port for the embedded AWS.")] = 5000,
+    port: Annotated[
+        int, typer.Option(envvar="LOCAL_AWS_PORT", help="Port for the embedded AWS.")
+    ] = 5000,
     host: Annotated[
         str, typer.Option(help="Address to listen on; 0.0.0.0 lets a container in.")
     ] = "0.0.0.0",  # noqa: S104
     container_host: Annotated[
         str, typer.Option(help="How a sam local container reaches this machine.")
     ] = "host.docker.internal",
-    env_file: Annotated[
-        str, typer.Option(help="Where to write sam's --env-vars file.")
-    ] = "env.json",
-    credentials_file: Annotated[
-        str, typer.Option(help="Where to write the function role's credentials as export lines.")
-    ] = "local-aws-credentials.sh",
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            envvar="LOCAL_AWS_DIR",
+            help="Where to write env.json, local-aws-credentials.sh, local-aws.env (and, "
+            "detached, local-aws.pid and local-aws.log).",
+        ),
+    ] = Path(),
     items: Annotated[int, typer.Option(help="Items to put in my-table.")] = 120,
     template: Annotated[
         Path, typer.Option(help="The template `sam local invoke` runs (its variables).")
     ] = Path("template.yaml"),
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Run in the background; once it is ready, print local-aws.env to stdout "
+            '(eval "$(table-sync local-aws --detach)").',
+            metavar="",
+        ),
+    ] = False,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop the detached one (of --dir).", metavar="")
+    ] = False,
+    pid_file: Annotated[
+        bool, typer.Option("--pid-file", hidden=True)  # the detached process: say when ready
+    ] = False,
 ) -> None:
-    """Start the embedded two-account AWS and write env.json for `sam local invoke`; Ctrl-C stops it.
+    """Start the embedded two-account AWS, with IAM enforced, for `table-sync` and `sam local`.
 
-    sam local gives the container every variable template.yaml declares, so env.json names each
-    one (the embedded AWS's value, or empty for unset); the credentials reach the container from
-    the shell, so source the credentials file before `sam local invoke`.
+    It writes local-aws.env for a shell on this machine (endpoint on 127.0.0.1, region, an
+    AccountB operator's credentials, the settings and the copy bucket), and env.json plus
+    local-aws-credentials.sh for `sam local invoke` (sam local gives the container every
+    variable template.yaml declares, so env.json names each one: the embedded AWS's value, or
+    empty for unset). In the foreground, Ctrl-C stops it; --detach and --stop run it in the
+    background.
     """
+    from table_sync_dev.local import kit
+
+    if stop:
+        pid = kit.stop(directory)
+        err.print(f"stopped local-aws (pid {pid})" if pid else "no local-aws was running")
+        return
+    if not template.is_file():
+        raise typer.BadParameter(f"{template}: not found (run from the project, or pass it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    if detach:
+        argv = [
+            "local-aws",
+            *("--port", str(port), "--host", host, "--container-host", container_host),
+            *("--dir", str(directory.resolve()), "--items", str(items)),
+            *("--template", str(template.resolve()), "--pid-file"),
+        ]
+        try:
+            pid = kit.detach(argv, directory)
+        except kit.DetachError as exc:
+            err.print(f"error: {exc}", highlight=False)
+            raise typer.Exit(code=1) from exc
+        typer.echo((directory / kit.HOST_ENV).read_text(), nl=False)
+        err.print(
+            f"embedded AWS on http://127.0.0.1:{port} (pid {pid}, log "
+            f"{directory / kit.LOG_FILE}), IAM enforced; settings in {directory / kit.HOST_ENV}. "
+            "Stop it with: table-sync local-aws --stop",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return
+    _serve_local_aws(port, host, container_host, directory, items, template, pid_file=pid_file)
+
+
+def _serve_local_aws(
+    port: int,
+    host: str,
+    container_host: str,
+    directory: Path,
+    items: int,
+    template: Path,
+    *,
+    pid_file: bool,
+) -> None:
     import signal
     import threading
 
+    from table_sync_dev.local import kit
     from table_sync_dev.local.accounts import REGION
     from table_sync_dev.local.sam_kit import env_json
     from table_sync_dev.local.seed import provision
     from table_sync_dev.local.server import MotoServer
 
-    if not template.is_file():
-        raise typer.BadParameter(f"{template}: not found (run from the project, or pass it)")
     with MotoServer(host=host, port=port) as server:
         aws = provision(server.endpoint, items=items)
+        aws.sessions()  # every session handed out is made now: IAM is enforced from here on
+        server.enforce_iam(True)
         settings = {
             **aws.settings_env(),
             "STATE_TABLE": aws.state_table,
             "AWS_ENDPOINT_URL": f"http://{container_host}:{server.port}",
         }
-        with open(env_file, "w") as out:
-            json.dump(env_json(template, settings), out, indent=2)
-        exports = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
-        with open(
-            os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
-        ) as out:
-            out.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())
-        err.print(
-            f"embedded AWS on {server.endpoint}; wrote {env_file} and {credentials_file}.\n"
-            f"  source {credentials_file} && sam build && "
-            f"sam local invoke SyncFunction --env-vars {env_file} "
-            "-e events/scheduled-event.json\nCtrl-C to stop.",
-            soft_wrap=True,  # a command must stay on one line, terminal or not
-            highlight=False,
-        )
+        (directory / kit.ENV_JSON).write_text(json.dumps(env_json(template, settings), indent=2))
+        container = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
+        kit.write_private(directory / kit.CONTAINER_CREDENTIALS, kit.exports(container))
+        kit.write_private(directory / kit.HOST_ENV, kit.host_env_text(aws, server.port))
+        pid_path = directory / kit.PID_FILE
+        if pid_file:
+            pid_path.write_text(f"{os.getpid()}\n")  # last: the detaching parent waits for it
+        else:
+            err.print(
+                f"embedded AWS on {server.endpoint}, IAM enforced.\n"
+                f"  this machine: . {directory / kit.HOST_ENV} && table-sync run\n"
+                f"  sam local:    source {directory / kit.CONTAINER_CREDENTIALS} && sam build && "
+                f"sam local invoke SyncFunction --env-vars {directory / kit.ENV_JSON} "
+                "-e events/scheduled-event.json\nCtrl-C to stop.",
+                soft_wrap=True,  # a command must stay on one line, terminal or not
+                highlight=False,
+            )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+        finally:
+            if pid_file:
+                pid_path.unlink(missing_ok=True)
 
 
 def main() -> None:

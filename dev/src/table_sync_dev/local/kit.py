@@ -1,0 +1,139 @@
+"""``table-sync local-aws``'s files, and running it in the background.
+
+It writes, in one directory:
+
+* ``env.json`` and ``local-aws-credentials.sh``: for ``sam local invoke`` (a container reaches
+  the embedded AWS through the container host; the function role's credentials come from the
+  shell that runs sam);
+* ``local-aws.env``: for a shell on this machine, ready to source or ``eval``: the endpoint on
+  127.0.0.1, the region, an AccountB operator's credentials, every setting a ``table-sync
+  run`` needs, and the copy bucket's name;
+* with ``--detach``, ``local-aws.pid`` (written last: the embedded AWS is ready) and
+  ``local-aws.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from table_sync_dev.local.accounts import REGION
+from table_sync_dev.local.seed import EmbeddedAws
+
+ENV_JSON = "env.json"
+CONTAINER_CREDENTIALS = "local-aws-credentials.sh"
+HOST_ENV = "local-aws.env"
+PID_FILE = "local-aws.pid"
+LOG_FILE = "local-aws.log"
+
+
+def host_settings(aws: EmbeddedAws, port: int) -> dict[str, str]:
+    """What a shell on this machine needs for `table-sync run`/`verify` (and `aws`) against the
+    embedded AWS, as AccountB's operator role."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        **aws.operator_credentials().as_env(),
+        **aws.settings_env(),
+        "STATE_TABLE": aws.state_table,
+        "SOURCE_KEY_ATTRIBUTES": "pk",
+        "COPY_BUCKET": aws.bucket,
+    }
+
+
+HOST_HEADER = """\
+# table-sync local-aws: settings for a shell on this machine (. ./{name}, or eval the output of
+# `table-sync local-aws --detach`). Credentials: AccountB's {role} role (the reader role trusts
+# it). COPY_BUCKET is not a setting: it names the copy bucket, for --destination s3://...
+unset AWS_PROFILE AWS_DEFAULT_PROFILE
+"""
+
+
+def exports(values: Mapping[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only (it holds credentials)."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(text)
+
+
+def host_env_text(aws: EmbeddedAws, port: int) -> str:
+    role = aws.operator_role_arn.rsplit("/", 1)[-1]
+    return HOST_HEADER.format(name=HOST_ENV, role=role) + exports(host_settings(aws, port))
+
+
+def running_pid(directory: Path) -> int | None:
+    """The pid of the detached local-aws whose pid file is in ``directory``, if it still runs."""
+    path = directory / PID_FILE
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, someone else's: not ours to report as ours
+        return None
+    return pid
+
+
+class DetachError(RuntimeError):
+    pass
+
+
+def detach(argv: Sequence[str], directory: Path, timeout: float = 120.0) -> int:
+    """Start ``argv`` (local-aws in the foreground) in a session of its own, output to the log
+    file, and return its pid once it has written its pid file (it is provisioned and ready)."""
+    if (pid := running_pid(directory)) is not None:
+        raise DetachError(
+            f"local-aws is already running (pid {pid}, {directory / PID_FILE}); "
+            "stop it first: table-sync local-aws --stop"
+        )
+    (directory / PID_FILE).unlink(missing_ok=True)
+    log = directory / LOG_FILE
+    with open(log, "ab") as output:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and command
+            [sys.executable, "-m", "table_sync_dev.cli", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in this shell must not stop it
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(directory) == child.pid:
+            return child.pid
+        if child.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+            raise DetachError(f"local-aws exited with code {child.returncode}:\n{tail}")
+        time.sleep(0.1)
+    child.terminate()
+    raise DetachError(f"local-aws was not ready within {timeout:.0f}s (see {log})")
+
+
+def stop(directory: Path, timeout: float = 20.0) -> int | None:
+    """Stop the detached local-aws of ``directory``; its pid, or None if none was running."""
+    pid = running_pid(directory)
+    if pid is None:
+        (directory / PID_FILE).unlink(missing_ok=True)
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(directory) == pid:
+        time.sleep(0.1)
+    if running_pid(directory) == pid:
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (directory / PID_FILE).unlink()
+    return pid
