@@ -63,7 +63,7 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
     template (STATE_TABLE=StateTable, DESTINATION_KMS_KEY_ARN=arn:aws:lambda:...:CopyKey) and
     the handler failed."""
     port = free_port()
-    env_json, creds = tmp_path / "env.json", tmp_path / "creds.sh"
+    env_json, creds = tmp_path / "env.json", tmp_path / "local-aws-credentials.sh"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -78,10 +78,8 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
             "127.0.0.1",
             "--items",
             "30",
-            "--env-file",
-            str(env_json),
-            "--credentials-file",
-            str(creds),
+            "--dir",
+            str(tmp_path),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -700,7 +700,7 @@ def _serve_local_aws(
         (directory / kit.ENV_JSON).write_text(json.dumps(env_json(template, settings), indent=2))
         container = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
         kit.write_private(directory / kit.CONTAINER_CREDENTIALS, kit.exports(container))
-        kit.write_private(directory / kit.HOST_ENV, kit.host_env_text(aws, server.port))
+        kit.write_host_files(aws, server.port, directory)
         pid_path = directory / kit.PID_FILE
         if pid_file:
             pid_path.write_text(f"{os.getpid()}\n")  # last: the detaching parent waits for it

@@ -6,8 +6,12 @@ It writes, in one directory:
   the embedded AWS through the container host; the function role's credentials come from the
   shell that runs sam);
 * ``local-aws.env``: for a shell on this machine, ready to source or ``eval``: the endpoint on
-  127.0.0.1, the region, an AccountB operator's credentials, every setting a ``table-sync
-  run`` needs, and the copy bucket's name;
+  127.0.0.1, the region, every setting a ``table-sync run`` needs, the copy bucket's name, and
+  ``AWS_PROFILE=local-aws`` in its own config file, ``local-aws.aws-config``, which holds an
+  AccountB operator's credentials. A profile rather than ``AWS_ACCESS_KEY_ID``...: it is where
+  a person's own credentials live, so ``table-sync credentials`` (which clears inherited keys,
+  as the runbook's script does) works as it would in AWS; and the shell's real AWS config and
+  credentials files are out of reach while it points at the embedded AWS;
 * with ``--detach``, ``local-aws.pid`` (written last: the embedded AWS is ready) and
   ``local-aws.log``.
 """
@@ -30,18 +34,35 @@ from table_sync_dev.local.seed import EmbeddedAws
 ENV_JSON = "env.json"
 CONTAINER_CREDENTIALS = "local-aws-credentials.sh"
 HOST_ENV = "local-aws.env"
+HOST_CONFIG = "local-aws.aws-config"
+PROFILE = "local-aws"
 PID_FILE = "local-aws.pid"
 LOG_FILE = "local-aws.log"
 
 
-def host_settings(aws: EmbeddedAws, port: int) -> dict[str, str]:
+def host_config(aws: EmbeddedAws, port: int) -> str:
+    """The AWS config file of the host shell: one profile, AccountB's operator role."""
+    creds = aws.operator_credentials()
+    return (
+        f"[profile {PROFILE}]\n"
+        f"region = {REGION}\n"
+        f"endpoint_url = http://127.0.0.1:{port}\n"
+        f"aws_access_key_id = {creds.access_key_id}\n"
+        f"aws_secret_access_key = {creds.secret_access_key}\n"
+        f"aws_session_token = {creds.session_token}\n"
+    )
+
+
+def host_settings(aws: EmbeddedAws, port: int, directory: Path) -> dict[str, str]:
     """What a shell on this machine needs for `table-sync run`/`verify` (and `aws`) against the
     embedded AWS, as AccountB's operator role."""
     return {
+        "AWS_CONFIG_FILE": str((directory / HOST_CONFIG).resolve()),
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_PROFILE": PROFILE,
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        **aws.operator_credentials().as_env(),
         **aws.settings_env(),
         "STATE_TABLE": aws.state_table,
         "SOURCE_KEY_ATTRIBUTES": "pk",
@@ -52,8 +73,9 @@ def host_settings(aws: EmbeddedAws, port: int) -> dict[str, str]:
 HOST_HEADER = """\
 # table-sync local-aws: settings for a shell on this machine (. ./{name}, or eval the output of
 # `table-sync local-aws --detach`). Credentials: AccountB's {role} role (the reader role trusts
-# it). COPY_BUCKET is not a setting: it names the copy bucket, for --destination s3://...
-unset AWS_PROFILE AWS_DEFAULT_PROFILE
+# it), as profile {profile} of {config}. COPY_BUCKET is not a setting: it names the copy bucket,
+# for --destination s3://... Open a new shell to get your own AWS settings back.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 """
 
 
@@ -67,9 +89,12 @@ def write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
-def host_env_text(aws: EmbeddedAws, port: int) -> str:
+def write_host_files(aws: EmbeddedAws, port: int, directory: Path) -> None:
+    """local-aws.env and the config file it names."""
+    write_private(directory / HOST_CONFIG, host_config(aws, port))
     role = aws.operator_role_arn.rsplit("/", 1)[-1]
-    return HOST_HEADER.format(name=HOST_ENV, role=role) + exports(host_settings(aws, port))
+    header = HOST_HEADER.format(name=HOST_ENV, role=role, profile=PROFILE, config=HOST_CONFIG)
+    write_private(directory / HOST_ENV, header + exports(host_settings(aws, port, directory)))
 
 
 def running_pid(directory: Path) -> int | None:
