@@ -29,14 +29,20 @@ class FaultProxy:
         every: int = 3,
         targets: frozenset[str] | None = None,
         errors: dict[str, str] | None = None,
+        keep_host: bool = False,
     ) -> None:
-        """``errors`` replaces the throttling error of a target with another AWS error code."""
+        """``errors`` replaces the throttling error of a target with another AWS error code.
+        ``keep_host`` forwards the Host header as signed, so moto's signature check (IAM
+        enforcement) passes through the proxy (not for S3, which moto routes by Host)."""
         self._upstream = urlparse(upstream)
         self._targets = targets if targets is not None else frozenset(THROTTLES)
         self._errors = {**THROTTLES, **(errors or {})}
         self.every = every
         self.seen: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        # Access key ids seen per target: which credentials signed the requests.
+        self.access_keys: dict[str, set[str]] = {}
+        self._keep_host = keep_host
         self._lock = threading.Lock()
         proxy = self
 
@@ -47,6 +53,9 @@ class FaultProxy:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 target = self.headers.get("X-Amz-Target", "")
+                credential = self.headers.get("Authorization", "").partition("Credential=")[2]
+                with proxy._lock:
+                    proxy.access_keys.setdefault(target, set()).add(credential.split("/")[0])
                 if target in proxy._targets and proxy._should_throttle(target):
                     payload = json.dumps(
                         {"__type": proxy._errors[target], "message": "injected by the proxy"}
@@ -61,7 +70,11 @@ class FaultProxy:
                     proxy._upstream.hostname, proxy._upstream.port, timeout=60
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = f"{proxy._upstream.hostname}:{proxy._upstream.port}"
+                headers["Host"] = (
+                    self.headers["Host"]
+                    if proxy._keep_host
+                    else f"{proxy._upstream.hostname}:{proxy._upstream.port}"
+                )
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 response = conn.getresponse()
                 data = response.read()

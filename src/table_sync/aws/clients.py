@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import NoRegionError
 
 from table_sync.aws.kms import KmsDecrypter
+from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
 from table_sync.errors import ConfigurationError
 from table_sync.models import Settings
@@ -106,9 +107,18 @@ def connect_source(
         region=settings.table_region,
         counter=counter,
     )
-    kms_client = source_session.client(
-        "kms", region_name=settings.kms_region, config=kms_client_config(settings)
-    )
+    kms_client: Any
+    if settings.kms_client == "lean":
+        kms_client = LeanKmsClient(
+            source_session,
+            settings.kms_region,
+            kms_client_config(settings),
+            max_attempts=settings.kms_max_attempts,
+        )
+    else:
+        kms_client = source_session.client(
+            "kms", region_name=settings.kms_region, config=kms_client_config(settings)
+        )
     return SourceConnection(
         dynamodb=source_session.client(
             "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from table_sync.aws.errors import error_code
+from table_sync.aws.kms_lean import LeanKmsClient
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -51,7 +52,9 @@ class KmsDecryptFailed(Exception):
 class KmsDecrypter:
     """Decrypts ciphertexts under one key; counts requests, cache hits and successes."""
 
-    def __init__(self, client: KMSClient, key_arn: str, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, client: KMSClient | LeanKmsClient, key_arn: str, *, cache_size: int = 10_000
+    ) -> None:
         self._client = client
         self.key_arn = key_arn
         self._cache_size = cache_size
@@ -63,7 +66,14 @@ class KmsDecrypter:
         self.successes = 0
         self.throttles = 0
         self.budget: Callable[[], None] | None = None
-        client.meta.events.register("needs-retry.kms.Decrypt", self._count_throttle)
+        if isinstance(client, LeanKmsClient):
+            client.on_throttle = self._count_one_throttle
+        else:
+            client.meta.events.register("needs-retry.kms.Decrypt", self._count_throttle)
+
+    def _count_one_throttle(self) -> None:
+        with self._lock:
+            self.throttles += 1
 
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         """botocore's retry hook, called after every attempt: count the throttled ones."""
