@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,10 +31,12 @@ class FaultProxy:
         targets: frozenset[str] | None = None,
         errors: dict[str, str] | None = None,
         keep_host: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``errors`` replaces the throttling error of a target with another AWS error code.
         ``keep_host`` forwards the Host header as signed, so moto's signature check (IAM
-        enforcement) passes through the proxy (not for S3, which moto routes by Host)."""
+        enforcement) passes through the proxy (not for S3, which moto routes by Host). ``tls``
+        serves HTTPS with that server context (moto behind it stays plain HTTP)."""
         self._upstream = urlparse(upstream)
         self._targets = targets if targets is not None else frozenset(THROTTLES)
         self._errors = {**THROTTLES, **(errors or {})}
@@ -90,6 +93,9 @@ class FaultProxy:
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._scheme = "https" if tls else "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _should_throttle(self, target: str) -> bool:
@@ -102,7 +108,7 @@ class FaultProxy:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()
