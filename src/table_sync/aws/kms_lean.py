@@ -181,7 +181,7 @@ class LeanKmsClient:
             )
 
     def _signed_headers(self, body: bytes) -> list[tuple[str, str]]:
-        frozen = self._credentials.get_frozen_credentials()  # refreshes when due
+        signing = self._signing_config()
         request = HttpRequest(
             "POST",
             self._path,
@@ -195,7 +195,18 @@ class LeanKmsClient:
             ),
             None,
         )
-        signing = AwsSigningConfig(
+        signed = signing.replace(signed_body_value=_sha256_hex(body))
+        aws_sign_request(request, signed).result()
+        return [*request.headers, ("User-Agent", self._user_agent)]
+
+    def _signing_config(self) -> AwsSigningConfig:
+        """The signer's config for the credentials of the moment (read on every request, so a
+        refresh is picked up); made again only when they change."""
+        frozen = self._credentials.get_frozen_credentials()  # refreshes when due
+        cached = getattr(self._local, "signing", None)
+        if cached is not None and cached[0] == frozen:
+            return cached[1]
+        config = AwsSigningConfig(
             algorithm=AwsSigningAlgorithm.V4,
             signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
             credentials_provider=AwsCredentialsProvider.new_static(
@@ -203,10 +214,9 @@ class LeanKmsClient:
             ),
             region=self.region,
             service="kms",
-            signed_body_value=_sha256_hex(body),
         )
-        aws_sign_request(request, signing).result()
-        return [*request.headers, ("User-Agent", self._user_agent)]
+        self._local.signing = (frozen, config)
+        return config
 
     def _attempt(self, body: bytes) -> tuple[int, dict[str, str], bytes, Exception | None]:
         """One HTTP exchange: (status, headers, body, None), or the botocore error a failed
