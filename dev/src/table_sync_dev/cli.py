@@ -683,8 +683,6 @@ def _serve_local_aws(
     import threading
 
     from table_sync_dev.local import kit
-    from table_sync_dev.local.accounts import REGION
-    from table_sync_dev.local.sam_kit import env_json
     from table_sync_dev.local.seed import provision
     from table_sync_dev.local.server import MotoServer
 
@@ -692,14 +690,7 @@ def _serve_local_aws(
         aws = provision(server.endpoint, items=items)
         aws.sessions()  # every session handed out is made now: IAM is enforced from here on
         server.enforce_iam(True)
-        settings = {
-            **aws.settings_env(),
-            "STATE_TABLE": aws.state_table,
-            "AWS_ENDPOINT_URL": f"http://{container_host}:{server.port}",
-        }
-        (directory / kit.ENV_JSON).write_text(json.dumps(env_json(template, settings), indent=2))
-        container = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
-        kit.write_private(directory / kit.CONTAINER_CREDENTIALS, kit.exports(container))
+        kit.write_container_files(aws, template, container_host, server.port, directory)
         kit.write_host_files(aws, server.port, directory)
         pid_path = directory / kit.PID_FILE
         if pid_file:

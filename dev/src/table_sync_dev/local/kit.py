@@ -18,7 +18,7 @@ It writes, in one directory:
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import shlex
 import signal
@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from table_sync_dev.local.accounts import REGION
+from table_sync_dev.local.sam_kit import env_json
 from table_sync_dev.local.seed import EmbeddedAws
 
 ENV_JSON = "env.json"
@@ -89,6 +90,21 @@ def write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def write_container_files(
+    aws: EmbeddedAws, template: Path, container_host: str, port: int, directory: Path
+) -> None:
+    """env.json (every variable the template declares) and the function role's credentials,
+    for `sam local invoke`."""
+    settings = {
+        **aws.settings_env(),
+        "STATE_TABLE": aws.state_table,
+        "AWS_ENDPOINT_URL": f"http://{container_host}:{port}",
+    }
+    (directory / ENV_JSON).write_text(json.dumps(env_json(template, settings), indent=2))
+    container = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
+    write_private(directory / CONTAINER_CREDENTIALS, exports(container))
+
+
 def write_host_files(aws: EmbeddedAws, port: int, directory: Path) -> None:
     """local-aws.env and the config file it names."""
     write_private(directory / HOST_CONFIG, host_config(aws, port))
@@ -106,9 +122,7 @@ def running_pid(directory: Path) -> int | None:
         return None
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, someone else's: not ours to report as ours
+    except (ProcessLookupError, PermissionError):  # gone, or alive but someone else's
         return None
     return pid
 
@@ -159,6 +173,5 @@ def stop(directory: Path, timeout: float = 20.0) -> int | None:
         time.sleep(0.1)
     if running_pid(directory) == pid:
         os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        (directory / PID_FILE).unlink()
+    (directory / PID_FILE).unlink(missing_ok=True)
     return pid
