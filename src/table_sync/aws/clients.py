@@ -107,17 +107,15 @@ def connect_source(
         region=settings.table_region,
         counter=counter,
     )
+    kms_config = kms_client_config(settings)
     kms_client: Any
     if settings.kms_client == "lean":
         kms_client = LeanKmsClient(
-            source_session,
-            settings.kms_region,
-            kms_client_config(settings),
-            max_attempts=settings.kms_max_attempts,
+            source_session, settings.kms_region, kms_config, max_attempts=settings.kms_max_attempts
         )
     else:
         kms_client = source_session.client(
-            "kms", region_name=settings.kms_region, config=kms_client_config(settings)
+            "kms", region_name=settings.kms_region, config=kms_config
         )
     return SourceConnection(
         dynamodb=source_session.client(

@@ -78,8 +78,7 @@ class KmsDecrypter:
     def _count_throttle(self, response: Any = None, **_: Any) -> None:
         """botocore's retry hook, called after every attempt: count the throttled ones."""
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING:
-            with self._lock:
-                self.throttles += 1
+            self._count_one_throttle()
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         key: _CacheKey = (bytes(ciphertext), tuple(sorted((context or {}).items())))

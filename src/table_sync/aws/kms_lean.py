@@ -108,7 +108,6 @@ class LeanKmsClient:
         self._quota_lock = threading.Lock()
         # Called once per throttled attempt (KmsDecrypter counts them).
         self.on_throttle: Callable[[], None] | None = None
-        self.sleep: Callable[[float], None] = time.sleep
 
     @staticmethod
     def _tls_context(session: boto3.Session) -> ssl.SSLContext:
@@ -160,7 +159,7 @@ class LeanKmsClient:
             ):
                 self.on_throttle()
             if self._policy.should_retry(context) and self._acquire_quota(context):
-                self.sleep(self._policy.compute_retry_delay(context))
+                time.sleep(self._policy.compute_retry_delay(context))
                 continue
             if exc is not None:
                 raise exc
