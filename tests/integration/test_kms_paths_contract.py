@@ -95,18 +95,27 @@ def test_both_paths_make_the_same_copy_quarantine_and_error_kinds(
 
     botocore, lean = results["botocore"], results["lean"]
     expected = {k: v for k, v in aws.expected.items() if k not in BROKEN}
-    for result in (botocore, lean):
-        assert differences(expected, result["copy"]) == []
-        assert result["summary"]["items_written"] == 26
-        assert result["throttled"] >= 5  # throttled Decrypts were retried, none lost
-        assert result["decrypt_keys"] > 1  # Decrypts were signed with renewed credentials
-        assert result["summary"]["assume_role_calls"] > 1
+    for path, result in results.items():
+        # What each run saw, to read when an assertion fails (counters only: no values).
+        seen = {k: result[k] for k in ("throttled", "decrypt_keys", "quarantine")} | {
+            k: result["summary"][k]
+            for k in ("items_written", "kms_requests", "kms_throttles", "assume_role_calls")
+        }
+        assert differences(expected, result["copy"]) == [], path
+        assert result["summary"]["items_written"] == 26, (path, seen)
+        assert result["throttled"] >= 5, (path, seen)  # throttled Decrypts retried, none lost
+        assert result["decrypt_keys"] > 1, (path, seen)  # signed with renewed credentials
+        assert result["summary"]["assume_role_calls"] > 1, (path, seen)
     assert lean["copy"] == botocore["copy"]
     assert lean["quarantine"] == botocore["quarantine"]
-    kinds = {(item, attribute, error) for item, attribute, error in lean["quarantine"]}
-    assert {error for _, _, error in kinds} >= {"InvalidCiphertextException", "InvalidBase64"}
+    errors = {error for _, _, error in lean["quarantine"]}
+    assert errors >= {"InvalidCiphertextException", "InvalidBase64"}
     for name in ("items_quarantined", "kms_requests", "attributes_decrypted", "kms_cache_hits"):
-        assert lean["summary"][name] == botocore["summary"][name], name
+        assert lean["summary"][name] == botocore["summary"][name], (
+            name,
+            lean["summary"],
+            botocore["summary"],
+        )
 
 
 def _failure(
