@@ -23,9 +23,12 @@ The naive script runs beside the throughput segments (it sleeps 90% of its time)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.latency_model import Latency, Table
+from bench.latency_model import HEADER, Latency, Table
+from table_sync.models import Settings
 
 ACCOUNT_A = "111111111111"
 REGION = "eu-west-1"
@@ -50,8 +54,18 @@ FUNCTION_CREDENTIALS = {
 ENCRYPTED = ["ssn", "api_secret"]
 
 
+def cpus() -> tuple[int | None, set[int]]:
+    """The core the measured client is pinned to (``taskset``, so its figures are per vCPU),
+    and the cores left to the model servers; no pinning without taskset or with one core."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        return None, set(allowed)
+    return allowed[-1], set(allowed[:-1])
+
+
 class ModelServer:
-    """``python -m bench.latency_model`` in a process of its own, on a free loopback port."""
+    """``python -m bench.latency_model`` in a process of its own, on a free loopback port, on
+    the cores the measured client is not pinned to."""
 
     def __init__(self, latency_scale: float = 1.0) -> None:
         self.latency_scale = latency_scale
@@ -71,6 +85,7 @@ class ModelServer:
             text=True,
         )
         assert self._process.stdout is not None
+        os.sched_setaffinity(self._process.pid, cpus()[1])
         line = self._process.stdout.readline()
         if not line.startswith("listening "):
             raise RuntimeError(f"latency model did not start: {line!r}")
@@ -94,8 +109,11 @@ class ModelServer:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_scenario(name: str, config: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    """``python -m bench.scenarios <name>`` in a process of its own, against ``endpoint``."""
+def run_scenario(
+    name: str, config: dict[str, Any], endpoint: str, *, pinned: bool = False
+) -> dict[str, Any]:
+    """``python -m bench.scenarios <name>`` in a process of its own, against ``endpoint``;
+    ``pinned``: on one core (``taskset -c``), see :func:`cpus`."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
     env = {
@@ -109,8 +127,12 @@ def run_scenario(name: str, config: dict[str, Any], endpoint: str) -> dict[str, 
         "POWERTOOLS_SERVICE_NAME": "table-sync",
     }
     try:
+        cpu = cpus()[0] if pinned else None
         done = subprocess.run(
-            [sys.executable, "-m", "bench.scenarios", name, handle.name],
+            [
+                *(["taskset", "-c", str(cpu)] if cpu is not None else []),
+                *(sys.executable, "-m", "bench.scenarios", name, handle.name),
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -134,7 +156,11 @@ def baseline_config(table: str) -> dict[str, Any]:
     }
 
 
-def segment_config(table: str, run_id: str, segment: int, total: int) -> dict[str, Any]:
+def segment_config(
+    table: str, run_id: str, segment: int, total: int, kms_client: str | None = None
+) -> dict[str, Any]:
+    """A segment's event and the function's environment; ``kms_client``: KMS_CLIENT, when not
+    the default."""
     return {
         "run_id": run_id,
         "segment": segment,
@@ -150,20 +176,31 @@ def segment_config(table: str, run_id: str, segment: int, total: int) -> dict[st
             "QUARANTINE": "dynamodb://bench-quarantine",
             "STATE_TABLE": "bench-state",
             "AWS_LAMBDA_FUNCTION_NAME": "table-sync",
+            **({"KMS_CLIENT": kms_client} if kms_client else {}),
         },
     }
 
 
 def run_segments(
-    server: ModelServer, table: str, total: int, label: str, *, parallel: int = 1
+    server: ModelServer,
+    table: str,
+    total: int,
+    label: str,
+    *,
+    parallel: int = 1,
+    kms_client: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every segment of one run, each its own process, ``parallel`` at a time. Checks that every
-    item arrived, decrypted, and that the model's count of Decrypts agrees with the client's."""
+    """Every segment of one run, each its own process, ``parallel`` at a time (one at a time:
+    pinned to one core). Checks that every item arrived, decrypted, and that the model's count
+    of Decrypts agrees with the client's."""
 
     def segment(n: int) -> dict[str, Any]:
         before = server.stats() if parallel == 1 else {}
         row = run_scenario(
-            "table-sync-segment", segment_config(table, f"bench-{label}", n, total), server.endpoint
+            "table-sync-segment",
+            segment_config(table, f"bench-{label}", n, total, kms_client),
+            server.endpoint,
+            pinned=parallel == 1,
         )
         row["segment"] = n
         if parallel == 1:  # this segment's own requests
@@ -272,6 +309,29 @@ def in_background(target: Any, *args: Any) -> Iterator[dict[str, Any]]:
             raise out["error"]
 
 
+KMS_PATHS = ("lean", "botocore")  # the default first
+
+
+def decrypt_cpu(server: ModelServer, calls: int, repeats: int = 3) -> dict[str, float]:
+    """Client CPU per Decrypt of each KMS path, in microseconds: the median of ``repeats``
+    runs of ``calls`` sequential Decrypts each, the paths taking turns, pinned to one core."""
+    table = Table.named("bench-1")
+    ciphertexts = [
+        base64.b64encode(HEADER + table.plaintext(i, 0)).decode() for i in range(calls + 20)
+    ]
+    runs: dict[str, list[float]] = {path: [] for path in KMS_PATHS}
+    for _ in range(repeats):
+        for path in KMS_PATHS:
+            config = {
+                **segment_config("bench-1", "", 0, 1, path),
+                "function_credentials": FUNCTION_CREDENTIALS,
+                "ciphertexts": ciphertexts,
+            }
+            row = run_scenario("kms-decrypt", config, server.endpoint, pinned=True)
+            runs[path].append(1e6 * row["call_cpu_s"] / row["items"])
+    return {path: statistics.median(values) for path, values in runs.items()}
+
+
 def main() -> dict[str, Any]:
     scale_items = int(os.environ.get("BENCH_SCALE_ITEMS", "100000"))
     memory_items = [
@@ -279,23 +339,40 @@ def main() -> dict[str, Any]:
     ]
     naive_items = int(os.environ.get("BENCH_NAIVE_ITEMS", "5000"))
     floor_items = int(os.environ.get("BENCH_FLOOR_ITEMS", "5000"))
+    decrypt_calls = int(os.environ.get("BENCH_DECRYPT_CALLS", "2000"))
     total = int(os.environ.get("BENCH_SEGMENTS", "4"))
-    concurrency = 16  # DECRYPT_CONCURRENCY's default
+    concurrency = int(Settings.model_fields["decrypt_concurrency"].default)
     latency = Latency()
+    client_cpu, server_cpus = cpus()
     print(
         f"\nlatency model: Scan page {latency.scan * 1000:.0f} ms, Decrypt "
         f"{latency.decrypt * 1000:.0f} ms, BatchWriteItem {latency.batch_write * 1000:.0f} ms, "
-        f"PutItem {latency.put_item * 1000:.0f} ms",
+        f"PutItem {latency.put_item * 1000:.0f} ms; measured processes pinned to core "
+        f"{client_cpu} (taskset), model servers on {sorted(server_cpus)}",
         flush=True,
     )
     with ModelServer(0.0) as fast, ModelServer() as model, ModelServer() as naive_model:
-        floor = run_scenario("floor", baseline_config(f"bench-{floor_items}"), fast.endpoint)
-        floor["cpu_us_per_item"] = 1e6 * floor["cpu_s"] / floor["items"]
-        print(f"  floor: {floor['cpu_us_per_item']:.0f} us CPU per item", flush=True)
+        decrypt_us = decrypt_cpu(fast, decrypt_calls)
+        print(
+            "  client CPU per Decrypt: "
+            + ", ".join(f"{path} {us:.0f} us" for path, us in decrypt_us.items()),
+            flush=True,
+        )
+        floors = {}
+        for path in KMS_PATHS:
+            config = {
+                **baseline_config(f"bench-{floor_items}"),
+                "kms_client": path,
+                "lambda_env": segment_config("bench-1", "", 0, 1)["lambda_env"],
+            }
+            row = run_scenario("floor", config, fast.endpoint, pinned=True)
+            row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
+            floors[path] = row
+            print(f"  floor ({path}): {row['cpu_us_per_item']:.0f} us CPU per item", flush=True)
+        floor = floors["lean"]
 
         # The naive script sleeps 90% of its time, so it runs beside the throughput segments,
-        # on a server of its own: it takes a little of the second core, which the segments
-        # share only with the model server.
+        # on a server of its own, on the servers' core.
         model_cpu0 = model.cpu_seconds()
         with in_background(
             run_scenario, "naive", baseline_config(f"bench-{naive_items}"), naive_model.endpoint
@@ -306,6 +383,9 @@ def main() -> dict[str, Any]:
         if naive_model.stats().get("items_put") != naive_items:
             raise RuntimeError("the naive script did not copy every item")
         print(f"  naive: {naive['items'] / naive['wall_s']:.0f} items/s", flush=True)
+        botocore = run_segments(
+            model, f"bench-{scale_items}", total, f"{scale_items}-botocore", kms_client="botocore"
+        )
 
         mirror_items = int(os.environ.get("BENCH_MIRROR_ITEMS", "100000"))
         mirror = nightly(model, mirror_items, every=100, delete_every=1000)
@@ -317,22 +397,33 @@ def main() -> dict[str, Any]:
         }
     naive["items_per_s"] = naive["items"] / naive["wall_s"]
 
-    for row in throughput:
-        row["latency_floor_s"] = latency_floor(row, latency, concurrency)
-        row["cpu_floor_s"] = row["items"] * floor["cpu_us_per_item"] / 1e6
-        row["wall_vs_floor"] = row["wall_s"] / max(row["latency_floor_s"], row["cpu_floor_s"])
-        row["items_per_s"] = row["items"] / row["wall_s"]
-        row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
-        row["cpu_vs_floor"] = row["cpu_us_per_item"] / floor["cpu_us_per_item"]
-        row["speed_vs_naive"] = row["items_per_s"] / naive["items_per_s"]
+    for rows in (throughput, botocore):
+        for row in rows:
+            row["latency_floor_s"] = latency_floor(row, latency, concurrency)
+            row["cpu_floor_s"] = row["items"] * floor["cpu_us_per_item"] / 1e6
+            row["wall_vs_floor"] = row["wall_s"] / max(row["latency_floor_s"], row["cpu_floor_s"])
+            row["items_per_s"] = row["items"] / row["wall_s"]
+            row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
+            row["cpu_vs_floor"] = row["cpu_us_per_item"] / floor["cpu_us_per_item"]
+            row["speed_vs_naive"] = row["items_per_s"] / naive["items_per_s"]
     rss = {n: max(r["peak_rss_mb"] for r in rows) for n, rows in memory.items()}
+    speedup = [
+        lean["items_per_s"] / old["items_per_s"]
+        for lean, old in zip(throughput, botocore, strict=True)
+    ]
     result = {
         "latency_ms": {k: v * 1000 for k, v in vars(latency).items()},
         "segments": total,
         "decrypt_concurrency": concurrency,
+        "pinned_cpu": client_cpu,
+        "decrypt_cpu_us": decrypt_us,
+        "decrypt_cpu_ratio": decrypt_us["lean"] / decrypt_us["botocore"],
         "floor": floor,
+        "floors": floors,
         "naive": naive,
         "throughput": {"items": scale_items, "segments": throughput, "model_cpu_s": model_cpu},
+        "throughput_botocore": {"items": scale_items, "segments": botocore},
+        "items_per_s_ratio": speedup,
         "memory": {str(n): rows for n, rows in memory.items()},
         "peak_rss_mb": {str(n): v for n, v in rss.items()},
         "mirror": mirror,
@@ -343,31 +434,46 @@ def main() -> dict[str, Any]:
 
 def _print(result: dict[str, Any], items: int) -> None:
     floor, naive = result["floor"], result["naive"]
-    rows = result["throughput"]["segments"]
+    decrypt = result["decrypt_cpu_us"]
     print(
-        f"\n{items} items in {result['segments']} segments (one process each), every "
-        f"ciphertext distinct; floor {floor['cpu_us_per_item']:.0f} us CPU/item, "
-        f"naive {naive['items_per_s']:.0f} items/s on {naive['items']} items"
+        f"\nclient CPU per Decrypt (pinned, sequential, no latency): lean {decrypt['lean']:.0f} "
+        f"us, botocore {decrypt['botocore']:.0f} us: lean / botocore "
+        f"{result['decrypt_cpu_ratio']:.2f}x"
     )
-    header = (
-        f"{'segment':<8}{'items':>7}{'pages':>6}{'wall s':>8}{'lat floor':>10}{'CPU floor':>10}"
-        f"{'wall/floor':>11}{'CPU s':>7}{'CPU/floor':>10}{'items/s':>8}{'x naive':>8}"
-        f"{'RSS MB':>7}{'KMS req':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
+    for label, key in (("lean (default)", "throughput"), ("botocore", "throughput_botocore")):
+        rows = result[key]["segments"]
         print(
-            f"{r['segment']:<8}{r['items']:>7}{r['pages']:>6}{r['wall_s']:>8.1f}"
-            f"{r['latency_floor_s']:>10.1f}{r['cpu_floor_s']:>10.1f}{r['wall_vs_floor']:>11.2f}"
-            f"{r['cpu_s']:>7.1f}{r['cpu_vs_floor']:>10.2f}{r['items_per_s']:>8.0f}"
-            f"{r['speed_vs_naive']:>8.1f}{r['peak_rss_mb']:>7.0f}{r['kms_requests']:>8}"
+            f"\nKMS_CLIENT={label}: {items} items in {result['segments']} segments (one process "
+            f"each, pinned to one core), every ciphertext distinct; lean floor "
+            f"{floor['cpu_us_per_item']:.0f} us CPU/item, naive {naive['items_per_s']:.0f} "
+            f"items/s on {naive['items']} items"
         )
-    slowest = max(r["wall_s"] for r in rows)
-    print(
-        f"run with one Lambda per segment: {slowest:.1f} s, {items / slowest:.0f} items/s; "
-        f"model server CPU {result['throughput']['model_cpu_s']:.1f} s"
-    )
+        header = (
+            f"{'segment':<8}{'items':>7}{'pages':>6}{'wall s':>8}{'lat floor':>10}"
+            f"{'CPU floor':>10}{'wall/floor':>11}{'CPU s':>7}{'CPU/floor':>10}{'items/s':>8}"
+            f"{'x naive':>8}{'RSS MB':>7}{'KMS req':>8}"
+        )
+        print(header)
+        print("-" * len(header))
+        for r in rows:
+            print(
+                f"{r['segment']:<8}{r['items']:>7}{r['pages']:>6}{r['wall_s']:>8.1f}"
+                f"{r['latency_floor_s']:>10.1f}{r['cpu_floor_s']:>10.1f}"
+                f"{r['wall_vs_floor']:>11.2f}{r['cpu_s']:>7.1f}{r['cpu_vs_floor']:>10.2f}"
+                f"{r['items_per_s']:>8.0f}{r['speed_vs_naive']:>8.1f}{r['peak_rss_mb']:>7.0f}"
+                f"{r['kms_requests']:>8}"
+            )
+        slowest = max(r["wall_s"] for r in rows)
+        print(
+            f"run with one Lambda per segment: {slowest:.1f} s, {items / slowest:.0f} items/s"
+            + (
+                f"; model server CPU {result['throughput']['model_cpu_s']:.1f} s"
+                if key == "throughput"
+                else ""
+            )
+        )
+    ratios = ", ".join(f"{r:.2f}" for r in result["items_per_s_ratio"])
+    print(f"items/s per segment, lean / botocore: {ratios}")
     sizes = ", ".join(f"{int(n):,} items {v:.0f} MB" for n, v in result["peak_rss_mb"].items())
     print(f"peak RSS per segment process (repeated ciphertexts): {sizes}")
     mirror = result["mirror"]

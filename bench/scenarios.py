@@ -7,6 +7,7 @@ pydantic and Powertools for all too, since this module imports them).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -23,6 +24,8 @@ import boto3
 
 # Imported before any scenario's clock starts, as a running Lambda has them: import time is not
 # per-item work. (The two baselines import only boto3.)
+from table_sync.aws.clients import connect_source, kms_client_config
+from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.handler import lambda_handler
 from table_sync.models import Invocation, Settings
 from table_sync.runs import run_step
@@ -64,9 +67,16 @@ def _reader(config: dict[str, Any]) -> boto3.Session:
 
 
 def floor(config: dict[str, Any]) -> dict[str, Any]:
-    """(a) A plain paginated low-level scan and one Decrypt per ciphertext; nothing else."""
+    """(a) A plain paginated low-level scan and one Decrypt per ciphertext; nothing else. With
+    ``"kms_client": "lean"`` the Decrypts go through the lean client (the lean path's floor)."""
     reader = _reader(config)
-    ddb, kms = reader.client("dynamodb"), reader.client("kms")
+    ddb = reader.client("dynamodb")
+    kms: Any = reader.client("kms")
+    if config.get("kms_client") == "lean":
+        settings = Settings.from_env(config["lambda_env"])
+        kms = LeanKmsClient(
+            reader, None, kms_client_config(settings), max_attempts=settings.kms_max_attempts
+        )
     items = requests = 0
     for page in ddb.get_paginator("scan").paginate(TableName=config["table"]):
         for item in page["Items"]:
@@ -157,6 +167,25 @@ def dynamodump(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def kms_decrypt(config: dict[str, Any]) -> dict[str, Any]:
+    """The client CPU of one Decrypt, through the KMS client a run makes (``connect_source``,
+    KMS_CLIENT as configured, the decrypter's cache off): ``calls`` distinct ciphertexts, one
+    after another, timed after a few to warm up (connection, credentials, signing config)."""
+    settings = Settings.from_env({**config["lambda_env"], "KMS_CACHE_SIZE": "0"})
+    source = connect_source(
+        settings, _session(config["function_credentials"]), role_session_name="bench"
+    )
+    blobs = [base64.b64decode(blob) for blob in config["ciphertexts"]]
+    warm, timed = blobs[:20], blobs[20:]
+    for blob in warm:
+        source.kms.decrypt(blob)
+    cpu0 = time.process_time()
+    for blob in timed:
+        source.kms.decrypt(blob)
+    cpu = time.process_time() - cpu0
+    return {"items": len(timed), "kms_requests": source.kms.requests, "call_cpu_s": cpu}
+
+
 def table_sync_segment(config: dict[str, Any]) -> dict[str, Any]:
     """One segment of a parallel run, as its own Lambda would run it: the handler, with the
     function's environment and a segment event (the state machine's)."""
@@ -210,6 +239,8 @@ def main() -> None:
         result = table_sync(config, f"dynamodb://{config['copy_table']}")
     elif name == "table-sync-s3":
         result = table_sync(config, f"s3://{config['bucket']}/bench")
+    elif name == "kms-decrypt":
+        result = kms_decrypt(config)
     elif name == "table-sync-segment":
         result = table_sync_segment(config)
     elif name == "table-sync-mirror":

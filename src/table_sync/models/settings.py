@@ -118,9 +118,9 @@ class Settings(BaseModel):
     decrypt_concurrency: int = Field(16, alias="DECRYPT_CONCURRENCY", ge=1, le=64)
     kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
     kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
-    # How Decrypt is sent: "botocore" (a boto3 client) or "lean" (awscrt's signer and
-    # http.client, same endpoint, credentials, retries and errors: aws/kms_lean.py).
-    kms_client: Literal["botocore", "lean"] = Field("botocore", alias="KMS_CLIENT")
+    # How Decrypt is sent: "lean" (awscrt's signer and http.client, the same endpoint,
+    # credentials, retries and errors: aws/kms_lean.py), or "botocore" (a boto3 client).
+    kms_client: Literal["lean", "botocore"] = Field("lean", alias="KMS_CLIENT")
     page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
     state_table: str | None = Field(None, alias="STATE_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
     resume_margin_seconds: int = Field(60, alias="RESUME_MARGIN_SECONDS", ge=5, le=600)
