@@ -6,6 +6,8 @@
    its own tool environment, DYNAMODUMP), and table-sync to DynamoDB and to S3. moto serves
    every request from one core, so wall times measure moto as much as the client; CPU per item
    is the client's own.
+   Then `table-sync run --full` as a user runs it (the CLI, a process of its own), with each
+   KMS_CLIENT, over the table and over an empty one: CPU per item, less the empty run's CPU.
 2. On the latency model, at scale: see bench/scale.py (BENCH_SCALE=0 skips it).
 
 Prints the tables and writes bench/results/latest.json.
@@ -16,11 +18,13 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from bench import scale
-from table_sync_dev.local.seed import SOURCE_TABLE, provision
+from table_sync_dev.local.seed import SOURCE_TABLE, EmbeddedAws, provision
 from table_sync_dev.local.server import MotoServer
 
 SCENARIOS = ["floor", "naive", "dynamodump", "table-sync-dynamodb", "table-sync-s3"]
@@ -65,6 +69,7 @@ def main() -> int:
                     f"  run {repeat + 1}/{repeats} {name}: {runs[name][-1]['wall_s']:.1f} s",
                     flush=True,
                 )
+        cli = cli_cpu(aws, items, repeats)
     rows = {name: {**_median(results), "runs": len(results)} for name, results in runs.items()}
     floor, naive = rows["floor"], rows["naive"]
     for row in rows.values():
@@ -73,8 +78,9 @@ def main() -> int:
         row["cpu_vs_floor"] = row["cpu_s"] / floor["cpu_s"]
         row["speed_vs_naive"] = row["items_per_s"] / (naive["items"] / naive["wall_s"])
     _print(rows, items, repeats)
+    _print_cli(cli, items, repeats)
     result: dict[str, Any] = {
-        "embedded_aws": {"items": items, "repeats": repeats, "scenarios": rows}
+        "embedded_aws": {"items": items, "repeats": repeats, "scenarios": rows, "cli": cli}
     }
     if os.environ.get("BENCH_SCALE", "1") != "0":
         result["latency_model"] = scale.main()
@@ -82,6 +88,55 @@ def main() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
     print(f"\nwritten {RESULTS / 'latest.json'}")
     return 0
+
+
+def cli_cpu(aws: EmbeddedAws, items: int, repeats: int) -> dict[str, Any]:
+    """`table-sync run --full` to DynamoDB, as a user runs it, with each KMS_CLIENT: the CLI
+    process's CPU over the table, less its CPU over an empty table (start-up, imports,
+    AssumeRole), per item. Medians of ``repeats``, the paths taking turns."""
+    empty = aws.isolated("bench-empty", items=0)
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeats):
+        for path in ("lean", "botocore"):
+            for label, view in (("table", aws), ("empty", empty)):
+                env = {
+                    **os.environ,
+                    **view.lambda_env(ENCRYPTED_ATTRIBUTES="ssn,api_secret", KMS_CLIENT=path),
+                    "POWERTOOLS_LOG_LEVEL": "WARNING",
+                }
+                command = [str(Path(sys.executable).with_name("table-sync")), "run", "--full"]
+                child = subprocess.Popen(
+                    [*command, "--json"], env=env, stdout=subprocess.PIPE, text=True
+                )
+                assert child.stdout is not None
+                summary = json.loads(child.stdout.read())
+                _, status, usage = os.wait4(child.pid, 0)
+                written = summary["items_written"]
+                if status != 0 or written != (items if label == "table" else 0):
+                    raise RuntimeError(f"table-sync run ({path}, {label}): {summary}")
+                cpu.setdefault((path, label), []).append(usage.ru_utime + usage.ru_stime)
+    result: dict[str, Any] = {}
+    for path in ("lean", "botocore"):
+        table, idle = (statistics.median(cpu[path, label]) for label in ("table", "empty"))
+        result[path] = {
+            "cpu_s": table,
+            "empty_cpu_s": idle,
+            "cpu_us_per_item": 1e6 * (table - idle) / items,
+        }
+    result["ratio"] = result["lean"]["cpu_us_per_item"] / result["botocore"]["cpu_us_per_item"]
+    return result
+
+
+def _print_cli(cli: dict[str, Any], items: int, repeats: int) -> None:
+    print(
+        f"\n`table-sync run --full` (the CLI) on the embedded AWS: {items} items, median of "
+        f"{repeats}; CPU per item less a run over an empty table"
+    )
+    print(f"{'KMS_CLIENT':<12}{'CPU s':>8}{'empty CPU s':>13}{'CPU us/item':>13}")
+    for path in ("lean", "botocore"):
+        r = cli[path]
+        print(f"{path:<12}{r['cpu_s']:>8.2f}{r['empty_cpu_s']:>13.2f}{r['cpu_us_per_item']:>13.0f}")
+    print(f"lean / botocore: {cli['ratio']:.2f}x")
 
 
 def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
