@@ -1,5 +1,7 @@
 """Copy one segment of the source (the whole table when not segmented), or as much of it as the
 invocation's time allows: scan a page, decode it, commit it, until the scan ends or time is up.
+The stages overlap (pipeline/overlap.py): the next page is read while one decodes, and a page is
+committed while the next one decodes.
 
 With a state store the segment resumes from its checkpoint and saves one after each page that
 reached the destination; a segment that runs short of time returns ``continue``, and the next
@@ -9,6 +11,7 @@ of the scan is finalized here; a segmented run is finalized by its own step (see
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,7 @@ from table_sync.models import Invocation, Settings, SyncSummary
 from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
 from table_sync.pipeline.commit import Checkpointer, PageCommitter
 from table_sync.pipeline.decode import ItemNamer, PageDecoder
+from table_sync.pipeline.overlap import CommitBehind, read_ahead
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
 from table_sync.sinks import Sink
@@ -78,23 +82,37 @@ def copy_segment(
         context.remaining_ms, settings.resume_margin_seconds, context.state is not None
     )
     fingerprint = copy_fingerprint(settings)
-    with ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool:
+    with (
+        ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="scan") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="commit") as writer,
+    ):
         pages = _page_decoder(
             settings, context, kms, namer, pool, quarantining=quarantine is not None
         )
-        for page in remaining_pages(source, settings, checkpoint):
-            changes = _changes(settings, sink, page.items, fingerprint)
-            decoded = pages.decode(changes.changed, changes.digests, checkpoint.pages + 1)
-            committer.commit(page, decoded, changes)
-            namer.learn(page.last_evaluated_key)
-            if on_page is not None:
-                on_page(_progress(committer, clock() - started))
-            budget.consume(page.consumed_capacity)
-            if page.last_evaluated_key and deadline.near():
-                status = committer.pause()
-                break
-        else:
-            status = committer.finish()
+        behind = CommitBehind(
+            writer,
+            lambda: on_page(_progress(committer, clock() - started)) if on_page else None,
+        )
+        number = checkpoint.pages
+        try:
+            scanned = remaining_pages(source, settings, checkpoint)
+            for page in read_ahead(scanned, reader, lambda p: budget.consume(p.consumed_capacity)):
+                number += 1
+                changes = _changes(settings, sink, page.items, fingerprint)
+                decoded = pages.decode(changes.changed, changes.digests, number)
+                behind.submit(functools.partial(committer.commit, page, decoded, changes))
+                namer.learn(page.last_evaluated_key)
+                if page.last_evaluated_key and deadline.near():
+                    behind.drain()
+                    status = committer.pause()
+                    break
+            else:
+                behind.drain()
+                status = committer.finish()
+        except BaseException:
+            behind.abandon()
+            raise
     facts = StepFacts(
         status=status,
         location=sink.location,

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/[^/]+/[^/]+/(?P<service>[^/]+)/")
 _S3_OPERATIONS = {
@@ -41,6 +42,20 @@ class RecordedCall:
     @property
     def name(self) -> str:
         return f"{self.service}:{self.operation}"
+
+
+def _recorded_entries(text: str) -> Iterator[dict[str, Any]]:
+    """The recorder's entries. moto writes each as JSON and then its newline in a second
+    write, so requests answered at the same time can leave two entries on one line."""
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return
+        entry, position = decoder.raw_decode(text, position)
+        yield entry
 
 
 def _parse_recorded(entry: dict[str, object]) -> RecordedCall | None:
@@ -149,10 +164,9 @@ class MotoServer:
             yield calls
         finally:
             self._request("POST", "/moto-api/recorder/stop-recording")
-            for line in (
-                self._recording.read_text().splitlines() if self._recording.exists() else []
-            ):
-                parsed = _parse_recorded(json.loads(line))
+            text = self._recording.read_text() if self._recording.exists() else ""
+            for entry in _recorded_entries(text):
+                parsed = _parse_recorded(entry)
                 if parsed is not None:
                     calls.append(parsed)
 
