@@ -141,6 +141,7 @@ def test_the_kms_budget_holds_across_four_segments(
         "STATE_TABLE": aws.state_table,
         "KMS_REQUESTS_PER_SECOND": str(rate),
         "KMS_CACHE_SIZE": "0",
+        "DECRYPT_CONCURRENCY": "16",  # the count below assumes 16 requests a segment at once
         "TOTAL_SEGMENTS": str(segments),
         "SEGMENT": "0",
     }

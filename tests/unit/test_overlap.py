@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from table_sync.pipeline.overlap import CommitBehind, read_ahead
+from table_sync.pipeline.overlap import CommitBehind, ReadAhead
 
 
 class Pages:
@@ -50,7 +50,9 @@ def run_segment(pages: Pages, commit_delay: threading.Event | None = None) -> di
             held.append(pages.read - len(committed))
             committed.append(page)
 
-        for page in read_ahead(iter(pages), reader, budget.append):
+        ahead = ReadAhead(iter(pages), reader, budget.append)
+        for page in ahead:
+            ahead.start()  # as copy_segment does, once the page is decoded
             behind.submit(lambda page=page: commit(page))  # type: ignore[misc]
         behind.drain()
     return {"committed": committed, "held": held, "budget": budget}
@@ -73,7 +75,7 @@ def test_the_next_page_is_read_while_one_is_committed_but_never_more_than_three_
     timer.join()
     held = result["held"]
     assert isinstance(held, list)
-    # While page 1's commit waited, the loop went on: page 2 decoded, page 3 read ahead.
+    # While page 1's commit waited, the loop went on: page 2 decoded, page 3 read.
     assert held[0] == 3
     assert max(held) <= 3
 
@@ -85,7 +87,7 @@ def test_a_failed_read_is_raised_after_the_pages_before_it_are_committed() -> No
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
             behind = CommitBehind(writer, lambda: None)
             try:
-                for page in read_ahead(iter(Pages(10, fail_at=4)), reader, lambda _: None):
+                for page in ReadAhead(iter(Pages(10, fail_at=4)), reader, lambda _: None):
                     behind.submit(lambda page=page: committed.append(page))  # type: ignore[misc]
                 behind.drain()
             except BaseException:

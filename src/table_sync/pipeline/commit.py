@@ -10,6 +10,7 @@ from table_sync.aws.dynamodb import ScanPage, SourceTable
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.changes import PageChanges
 from table_sync.errors import DestinationError
+from table_sync.items import Item
 from table_sync.models.summary import StepStatus
 from table_sync.observability import logger
 from table_sync.pipeline.budgets import RequestBudget
@@ -18,6 +19,28 @@ from table_sync.quarantine import QuarantineRecord, QuarantineStore
 from table_sync.sinks import Finalized, Sink
 from table_sync.source_keys import SourceKeys
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
+
+
+@dataclass(frozen=True)
+class ScannedPage:
+    """What committing a decoded page needs of its scan: not its items, so a page's source
+    items are freed once it is decoded, while it is being written."""
+
+    items: int
+    last_evaluated_key: Item | None
+    consumed_capacity: float
+    unchanged: int
+    key_hashes: list[int]
+
+    @classmethod
+    def of(cls, page: ScanPage, changes: PageChanges) -> ScannedPage:
+        return cls(
+            len(page.items),
+            page.last_evaluated_key,
+            page.consumed_capacity,
+            changes.unchanged,
+            changes.key_hashes,
+        )
 
 
 @dataclass
@@ -66,19 +89,19 @@ class PageCommitter:
     def kms_requests(self) -> int:
         return self._kms_before + self.kms.requests
 
-    def commit(self, page: ScanPage, decoded: DecodedPage, changes: PageChanges) -> None:
+    def commit(self, page: ScannedPage, decoded: DecodedPage) -> None:
         units = self.sink.write(decoded.copies, decoded.digests)
         self._record(decoded.records)
         checkpoint = self.checkpoint
         if self.ledger is not None:  # before the checkpoint that covers the page
             self.ledger.record(
-                checkpoint.run_id, checkpoint.segment, checkpoint.pages + 1, changes.key_hashes
+                checkpoint.run_id, checkpoint.segment, checkpoint.pages + 1, page.key_hashes
             )
         checkpoint.pages += 1
-        checkpoint.items_unchanged += changes.unchanged
+        checkpoint.items_unchanged += page.unchanged
         checkpoint.items_changed += len(decoded.copies)
         checkpoint.write_units += units
-        checkpoint.items_scanned += len(page.items)
+        checkpoint.items_scanned += page.items
         checkpoint.items_written += 0 if self.dry_run else len(decoded.copies)
         checkpoint.items_quarantined += len(decoded.records)
         checkpoint.items_decrypted += decoded.items_decrypted
@@ -132,13 +155,13 @@ class PageCommitter:
                 extra={"item": record.item, "attribute": record.attribute, "error": record.error},
             )
 
-    def _log(self, page: ScanPage, decoded: DecodedPage) -> None:
+    def _log(self, page: ScannedPage, decoded: DecodedPage) -> None:
         logger.info(
             "page copied",
             extra={
                 "segment": self.checkpoint.segment,
                 "page": self.checkpoint.pages,
-                "items": len(page.items),
+                "items": page.items,
                 "items_quarantined": len(decoded.records),
                 "items_scanned": self.checkpoint.items_scanned,
                 "kms_requests": self.kms.requests,

@@ -1,43 +1,61 @@
-"""The segment's stages side by side: the next page is read while this one decrypts, and a page
-is written while the next one decrypts. At most three pages are held at once (one being
-written, one decrypting, one read ahead), and a checkpoint still covers only pages that reached
-the destination: pages are committed one at a time, in order, by one thread."""
+"""The segment's stages side by side: a page is written while the next one decrypts, and the
+page after that is read while the first is still being written. The next read starts once a
+page is decrypted, not before: reading a page while another decrypts and a third is written
+would hold three pages, which costs memory (a parsed 1 MB page is several MB) and, measured,
+gained next to nothing (bench/). At most three pages are held at once, briefly, and a
+checkpoint still covers only pages that reached the destination: pages are committed one at a
+time, in order, by one thread."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from table_sync.observability import logger
 
 T = TypeVar("T")
 
 
-def read_ahead(
-    pages: Iterator[T], reader: ThreadPoolExecutor, after_read: Callable[[T], None]
-) -> Iterator[T]:
-    """``pages``, each read (and passed to ``after_read``, the read budget) on ``reader`` while
-    the caller works on the one before; an error reading a page is raised where the page would
+class ReadAhead(Generic[T]):
+    """``pages``, each read on ``reader`` (and passed to ``after_read``, the read budget, on
+    that thread); the next page's read starts when the caller says (``start``), and at the
+    latest when it asks for the page. An error reading a page is raised where the page would
     have been."""
 
-    def read() -> T | None:
-        page = next(pages, None)
+    def __init__(
+        self, pages: Iterator[T], reader: ThreadPoolExecutor, after_read: Callable[[T], None]
+    ) -> None:
+        self._pages = pages
+        self._reader = reader
+        self._after_read = after_read
+        self._ahead: Future[T | None] | None = None
+        self._done = False
+
+    def _read(self) -> T | None:
+        page = next(self._pages, None)
         if page is not None:
-            after_read(page)
+            self._after_read(page)
         return page
 
-    ahead: Future[T | None] | None = reader.submit(read)
-    try:
-        while ahead is not None:
-            page = ahead.result()
-            if page is None:
-                return
-            ahead = reader.submit(read)
-            yield page
-    finally:
-        if ahead is not None:  # the caller stopped early: let the read in flight finish
-            wait([ahead])
+    def start(self) -> None:
+        if self._ahead is None and not self._done:
+            self._ahead = self._reader.submit(self._read)
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                self.start()
+                assert self._ahead is not None
+                page = self._ahead.result()
+                self._ahead = None
+                if page is None:
+                    self._done = True
+                    return
+                yield page
+        finally:
+            if self._ahead is not None:  # the caller stopped early: let the read finish
+                wait([self._ahead])
 
 
 class CommitBehind:

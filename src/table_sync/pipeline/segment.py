@@ -1,7 +1,7 @@
 """Copy one segment of the source (the whole table when not segmented), or as much of it as the
 invocation's time allows: scan a page, decode it, commit it, until the scan ends or time is up.
-The stages overlap (pipeline/overlap.py): the next page is read while one decodes, and a page is
-committed while the next one decodes.
+The stages overlap (pipeline/overlap.py): a page is committed while the next one decodes, and
+the page after it is read meanwhile.
 
 With a state store the segment resumes from its checkpoint and saves one after each page that
 reached the destination; a segment that runs short of time returns ``continue``, and the next
@@ -26,9 +26,9 @@ from table_sync.formats import build_decoder
 from table_sync.items import Item, key_of
 from table_sync.models import Invocation, Settings, SyncSummary
 from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
-from table_sync.pipeline.commit import Checkpointer, PageCommitter
+from table_sync.pipeline.commit import Checkpointer, PageCommitter, ScannedPage
 from table_sync.pipeline.decode import ItemNamer, PageDecoder
-from table_sync.pipeline.overlap import CommitBehind, read_ahead
+from table_sync.pipeline.overlap import CommitBehind, ReadAhead
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
 from table_sync.sinks import Sink
@@ -96,17 +96,21 @@ def copy_segment(
         )
         number = checkpoint.pages
         try:
-            scanned = remaining_pages(source, settings, checkpoint)
-            for page in read_ahead(scanned, reader, lambda p: budget.consume(p.consumed_capacity)):
+            source_pages = remaining_pages(source, settings, checkpoint)
+            ahead = ReadAhead(source_pages, reader, lambda p: budget.consume(p.consumed_capacity))
+            for page in ahead:
                 number += 1
                 changes = _changes(settings, sink, page.items, fingerprint)
                 decoded = pages.decode(changes.changed, changes.digests, number)
-                behind.submit(functools.partial(committer.commit, page, decoded, changes))
-                namer.learn(page.last_evaluated_key)
-                if page.last_evaluated_key and deadline.near():
+                scanned = ScannedPage.of(page, changes)
+                del page, changes  # the source items: not kept while the page is written
+                behind.submit(functools.partial(committer.commit, scanned, decoded))
+                namer.learn(scanned.last_evaluated_key)
+                if scanned.last_evaluated_key and deadline.near():
                     behind.drain()
                     status = committer.pause()
                     break
+                ahead.start()  # the next page is read while this one is written
             else:
                 behind.drain()
                 status = committer.finish()
