@@ -46,9 +46,19 @@ class Context:
         return 900_000
 
 from table_sync.handler import lambda_handler
+from table_sync.aws import kms_lean
 import table_sync
 assert table_sync.__file__.startswith(build_dir), table_sync.__file__
+lean_calls = []
+_decrypt = kms_lean.LeanKmsClient.decrypt
+def counted(self, **kwargs):  # a spy: counts the Decrypts the lean path sends
+    lean_calls.append(1)
+    return _decrypt(self, **kwargs)
+kms_lean.LeanKmsClient.decrypt = counted
 result = lambda_handler(json.load(open(event_file)), Context())
+native = sys.modules["_awscrt"].__file__
+assert native.startswith(build_dir), native
+print("LEAN " + json.dumps(len(lean_calls)))
 development = sorted(
     m for m in sys.modules if m.split(".")[0] in ("table_sync_dev", "typer", "rich", "moto")
 )
@@ -155,8 +165,12 @@ def test_built_handler_runs_every_event(event_file: str, build_dir: Path, aws: E
         cwd="/",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(result.stdout.split("SUMMARY ", 1)[1])
+    summary = json.loads(result.stdout.split("SUMMARY ", 1)[1].split("\n", 1)[0])
     assert summary["status"] == "succeeded"
+    # KMS_CLIENT's default: every Decrypt went through the lean path, on the artifact's awscrt.
+    assert (
+        json.loads(result.stdout.split("LEAN ", 1)[1].split("\n", 1)[0]) == summary["kms_requests"]
+    )
     assert summary["items_scanned"] == 10
     expected_written = 0 if "dry-run" in event_file else 10
     assert summary["items_written"] == expected_written
@@ -164,3 +178,24 @@ def test_built_handler_runs_every_event(event_file: str, build_dir: Path, aws: E
         assert summary["location"].startswith(
             f"s3://{DESTINATION_BUCKET}/exports/my-table/AWSDynamoDB/"
         )
+
+
+ELF_MACHINE = {62: "x86_64", 183: "arm64"}
+
+
+def _elf_machine(path: Path) -> str:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", path
+    return ELF_MACHINE.get(int.from_bytes(header[18:20], "little"), "unknown")
+
+
+@pytest.mark.slow
+def test_each_architectures_artifact_carries_awscrt_built_for_it(build_dir: Path) -> None:
+    """The lean KMS path's native part (awscrt) in each artifact is for that architecture:
+    the x86_64 build here, and template.yaml's arm64 build (`make build`, which `make test`
+    runs first), which this machine cannot load."""
+    assert _elf_machine(build_dir / "_awscrt.abi3.so") == "x86_64"
+    arm64 = ROOT / ".aws-sam" / "build" / "SyncFunction" / "_awscrt.abi3.so"
+    if not arm64.exists():
+        pytest.skip("no arm64 build: run `make build` (make test does)")
+    assert _elf_machine(arm64) == "arm64"
