@@ -2,23 +2,27 @@
 
 Every scenario runs in its own process, against model servers that are processes of their own
 (their CPU is measured and reported apart). Segments of a parallel run are separate processes,
-as separate Lambdas would be, run one after another: this machine has 2 cores, so the figures
-are per segment; a run's wall time with one Lambda per segment is its slowest segment's.
+as separate Lambdas would be, run one after another. Each measured process is pinned to one
+core (``taskset``, see :func:`cpus`) and the model servers to the others, so the figures are per
+vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
 
-* **floor**: the floor scenario on a model with no latency, for the client CPU per item;
+* **Decrypt**: client CPU per Decrypt of each KMS_CLIENT path (lean, botocore), sequential, on
+  a model with no latency (BENCH_DECRYPT_CALLS calls, median of 3);
+* **floor**: the floor scenario on a model with no latency, for the client CPU per item, once
+  with each path (the lean one is the CPU floor below);
 * **naive**: the runbook's sequential script on 5,000 items (BENCH_NAIVE_ITEMS);
 * **throughput**: 100,000 items (BENCH_SCALE_ITEMS), every ciphertext distinct, in
-  BENCH_SEGMENTS segments: wall time against the latency floor (what the latencies allow at best:
-  the slowest of pages x Scan latency, Decrypts x latency / DECRYPT_CONCURRENCY and
-  BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU floor (items x the floor's
-  CPU per item);
+  BENCH_SEGMENTS segments, with each path: wall time against the latency floor (what the
+  latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
+  DECRYPT_CONCURRENCY and BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU
+  floor (items x the lean floor's CPU per item);
 * **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
   ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
   segments at a time on the model without latency. Two Decrypts per item of a million items
   would take this machine over half an hour of CPU in boto3 alone; with repeated ciphertexts
   every other part of the pipeline still handles every item.
 
-The naive script runs beside the throughput segments (it sleeps 90% of its time).
+The naive script runs beside the lean throughput segments (it sleeps 90% of its time).
 """
 
 from __future__ import annotations

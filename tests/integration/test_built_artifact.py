@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,6 +141,11 @@ def test_the_artifact_ships_the_runtime_only(build_dir: Path) -> None:
     assert not (build_dir / "table_sync_dev").exists()
 
 
+def _printed(stdout: str, label: str) -> Any:
+    """The JSON the invoke script printed on its line starting with ``label``."""
+    return json.loads(stdout.split(f"{label} ", 1)[1].split("\n", 1)[0])
+
+
 @pytest.mark.slow
 @pytest.mark.items(10)
 @pytest.mark.parametrize("event_file", EVENT_FILES)
@@ -165,12 +171,10 @@ def test_built_handler_runs_every_event(event_file: str, build_dir: Path, aws: E
         cwd="/",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(result.stdout.split("SUMMARY ", 1)[1].split("\n", 1)[0])
+    summary = _printed(result.stdout, "SUMMARY")
     assert summary["status"] == "succeeded"
     # KMS_CLIENT's default: every Decrypt went through the lean path, on the artifact's awscrt.
-    assert (
-        json.loads(result.stdout.split("LEAN ", 1)[1].split("\n", 1)[0]) == summary["kms_requests"]
-    )
+    assert _printed(result.stdout, "LEAN") == summary["kms_requests"]
     assert summary["items_scanned"] == 10
     expected_written = 0 if "dry-run" in event_file else 10
     assert summary["items_written"] == expected_written
