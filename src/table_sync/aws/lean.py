@@ -1,0 +1,332 @@
+"""AWS JSON-protocol calls without botocore's per-call machinery: the hot loop's clients.
+
+A call through a botocore client costs about a millisecond of CPU, most of it the client's own
+(serialising by walking the operation's shapes, its event system, SigV4 in Python, urllib3):
+see bench/. :class:`LeanJsonClient` sends the same requests with AWS's own parts and the
+standard library, for the few operations a sync makes once per ciphertext or per batch (KMS
+Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_lean.py):
+
+* **endpoint, TLS, timeouts**: the endpoint is the one a botocore client made from the same
+  session, region and config resolves (``AWS_ENDPOINT_URL`` and the service's own variable
+  honoured); certificates are verified against ``AWS_CA_BUNDLE`` (or the profile's
+  ``ca_bundle``), else botocore's own bundle; the config's connect and read timeouts apply;
+  one kept-alive connection per thread.
+* **signing**: awscrt's SigV4 signer (the AWS Common Runtime, boto3's optional native
+  dependency), with the session's credentials read on every request, so an assumed role's
+  refresh (botocore's refreshable credentials) is picked up mid-run.
+* **retries**: botocore's standard retry mode, its own objects (``StandardRetryConditions``,
+  ``ExponentialBackoff`` with full jitter and the service's base, the retry quota), so the same
+  codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch) up to the
+  config's ``max_attempts``.
+* **errors**: a failed call raises what the botocore client would: ``ClientError`` with the
+  response botocore's own JSON parser makes of the error body, or botocore's connection error
+  classes; so callers see the same codes either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import socket
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.httpsession
+from awscrt.auth import (
+    AwsCredentialsProvider,
+    AwsSignatureType,
+    AwsSigningAlgorithm,
+    AwsSigningConfig,
+    aws_sign_request,
+)
+from awscrt.http import HttpHeaders, HttpRequest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.model import OperationModel
+from botocore.parsers import create_parser
+from botocore.retries import quota, standard
+
+# The connection failed after the request may have been sent: a kept-alive connection the
+# server had closed. Only the idempotent operations are sent here, so the request is sent again
+# at once on a new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+CRC32_HEADER = "x-amz-crc32"
+
+
+class LeanJsonClient:
+    """``call(operation, body)``: one operation of a JSON-protocol service, its request body
+    serialised by the caller (as botocore would), its successful response body returned raw."""
+
+    def __init__(
+        self,
+        session: boto3.Session,
+        service: str,
+        region: str | None,
+        config: Config,
+        max_attempts: int,
+        *,
+        botocore_client: Any = None,
+    ) -> None:
+        client = botocore_client or session.client(  # type: ignore[call-overload]
+            service, region_name=region, config=config
+        )
+        self.botocore_client = client
+        model = client.meta.service_model
+        self.region: str = client.meta.region_name
+        self.endpoint_url: str = client.meta.endpoint_url
+        url = urlsplit(self.endpoint_url)
+        self._https = url.scheme == "https"
+        self._host = url.hostname or ""
+        self._port = url.port or (443 if self._https else 80)
+        self._host_header = url.netloc
+        self._path = url.path or "/"
+        self._service_model = model
+        self._signing_name: str = model.signing_name
+        self._target_prefix: str = model.metadata["targetPrefix"]
+        self._content_type = f"application/x-amz-json-{model.metadata['jsonVersion']}"
+        resolved = client.meta.config  # the config with botocore's defaults filled in
+        self._connect_timeout = float(getattr(resolved, "connect_timeout", 60))
+        self._read_timeout = float(getattr(resolved, "read_timeout", 60))
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ValueError(f"the {service} session has no credentials")
+        self._credentials = credentials
+        agent = getattr(resolved, "user_agent", None) or "botocore"
+        self._user_agent = f"{agent} table-sync-lean"
+        self._tls = self._tls_context(session) if self._https else None
+        self._local = threading.local()
+        self._operations: dict[str, OperationModel] = {}
+        self._parser = create_parser("json")
+        detector = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+        self._detector = detector
+        self._policy = standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(max_attempts=max_attempts),
+            retry_backoff=standard.ExponentialBackoff(
+                service_name=model.service_id.hyphenize(), throttling_detector=detector
+            ),
+        )
+        self._quota = standard.RetryQuotaChecker(quota.RetryQuota(), detector)
+        self._quota_lock = threading.Lock()
+        # Called once per throttled attempt (KmsDecrypter counts them).
+        self.on_throttle: Callable[[], None] | None = None
+
+    @staticmethod
+    def _tls_context(session: boto3.Session) -> ssl.SSLContext:
+        bundle = session._session.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE, or profile
+        return ssl.create_default_context(cafile=bundle or botocore.httpsession.get_cert_path(True))
+
+    def _operation(self, name: str) -> OperationModel:
+        operation = self._operations.get(name)
+        if operation is None:
+            operation = self._operations[name] = self._service_model.operation_model(name)
+        return operation
+
+    # -- one call ----------------------------------------------------------------------------
+
+    def call(self, operation_name: str, body: bytes) -> bytes:
+        """The operation's response body (status 200, its CRC32 checked where the service sends
+        one); retried as botocore would; raises what botocore would."""
+        request_context: dict[str, Any] = {}
+        attempt = 0
+        while True:
+            attempt += 1
+            status, headers, data, exc = self._attempt(operation_name, body)
+            if exc is None and status == 200 and _crc32_matches(headers, data):
+                self._release_quota(request_context, status)
+                return data
+            operation = self._operation(operation_name)
+            parsed = None
+            response = None
+            if exc is None:
+                response = AWSResponse(self.endpoint_url, status, cast(Any, headers), _Raw(data))
+                if status != 200:
+                    assert operation.output_shape is not None
+                    parsed = self._parser.parse(
+                        {"status_code": status, "headers": headers, "body": data},
+                        operation.output_shape,
+                    )
+                else:  # a checksum mismatch: retried, as botocore's special case does
+                    parsed = {"ResponseMetadata": {"HTTPStatusCode": status}}
+            context = standard.RetryContext(
+                attempt_number=attempt,
+                operation_model=operation,
+                parsed_response=parsed,
+                http_response=response,
+                caught_exception=exc,
+                request_context=request_context,
+            )
+            if self.on_throttle is not None and self._detector.is_throttling_error_from_context(
+                context
+            ):
+                self.on_throttle()
+            if self._policy.should_retry(context) and self._acquire_quota(context):
+                time.sleep(self._policy.compute_retry_delay(context))
+                continue
+            if exc is not None:
+                raise exc
+            assert parsed is not None
+            if status == 200:
+                raise ClientError(
+                    {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},
+                    operation_name,
+                )
+            raise ClientError(cast(Any, parsed), operation_name)
+
+    def _acquire_quota(self, context: standard.RetryContext) -> bool:
+        with self._quota_lock:
+            return bool(self._quota.acquire_retry_quota(context))
+
+    def _release_quota(self, request_context: dict[str, Any], status: int) -> None:
+        # botocore calls this (its after-call hook) with the request's context dict, which is
+        # what holds the quota a retry took; its stubs say RetryContext.
+        with self._quota_lock:
+            self._quota.release_retry_quota(
+                cast(Any, request_context),
+                AWSResponse(self.endpoint_url, status, cast(Any, {}), None),
+            )
+
+    def _signed_headers(self, operation_name: str, body: bytes) -> list[tuple[str, str]]:
+        signing = self._signing_config()
+        request = HttpRequest(
+            "POST",
+            self._path,
+            HttpHeaders(
+                [
+                    ("Host", self._host_header),
+                    ("Content-Type", self._content_type),
+                    ("X-Amz-Target", f"{self._target_prefix}.{operation_name}"),
+                    ("Content-Length", str(len(body))),
+                ]
+            ),
+            None,
+        )
+        signed = signing.replace(signed_body_value=hashlib.sha256(body).hexdigest())
+        aws_sign_request(request, signed).result()
+        return [*request.headers, ("User-Agent", self._user_agent)]
+
+    def _signing_config(self) -> AwsSigningConfig:
+        """The signer's config for the credentials of the moment (read on every request, so a
+        refresh is picked up); made again only when they change."""
+        frozen = self._credentials.get_frozen_credentials()  # refreshes when due
+        cached = getattr(self._local, "signing", None)
+        if cached is not None and cached[0] == frozen:
+            return cached[1]
+        config = AwsSigningConfig(
+            algorithm=AwsSigningAlgorithm.V4,
+            signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
+            credentials_provider=AwsCredentialsProvider.new_static(
+                frozen.access_key, frozen.secret_key, frozen.token
+            ),
+            region=self.region,
+            service=self._signing_name,
+        )
+        self._local.signing = (frozen, config)
+        return config
+
+    def _attempt(
+        self, operation_name: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes, Exception | None]:
+        """One HTTP exchange: (status, headers by lower-case name, body, None), or the botocore
+        error a failed exchange is."""
+        headers = self._signed_headers(operation_name, body)
+        failed: Exception | None = None
+        for fresh in (False, True):
+            reused = False
+            try:
+                connection, reused = self._connection(fresh)
+                connection.request("POST", self._path, body=body, headers=dict(headers))
+                response = connection.getresponse()
+                data = response.read()
+                return response.status, {k.lower(): v for k, v in response.getheaders()}, data, None
+            except _ConnectFailed as exc:
+                return 0, {}, b"", exc.error
+            except _STALE as exc:
+                self._drop()
+                failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
+                if reused and not fresh:
+                    continue  # a kept-alive connection the server had closed: once more, anew
+            except TimeoutError as exc:
+                self._drop()
+                failed = ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc)
+            except ssl.SSLError as exc:
+                self._drop()
+                failed = SSLError(endpoint_url=self.endpoint_url, error=exc)
+            except OSError as exc:
+                self._drop()
+                failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
+            break
+        return 0, {}, b"", failed
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and not fresh:
+            return connection, True
+        self._drop()
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._tls
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._connect_timeout
+            )
+        try:
+            connection.connect()
+        except TimeoutError as exc:
+            raise _ConnectFailed(
+                ConnectTimeoutError(endpoint_url=self.endpoint_url, error=exc)
+            ) from exc
+        except ssl.SSLError as exc:  # a certificate that does not verify, as botocore says it
+            raise _ConnectFailed(SSLError(endpoint_url=self.endpoint_url, error=exc)) from exc
+        except OSError as exc:
+            raise _ConnectFailed(
+                EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc)
+            ) from exc
+        assert connection.sock is not None
+        connection.sock.settimeout(self._read_timeout)
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._local.connection = connection
+        return connection, False
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def _crc32_matches(headers: dict[str, str], data: bytes) -> bool:
+    """Whether the body matches the CRC32 the service sent with it (DynamoDB does), if any."""
+    expected = headers.get(CRC32_HEADER)
+    return expected is None or zlib.crc32(data) & 0xFFFFFFFF == int(expected)
+
+
+class _Raw:
+    """A received body, as botocore's checks read it (``AWSResponse.content``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self) -> Iterator[bytes]:
+        yield self._data
+
+
+class _ConnectFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
