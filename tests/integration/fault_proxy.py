@@ -32,11 +32,15 @@ class FaultProxy:
         errors: dict[str, str] | None = None,
         keep_host: bool = False,
         tls: ssl.SSLContext | None = None,
+        max_in_a_row: int | None = None,
     ) -> None:
         """``errors`` replaces the throttling error of a target with another AWS error code.
         ``keep_host`` forwards the Host header as signed, so moto's signature check (IAM
         enforcement) passes through the proxy (not for S3, which moto routes by Host). ``tls``
-        serves HTTPS with that server context (moto behind it stays plain HTTP)."""
+        serves HTTPS with that server context (moto behind it stays plain HTTP).
+        ``max_in_a_row`` passes a request on after it was refused that many times in a row
+        (by its body): threads that take turns in step with ``every`` would otherwise see one
+        request refused on every attempt, which is no throttling AWS does."""
         self._upstream = urlparse(upstream)
         self._targets = targets if targets is not None else frozenset(THROTTLES)
         self._errors = {**THROTTLES, **(errors or {})}
@@ -46,6 +50,8 @@ class FaultProxy:
         # Access key ids seen per target: which credentials signed the requests.
         self.access_keys: dict[str, set[str]] = {}
         self._keep_host = keep_host
+        self._max_in_a_row = max_in_a_row
+        self._streaks: Counter[bytes] = Counter()
         self._lock = threading.Lock()
         proxy = self
 
@@ -59,7 +65,7 @@ class FaultProxy:
                 credential = self.headers.get("Authorization", "").partition("Credential=")[2]
                 with proxy._lock:
                     proxy.access_keys.setdefault(target, set()).add(credential.split("/")[0])
-                if target in proxy._targets and proxy._should_throttle(target):
+                if target in proxy._targets and proxy._should_throttle(target, body):
                     payload = json.dumps(
                         {"__type": proxy._errors[target], "message": "injected by the proxy"}
                     ).encode()
@@ -98,12 +104,18 @@ class FaultProxy:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def _should_throttle(self, target: str) -> bool:
+    def _should_throttle(self, target: str, body: bytes) -> bool:
         with self._lock:
             self.seen[target] += 1
-            if self.seen[target] % self.every == 0:
+            limit = self._max_in_a_row
+            if self.seen[target] % self.every == 0 and (
+                limit is None or self._streaks[body] < limit
+            ):
                 self.injected[target] += 1
+                if limit is not None:
+                    self._streaks[body] += 1
                 return True
+            self._streaks.pop(body, None)
             return False
 
     @property

@@ -80,6 +80,7 @@ def test_both_paths_make_the_same_copy_quarantine_and_error_kinds(
                 every=4,
                 targets=frozenset({"TrentService.Decrypt"}),
                 keep_host=True,
+                max_in_a_row=3,  # 8 threads in step could see one Decrypt refused every time
             ) as proxy,
             moto_server.iam_enforced(),
         ):
