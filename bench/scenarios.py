@@ -74,9 +74,7 @@ def floor(config: dict[str, Any]) -> dict[str, Any]:
     kms: Any = reader.client("kms")
     if config.get("kms_client") == "lean":
         settings = Settings.from_env(config["lambda_env"])
-        kms = LeanKmsClient(
-            reader, None, kms_client_config(settings), max_attempts=settings.kms_max_attempts
-        )
+        kms = LeanKmsClient(reader, None, kms_client_config(settings))
     items = requests = 0
     for page in ddb.get_paginator("scan").paginate(TableName=config["table"]):
         for item in page["Items"]:

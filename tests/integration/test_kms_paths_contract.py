@@ -148,8 +148,10 @@ def test_both_paths_fail_a_run_with_the_same_error(
     error: str,
 ) -> None:
     """Throttling that outlasts KMS_MAX_ATTEMPTS, and a key KMS cannot use (faults moto does
-    not produce, so the proxy answers every Decrypt with them)."""
+    not produce, so the proxy answers every Decrypt with them). Both paths send the same number
+    of attempts: KMS_MAX_ATTEMPTS (2) per throttled Decrypt, one per Decrypt KMS refuses."""
     messages = {}
+    attempts = {}
     for path in PATHS:
         view = aws.isolated(f"{aws.name}-{path}")
         with FaultProxy(
@@ -161,8 +163,12 @@ def test_both_paths_fail_a_run_with_the_same_error(
             messages[path] = _failure(
                 view, monkeypatch, path, lambda_context, AWS_ENDPOINT_URL=proxy.endpoint
             )
+        attempts[path] = (proxy.seen["TrentService.Decrypt"], proxy.injected.total())
     assert error in messages["lean"]
     assert messages["lean"] == messages["botocore"]
+    assert attempts["lean"] == attempts["botocore"]
+    if error == "ThrottlingException":
+        assert attempts["lean"][0] % 2 == 0, attempts
 
 
 @pytest.mark.items(3)

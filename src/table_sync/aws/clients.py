@@ -75,7 +75,8 @@ def kms_client_config(settings: Settings) -> Config:
     a Decrypt costs the client."""
     return CLIENT_CONFIG.merge(
         Config(
-            retries={"mode": "standard", "max_attempts": settings.kms_max_attempts},
+            # total_max_attempts counts the first attempt; botocore's max_attempts does not.
+            retries={"mode": "standard", "total_max_attempts": settings.kms_max_attempts},
             max_pool_connections=max(10, settings.decrypt_concurrency),
             parameter_validation=False,
             user_agent=botocore.session.get_session().user_agent(),
@@ -110,9 +111,7 @@ def connect_source(
     kms_config = kms_client_config(settings)
     kms_client: Any
     if settings.kms_client == "lean":
-        kms_client = LeanKmsClient(
-            source_session, settings.kms_region, kms_config, max_attempts=settings.kms_max_attempts
-        )
+        kms_client = LeanKmsClient(source_session, settings.kms_region, kms_config)
     else:
         kms_client = source_session.client(
             "kms", region_name=settings.kms_region, config=kms_config

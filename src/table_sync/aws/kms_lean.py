@@ -18,10 +18,8 @@ from table_sync.aws.lean import LeanJsonClient
 class LeanKmsClient(LeanJsonClient):
     """``decrypt(CiphertextBlob=..., KeyId=..., EncryptionContext=...)`` -> ``{"Plaintext"}``."""
 
-    def __init__(
-        self, session: boto3.Session, region: str | None, config: Config, max_attempts: int
-    ) -> None:
-        super().__init__(session, "kms", region, config, max_attempts)
+    def __init__(self, session: boto3.Session, region: str | None, config: Config) -> None:
+        super().__init__(session, "kms", region, config)
 
     def decrypt(
         self,

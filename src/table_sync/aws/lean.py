@@ -16,8 +16,8 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
   refresh (botocore's refreshable credentials) is picked up mid-run.
 * **retries**: botocore's standard retry mode, its own objects (``StandardRetryConditions``,
   ``ExponentialBackoff`` with full jitter and the service's base, the retry quota), so the same
-  codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch) up to the
-  config's ``max_attempts``.
+  codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch), as many times
+  as the botocore client made from the same config would.
 * **errors**: a failed call raises what the botocore client would: ``ClientError`` with the
   response botocore's own JSON parser makes of the error body, or botocore's connection error
   classes; so callers see the same codes either way.
@@ -77,7 +77,6 @@ class LeanJsonClient:
         service: str,
         region: str | None,
         config: Config,
-        max_attempts: int,
         *,
         botocore_client: Any = None,
     ) -> None:
@@ -99,6 +98,8 @@ class LeanJsonClient:
         self._target_prefix: str = model.metadata["targetPrefix"]
         self._content_type = f"application/x-amz-json-{model.metadata['jsonVersion']}"
         resolved = client.meta.config  # the config with botocore's defaults filled in
+        # Attempts in all, the first included: what botocore's client makes of the config.
+        max_attempts = int(resolved.retries["total_max_attempts"])
         self._connect_timeout = float(getattr(resolved, "connect_timeout", 60))
         self._read_timeout = float(getattr(resolved, "read_timeout", 60))
         credentials = session.get_credentials()
