@@ -16,6 +16,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
 
+from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
@@ -59,6 +60,14 @@ def caller_client(session: boto3.Session, service: str) -> Any:
         raise ConfigurationError(
             ["AWS_REGION: not set, and no region is configured for the destination"]
         ) from None
+
+
+def dynamodb_client(settings: Settings, client: Any, session: boto3.Session) -> Any:
+    """``client``, its Scan, BatchWriteItem and BatchGetItem sent lean unless
+    DYNAMODB_CLIENT=botocore (``session``: the one it was made from)."""
+    if settings.dynamodb_client == "lean":
+        return LeanDynamoDBClient(client, session)
+    return client
 
 
 def kms_client_config(settings: Settings) -> Config:
@@ -116,10 +125,11 @@ def connect_source(
         kms_client = source_session.client(
             "kms", region_name=settings.kms_region, config=kms_config
         )
+    dynamodb = source_session.client(
+        "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
+    )
     return SourceConnection(
-        dynamodb=source_session.client(
-            "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
-        ),
+        dynamodb=dynamodb_client(settings, dynamodb, source_session),
         kms=KmsDecrypter(
             kms_client, settings.source_kms_key_arn, cache_size=settings.kms_cache_size
         ),

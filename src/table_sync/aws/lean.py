@@ -180,6 +180,11 @@ class LeanJsonClient:
             if exc is not None:
                 raise exc
             assert parsed is not None
+            # As botocore's retry handler and endpoint record them (the error's message says
+            # "reached max retries" from these).
+            metadata = parsed.setdefault("ResponseMetadata", {})
+            metadata.update(context.get_retry_metadata())
+            metadata["RetryAttempts"] = attempt - 1
             if status == 200:
                 raise ClientError(
                     {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},

@@ -121,6 +121,9 @@ class Settings(BaseModel):
     # How Decrypt is sent: "lean" (awscrt's signer and http.client, the same endpoint,
     # credentials, retries and errors: aws/kms_lean.py), or "botocore" (a boto3 client).
     kms_client: Literal["lean", "botocore"] = Field("lean", alias="KMS_CLIENT")
+    # How the scan's pages and the DynamoDB destination's batches are sent: "lean" (the same
+    # transport as the lean Decrypt: aws/dynamodb_lean.py), or "botocore" (a boto3 client).
+    dynamodb_client: Literal["lean", "botocore"] = Field("lean", alias="DYNAMODB_CLIENT")
     page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
     state_table: str | None = Field(None, alias="STATE_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
     resume_margin_seconds: int = Field(60, alias="RESUME_MARGIN_SECONDS", ge=5, le=600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from table_sync.aws.clients import caller_client
+from table_sync.aws.clients import caller_client, dynamodb_client
 from table_sync.models import DynamoDBDestination, Settings
 from table_sync.sinks.base import Finalized, Sink, SinkState
 from table_sync.sinks.change_index import ChangeIndex, ExportChain
@@ -29,7 +29,7 @@ __all__ = [
 
 def _table_sink(settings: Settings, destination: boto3.Session, table: str) -> DynamoDBSink:
     return DynamoDBSink(
-        caller_client(destination, "dynamodb"),
+        dynamodb_client(settings, caller_client(destination, "dynamodb"), destination),
         table,
         max_attempts=settings.write_max_attempts,
         backoff_base=settings.write_backoff_base,
