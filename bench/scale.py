@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -114,10 +115,16 @@ class ModelServer:
 
 
 def run_scenario(
-    name: str, config: dict[str, Any], endpoint: str, *, pinned: bool = False
+    name: str,
+    config: dict[str, Any],
+    endpoint: str,
+    *,
+    pinned: bool = False,
+    beside_servers: bool = False,
 ) -> dict[str, Any]:
     """``python -m bench.scenarios <name>`` in a process of its own, against ``endpoint``;
-    ``pinned``: on one core (``taskset -c``), see :func:`cpus`."""
+    ``pinned``: on one core (``taskset -c``), see :func:`cpus`; ``beside_servers``: on the
+    model servers' cores, off the measured one (for what runs beside a measurement)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
     env = {
@@ -131,10 +138,15 @@ def run_scenario(
         "POWERTOOLS_SERVICE_NAME": "table-sync",
     }
     try:
-        cpu = cpus()[0] if pinned else None
+        client_cpu, server_cpus = cpus()
+        where = None
+        if pinned and client_cpu is not None:
+            where = str(client_cpu)
+        elif beside_servers and client_cpu is not None:
+            where = ",".join(str(c) for c in sorted(server_cpus))
         done = subprocess.run(
             [
-                *(["taskset", "-c", str(cpu)] if cpu is not None else []),
+                *(["taskset", "-c", where] if where is not None else []),
                 *(sys.executable, "-m", "bench.scenarios", name, handle.name),
             ],
             capture_output=True,
@@ -376,10 +388,13 @@ def main() -> dict[str, Any]:
         floor = floors["lean"]
 
         # The naive script sleeps 90% of its time, so it runs beside the throughput segments,
-        # on a server of its own, on the servers' core.
+        # on a server of its own, on the servers' cores (off the measured one).
         model_cpu0 = model.cpu_seconds()
         with in_background(
-            run_scenario, "naive", baseline_config(f"bench-{naive_items}"), naive_model.endpoint
+            functools.partial(run_scenario, beside_servers=True),
+            "naive",
+            baseline_config(f"bench-{naive_items}"),
+            naive_model.endpoint,
         ) as naive_out:
             throughput = run_segments(model, f"bench-{scale_items}", total, f"{scale_items}")
         model_cpu = model.cpu_seconds() - model_cpu0

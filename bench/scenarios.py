@@ -25,6 +25,7 @@ import boto3
 # Imported before any scenario's clock starts, as a running Lambda has them: import time is not
 # per-item work. (The two baselines import only boto3.)
 from table_sync.aws.clients import connect_source, kms_client_config
+from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.handler import lambda_handler
 from table_sync.models import Invocation, Settings
@@ -68,21 +69,28 @@ def _reader(config: dict[str, Any]) -> boto3.Session:
 
 def floor(config: dict[str, Any]) -> dict[str, Any]:
     """(a) A plain paginated low-level scan and one Decrypt per ciphertext; nothing else. With
-    ``"kms_client": "lean"`` the Decrypts go through the lean client (the lean path's floor)."""
+    ``"kms_client": "lean"`` it is the default path's floor: the Decrypts go through the lean
+    KMS client and the scan through the lean DynamoDB client (DYNAMODB_CLIENT=lean)."""
     reader = _reader(config)
-    ddb = reader.client("dynamodb")
+    ddb: Any = reader.client("dynamodb")
     kms: Any = reader.client("kms")
     if config.get("kms_client") == "lean":
         settings = Settings.from_env(config["lambda_env"])
         kms = LeanKmsClient(reader, None, kms_client_config(settings))
+        ddb = LeanDynamoDBClient(ddb, reader)
     items = requests = 0
-    for page in ddb.get_paginator("scan").paginate(TableName=config["table"]):
+    kwargs: dict[str, Any] = {"TableName": config["table"]}
+    while True:
+        page = ddb.scan(**kwargs)
         for item in page["Items"]:
             items += 1
             for name in config["encrypted"]:
                 if name in item:
                     kms.decrypt(CiphertextBlob=item[name]["B"], KeyId=config["key_arn"])
                     requests += 1
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return {"items": items, "kms_requests": requests}
 
 
