@@ -247,3 +247,20 @@ def test_both_paths_make_the_same_copy_through_throttling(
         copies[path] = read_table(view.account_b().client("dynamodb"), view.destination_table)
     assert copies["lean"] == copies["botocore"]
     assert differences(aws.expected, copies["lean"]) == []
+
+
+def test_a_client_without_retry_settings_is_retried_as_botocore_retries_it(
+    typed_table: tuple[EmbeddedAws, str, list[dict[str, Any]]], no_retry_delay: None
+) -> None:
+    """A client made with botocore's defaults (standard mode, DynamoDB's own attempts)."""
+    view, name, _ = typed_table
+    sent = {}
+    for path in PATHS:
+        with FaultProxy(view.endpoint, every=1) as proxy:
+            session = view.account_b().session()
+            client = session.client("dynamodb", endpoint_url=proxy.endpoint)
+            lean = LeanDynamoDBClient(client, session)
+            with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+                (lean if path == "lean" else client).scan(TableName=name)
+        sent[path] = proxy.seen["DynamoDB_20120810.Scan"]
+    assert sent["lean"] == sent["botocore"] > 1

@@ -98,8 +98,7 @@ class LeanJsonClient:
         self._target_prefix: str = model.metadata["targetPrefix"]
         self._content_type = f"application/x-amz-json-{model.metadata['jsonVersion']}"
         resolved = client.meta.config  # the config with botocore's defaults filled in
-        # Attempts in all, the first included: what botocore's client makes of the config.
-        max_attempts = int(resolved.retries["total_max_attempts"])
+        max_attempts = _max_attempts(resolved, model.service_id.hyphenize())
         self._connect_timeout = float(getattr(resolved, "connect_timeout", 60))
         self._read_timeout = float(getattr(resolved, "read_timeout", 60))
         credentials = session.get_credentials()
@@ -315,6 +314,21 @@ class LeanJsonClient:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _max_attempts(config: Config, service: str) -> int:
+    """Attempts in all, the first included, as botocore's client makes them of ``config``: its
+    total, else botocore's standard default for the service. Only standard mode is sent lean."""
+    retries = getattr(config, "retries", None) or {}
+    mode = retries.get("mode", "standard")
+    if mode != "standard":
+        raise ValueError(
+            f"the lean {service} client retries as botocore's standard mode, not {mode!r}"
+        )
+    if "total_max_attempts" in retries:
+        return int(retries["total_max_attempts"])
+    defaults: dict[str, int] = getattr(standard, "_SERVICE_MAX_ATTEMPTS", {})
+    return defaults.get(service, standard.DEFAULT_MAX_ATTEMPTS)
 
 
 def _crc32_matches(headers: dict[str, str], data: bytes) -> bool:
