@@ -115,7 +115,7 @@ class Settings(BaseModel):
     destination_kms_key_arn: str | None = Field(None, alias="DESTINATION_KMS_KEY_ARN")
     on_decrypt_error: Literal["quarantine", "fail"] = Field("quarantine", alias="ON_DECRYPT_ERROR")
     quarantine: Destination | None = Field(None, alias="QUARANTINE")
-    decrypt_concurrency: int = Field(32, alias="DECRYPT_CONCURRENCY", ge=1, le=64)
+    decrypt_concurrency: int = Field(48, alias="DECRYPT_CONCURRENCY", ge=1, le=64)
     kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
     kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
     # How Decrypt is sent: "lean" (awscrt's signer and http.client, the same endpoint,
