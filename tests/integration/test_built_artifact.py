@@ -56,10 +56,21 @@ def counted(self, **kwargs):  # a spy: counts the Decrypts the lean path sends
     lean_calls.append(1)
     return _decrypt(self, **kwargs)
 kms_lean.LeanKmsClient.decrypt = counted
+from table_sync.aws import dynamodb_lean
+lean_ddb = {"scan": 0, "batch_write_item": 0}
+def spy(name):  # counts the Scans and BatchWriteItems the lean DynamoDB path sends
+    original = getattr(dynamodb_lean.LeanDynamoDBClient, name)
+    def call(self, **kwargs):
+        lean_ddb[name] += 1
+        return original(self, **kwargs)
+    setattr(dynamodb_lean.LeanDynamoDBClient, name, call)
+for name in lean_ddb:
+    spy(name)
 result = lambda_handler(json.load(open(event_file)), Context())
 native = sys.modules["_awscrt"].__file__
 assert native.startswith(build_dir), native
 print("LEAN " + json.dumps(len(lean_calls)))
+print("LEAN_DDB " + json.dumps(lean_ddb))
 development = sorted(
     m for m in sys.modules if m.split(".")[0] in ("table_sync_dev", "typer", "rich", "moto")
 )
@@ -175,8 +186,13 @@ def test_built_handler_runs_every_event(event_file: str, build_dir: Path, aws: E
     assert summary["status"] == "succeeded"
     # KMS_CLIENT's default: every Decrypt went through the lean path, on the artifact's awscrt.
     assert _printed(result.stdout, "LEAN") == summary["kms_requests"]
+    # DYNAMODB_CLIENT's default: the scan (and a DynamoDB copy's writes) went lean too.
+    lean_ddb = _printed(result.stdout, "LEAN_DDB")
+    assert lean_ddb["scan"] >= summary["pages"] >= 1, lean_ddb  # the source (and a sweep)
     assert summary["items_scanned"] == 10
     expected_written = 0 if "dry-run" in event_file else 10
+    if expected_written and event_file != "backfill-s3.json":
+        assert lean_ddb["batch_write_item"] >= 1, lean_ddb
     assert summary["items_written"] == expected_written
     if event_file == "backfill-s3.json":
         assert summary["location"].startswith(
