@@ -15,7 +15,9 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
   BENCH_SEGMENTS segments, with each path: wall time against the latency floor (what the
   latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
   DECRYPT_CONCURRENCY and BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU
-  floor (items x the lean floor's CPU per item);
+  floor (items x the lean floor's CPU per item). This VM's CPU speed drifts by 10-25% from one
+  minute to the next, so the lean floor is measured again right before each segment, and each
+  segment is held to its own;
 * **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
   ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
   segments at a time on the model without latency. Two Decrypts per item of a million items
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -205,12 +207,15 @@ def run_segments(
     *,
     parallel: int = 1,
     kms_client: str | None = None,
+    floor: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Every segment of one run, each its own process, ``parallel`` at a time (one at a time:
-    pinned to one core). Checks that every item arrived, decrypted, and that the model's count
-    of Decrypts agrees with the client's."""
+    pinned to one core); ``floor``: measured right before each segment (its CPU per item is the
+    segment's ``floor_us_per_item``). Checks that every item arrived, decrypted, and that the
+    model's count of Decrypts agrees with the client's."""
 
     def segment(n: int) -> dict[str, Any]:
+        floor_us = floor() if floor is not None else None
         before = server.stats() if parallel == 1 else {}
         row = run_scenario(
             "table-sync-segment",
@@ -219,6 +224,8 @@ def run_segments(
             pinned=parallel == 1,
         )
         row["segment"] = n
+        if floor_us is not None:
+            row["floor_us_per_item"] = floor_us
         if parallel == 1:  # this segment's own requests
             after = server.stats()
             row["model_decrypts"] = after.get("kms.Decrypt", 0) - before.get("kms.Decrypt", 0)
@@ -295,6 +302,20 @@ def nightly(server: ModelServer, items: int, every: int, delete_every: int) -> d
         "kms_ratio": again["kms_requests"] / full["kms_requests"],
         "wall_ratio": again["wall_s"] / full["wall_s"],
     }
+
+
+def measure_floor(server: ModelServer, items: int, path: str) -> dict[str, Any]:
+    """The floor scenario with ``path``'s clients, pinned, on ``server`` (no latency): its row,
+    with its client CPU per item."""
+    config = {
+        **baseline_config(f"bench-{items}"),
+        "kms_client": path,
+        "lambda_env": segment_config("bench-1", "", 0, 1)["lambda_env"],
+    }
+    row = run_scenario("floor", config, server.endpoint, pinned=True)
+    row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
+    print(f"  floor ({path}): {row['cpu_us_per_item']:.0f} us CPU per item", flush=True)
+    return row
 
 
 def latency_floor(row: dict[str, Any], latency: Latency, concurrency: int) -> float:
@@ -374,18 +395,15 @@ def main() -> dict[str, Any]:
             + ", ".join(f"{path} {us:.0f} us" for path, us in decrypt_us.items()),
             flush=True,
         )
-        floors = {}
-        for path in KMS_PATHS:
-            config = {
-                **baseline_config(f"bench-{floor_items}"),
-                "kms_client": path,
-                "lambda_env": segment_config("bench-1", "", 0, 1)["lambda_env"],
-            }
-            row = run_scenario("floor", config, fast.endpoint, pinned=True)
-            row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
-            floors[path] = row
-            print(f"  floor ({path}): {row['cpu_us_per_item']:.0f} us CPU per item", flush=True)
+        floors = {path: measure_floor(fast, floor_items, path) for path in KMS_PATHS}
         floor = floors["lean"]
+        lean_floors: list[float] = []
+
+        def lean_floor() -> float:
+            """The lean floor again, right before a throughput segment."""
+            us = float(measure_floor(fast, floor_items, "lean")["cpu_us_per_item"])
+            lean_floors.append(us)
+            return us
 
         # The naive script sleeps 90% of its time, so it runs beside the throughput segments,
         # on a server of its own, on the servers' cores (off the measured one).
@@ -396,14 +414,21 @@ def main() -> dict[str, Any]:
             baseline_config(f"bench-{naive_items}"),
             naive_model.endpoint,
         ) as naive_out:
-            throughput = run_segments(model, f"bench-{scale_items}", total, f"{scale_items}")
+            throughput = run_segments(
+                model, f"bench-{scale_items}", total, f"{scale_items}", floor=lean_floor
+            )
         model_cpu = model.cpu_seconds() - model_cpu0
         naive = naive_out["result"]
         if naive_model.stats().get("items_put") != naive_items:
             raise RuntimeError("the naive script did not copy every item")
         print(f"  naive: {naive['items'] / naive['wall_s']:.0f} items/s", flush=True)
         botocore = run_segments(
-            model, f"bench-{scale_items}", total, f"{scale_items}-botocore", kms_client="botocore"
+            model,
+            f"bench-{scale_items}",
+            total,
+            f"{scale_items}-botocore",
+            kms_client="botocore",
+            floor=lean_floor,
         )
 
         mirror_items = int(os.environ.get("BENCH_MIRROR_ITEMS", "100000"))
@@ -419,11 +444,11 @@ def main() -> dict[str, Any]:
     for rows in (throughput, botocore):
         for row in rows:
             row["latency_floor_s"] = latency_floor(row, latency, concurrency)
-            row["cpu_floor_s"] = row["items"] * floor["cpu_us_per_item"] / 1e6
+            row["cpu_floor_s"] = row["items"] * row["floor_us_per_item"] / 1e6
             row["wall_vs_floor"] = row["wall_s"] / max(row["latency_floor_s"], row["cpu_floor_s"])
             row["items_per_s"] = row["items"] / row["wall_s"]
             row["cpu_us_per_item"] = 1e6 * row["cpu_s"] / row["items"]
-            row["cpu_vs_floor"] = row["cpu_us_per_item"] / floor["cpu_us_per_item"]
+            row["cpu_vs_floor"] = row["cpu_us_per_item"] / row["floor_us_per_item"]
             row["speed_vs_naive"] = row["items_per_s"] / naive["items_per_s"]
     rss = {n: max(r["peak_rss_mb"] for r in rows) for n, rows in memory.items()}
     speedup = [
@@ -439,6 +464,7 @@ def main() -> dict[str, Any]:
         "decrypt_cpu_ratio": decrypt_us["lean"] / decrypt_us["botocore"],
         "floor": floor,
         "floors": floors,
+        "lean_floors_us": lean_floors,
         "naive": naive,
         "throughput": {"items": scale_items, "segments": throughput, "model_cpu_s": model_cpu},
         "throughput_botocore": {"items": scale_items, "segments": botocore},
@@ -451,8 +477,13 @@ def main() -> dict[str, Any]:
     return result
 
 
+def _span(values: Iterable[float]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]:.0f}-{ordered[-1]:.0f}"
+
+
 def _print(result: dict[str, Any], items: int) -> None:
-    floor, naive = result["floor"], result["naive"]
+    naive = result["naive"]
     decrypt = result["decrypt_cpu_us"]
     print(
         f"\nclient CPU per Decrypt (pinned, sequential, no latency): lean {decrypt['lean']:.0f} "
@@ -463,9 +494,9 @@ def _print(result: dict[str, Any], items: int) -> None:
         rows = result[key]["segments"]
         print(
             f"\nKMS_CLIENT={label}: {items} items in {result['segments']} segments (one process "
-            f"each, pinned to one core), every ciphertext distinct; lean floor "
-            f"{floor['cpu_us_per_item']:.0f} us CPU/item, naive {naive['items_per_s']:.0f} "
-            f"items/s on {naive['items']} items"
+            f"each, pinned to one core), every ciphertext distinct; the lean floor, measured "
+            f"before each segment: {_span(r['floor_us_per_item'] for r in rows)} us CPU/item; "
+            f"naive {naive['items_per_s']:.0f} items/s on {naive['items']} items"
         )
         header = (
             f"{'segment':<8}{'items':>7}{'pages':>6}{'wall s':>8}{'lat floor':>10}"
