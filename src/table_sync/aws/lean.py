@@ -12,8 +12,9 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
   ``ca_bundle``), else botocore's own bundle; the config's connect and read timeouts apply;
   one kept-alive connection per thread.
 * **signing**: awscrt's SigV4 signer (the AWS Common Runtime, boto3's optional native
-  dependency), with the session's credentials read on every request, so an assumed role's
-  refresh (botocore's refreshable credentials) is picked up mid-run.
+  dependency), each request signed for the moment it is sent, with the session's credentials
+  read on every request, so an assumed role's refresh (botocore's refreshable credentials) is
+  picked up mid-run.
 * **retries**: botocore's standard retry mode, its own objects (``StandardRetryConditions``,
   ``ExponentialBackoff`` with full jitter and the service's base, the retry quota), so the same
   codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch), as many times
@@ -205,7 +206,6 @@ class LeanJsonClient:
             )
 
     def _signed_headers(self, operation_name: str, body: bytes) -> list[tuple[str, str]]:
-        signing = self._signing_config()
         request = HttpRequest(
             "POST",
             self._path,
@@ -219,28 +219,31 @@ class LeanJsonClient:
             ),
             None,
         )
-        signed = signing.replace(signed_body_value=hashlib.sha256(body).hexdigest())
-        aws_sign_request(request, signed).result()
-        return [*request.headers, ("User-Agent", self._user_agent)]
-
-    def _signing_config(self) -> AwsSigningConfig:
-        """The signer's config for the credentials of the moment (read on every request, so a
-        refresh is picked up); made again only when they change."""
-        frozen = self._credentials.get_frozen_credentials()  # refreshes when due
-        cached = getattr(self._local, "signing", None)
-        if cached is not None and cached[0] == frozen:
-            return cached[1]
-        config = AwsSigningConfig(
+        # A config of its own for every request: AwsSigningConfig takes its date when it is
+        # made (``replace`` keeps it), and AWS refuses a signature more than five minutes old.
+        signing = AwsSigningConfig(
             algorithm=AwsSigningAlgorithm.V4,
             signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
-            credentials_provider=AwsCredentialsProvider.new_static(
-                frozen.access_key, frozen.secret_key, frozen.token
-            ),
+            credentials_provider=self._credentials_provider(),
             region=self.region,
             service=self._signing_name,
+            signed_body_value=hashlib.sha256(body).hexdigest(),
         )
-        self._local.signing = (frozen, config)
-        return config
+        aws_sign_request(request, signing).result()
+        return [*request.headers, ("User-Agent", self._user_agent)]
+
+    def _credentials_provider(self) -> AwsCredentialsProvider:
+        """The signer's credentials of the moment (read on every request, so a refresh is
+        picked up); a provider is made again only when they change."""
+        frozen = self._credentials.get_frozen_credentials()  # refreshes when due
+        cached = getattr(self._local, "provider", None)
+        if cached is not None and cached[0] == frozen:
+            return cast(AwsCredentialsProvider, cached[1])
+        provider = AwsCredentialsProvider.new_static(
+            frozen.access_key, frozen.secret_key, frozen.token
+        )
+        self._local.provider = (frozen, provider)
+        return provider
 
     def _attempt(
         self, operation_name: str, body: bytes
