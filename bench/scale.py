@@ -16,8 +16,8 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
   latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
   DECRYPT_CONCURRENCY and BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU
   floor (items x the lean floor's CPU per item). This VM's CPU speed drifts by 10-25% from one
-  minute to the next, so the lean floor is measured again right before each segment, and each
-  segment is held to its own;
+  minute to the next, so the lean floor is measured again right before and right after each
+  segment, and each segment is held to the mean of its own two;
 * **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
   ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
   segments at a time on the model without latency. Two Decrypts per item of a million items
@@ -210,12 +210,12 @@ def run_segments(
     floor: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Every segment of one run, each its own process, ``parallel`` at a time (one at a time:
-    pinned to one core); ``floor``: measured right before each segment (its CPU per item is the
-    segment's ``floor_us_per_item``). Checks that every item arrived, decrypted, and that the
-    model's count of Decrypts agrees with the client's."""
+    pinned to one core); ``floor``: measured right before and right after each segment (the
+    mean CPU per item of the two is the segment's ``floor_us_per_item``). Checks that every item
+    arrived, decrypted, and that the model's count of Decrypts agrees with the client's."""
 
     def segment(n: int) -> dict[str, Any]:
-        floor_us = floor() if floor is not None else None
+        floor_before = floor() if floor is not None else None
         before = server.stats() if parallel == 1 else {}
         row = run_scenario(
             "table-sync-segment",
@@ -224,8 +224,8 @@ def run_segments(
             pinned=parallel == 1,
         )
         row["segment"] = n
-        if floor_us is not None:
-            row["floor_us_per_item"] = floor_us
+        if floor is not None and floor_before is not None:
+            row["floor_us_per_item"] = (floor_before + floor()) / 2
         if parallel == 1:  # this segment's own requests
             after = server.stats()
             row["model_decrypts"] = after.get("kms.Decrypt", 0) - before.get("kms.Decrypt", 0)
@@ -400,7 +400,7 @@ def main() -> dict[str, Any]:
         lean_floors: list[float] = []
 
         def lean_floor() -> float:
-            """The lean floor again, right before a throughput segment."""
+            """The lean floor again, right before or right after a throughput segment."""
             us = float(measure_floor(fast, floor_items, "lean")["cpu_us_per_item"])
             lean_floors.append(us)
             return us
@@ -495,7 +495,7 @@ def _print(result: dict[str, Any], items: int) -> None:
         print(
             f"\nKMS_CLIENT={label}: {items} items in {result['segments']} segments (one process "
             f"each, pinned to one core), every ciphertext distinct; the lean floor, measured "
-            f"before each segment: {_span(r['floor_us_per_item'] for r in rows)} us CPU/item; "
+            f"around each segment: {_span(r['floor_us_per_item'] for r in rows)} us CPU/item; "
             f"naive {naive['items_per_s']:.0f} items/s on {naive['items']} items"
         )
         header = (
