@@ -37,7 +37,7 @@ help:
 	@echo "make install - .venv/bin/table-sync, and sam in .tools/bin/ (for deploying)"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
-	@echo "make bench  - benchmark table-sync (about 17 minutes): embedded AWS, then a latency model"
+	@echo "make bench  - benchmark table-sync (20-35 minutes): embedded AWS, then a latency model"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/bootstrap
