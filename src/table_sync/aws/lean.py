@@ -10,7 +10,10 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
   session, region and config resolves (``AWS_ENDPOINT_URL`` and the service's own variable
   honoured); certificates are verified against ``AWS_CA_BUNDLE`` (or the profile's
   ``ca_bundle``), else botocore's own bundle; the config's connect and read timeouts apply;
-  one kept-alive connection per thread.
+  kept-alive connections are shared by all threads (up to the config's
+  ``max_pool_connections`` kept idle), as botocore's pool shares them: a page's writes run on
+  threads made for that page, and a connection per thread would be a new TLS handshake per
+  thread per page.
 * **signing**: awscrt's SigV4 signer (the AWS Common Runtime, boto3's optional native
   dependency), each request signed for the moment it is sent, with the session's credentials
   read on every request, so an assumed role's refresh (botocore's refreshable credentials) is
@@ -110,6 +113,9 @@ class LeanJsonClient:
         self._user_agent = f"{agent} table-sync-lean"
         self._tls = self._tls_context(session) if self._https else None
         self._local = threading.local()
+        self._idle: list[http.client.HTTPConnection] = []  # kept alive, not in use
+        self._idle_lock = threading.Lock()
+        self._max_idle = int(getattr(resolved, "max_pool_connections", 10))
         self._operations: dict[str, OperationModel] = {}
         self._parser = create_parser("json")
         detector = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
@@ -253,39 +259,42 @@ class LeanJsonClient:
         headers = self._signed_headers(operation_name, body)
         failed: Exception | None = None
         for fresh in (False, True):
+            connection: http.client.HTTPConnection | None = None
             reused = False
             try:
                 connection, reused = self._connection(fresh)
                 connection.request("POST", self._path, body=body, headers=dict(headers))
                 response = connection.getresponse()
                 data = response.read()
+                if not response.will_close:
+                    self._release(connection)
                 return response.status, {k.lower(): v for k, v in response.getheaders()}, data, None
             except _ConnectFailed as exc:
                 return 0, {}, b"", exc.error
             except _STALE as exc:
-                self._drop()
                 failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
+                _close(connection)
                 if reused and not fresh:
                     continue  # a kept-alive connection the server had closed: once more, anew
             except TimeoutError as exc:
-                self._drop()
                 failed = ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc)
             except ssl.SSLError as exc:
-                self._drop()
                 failed = SSLError(endpoint_url=self.endpoint_url, error=exc)
             except OSError as exc:
-                self._drop()
                 failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
+            _close(connection)  # a failed exchange's connection is never used again
             break
         return 0, {}, b"", failed
 
     # -- connections -------------------------------------------------------------------------
 
     def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and not fresh:
-            return connection, True
-        self._drop()
+        """An idle kept-alive connection (True: reused), else (or when ``fresh``) a new one."""
+        if not fresh:
+            with self._idle_lock:
+                if self._idle:
+                    return self._idle.pop(), True
+        connection: http.client.HTTPConnection
         if self._https:
             connection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self._connect_timeout, context=self._tls
@@ -309,14 +318,21 @@ class LeanJsonClient:
         assert connection.sock is not None
         connection.sock.settimeout(self._read_timeout)
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._local.connection = connection
         return connection, False
 
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+    def _release(self, connection: http.client.HTTPConnection) -> None:
+        """A connection whose response was read in full, back to the idle ones (or closed,
+        past ``max_pool_connections`` of them)."""
+        with self._idle_lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+
+def _close(connection: http.client.HTTPConnection | None) -> None:
+    if connection is not None:
+        connection.close()
 
 
 def _max_attempts(config: Config, service: str) -> int:
