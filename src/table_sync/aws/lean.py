@@ -273,8 +273,8 @@ class LeanJsonClient:
                 return 0, {}, b"", exc.error
             except _STALE as exc:
                 failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
-                _close(connection)
                 if reused and not fresh:
+                    _close(connection)
                     continue  # a kept-alive connection the server had closed: once more, anew
             except TimeoutError as exc:
                 failed = ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc)
