@@ -12,8 +12,9 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
   with each path (the lean one is the CPU floor below);
 * **naive**: the runbook's sequential script on 5,000 items (BENCH_NAIVE_ITEMS);
 * **throughput**: 100,000 items (BENCH_SCALE_ITEMS), every ciphertext distinct, in
-  BENCH_SEGMENTS segments, with each path: wall time against the latency floor (what the
-  latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
+  BENCH_SEGMENTS segments, with each path, segment by segment (segment n of the lean run right
+  beside segment n of the botocore run, so each pair shares the VM's speed of the moment):
+  wall time against the latency floor (what the latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
   DECRYPT_CONCURRENCY and BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU
   floor (items x the lean floor's CPU per item). This VM's CPU speed drifts by 10-25% from one
   minute to the next, so the lean floor is measured again right before and right after each
@@ -24,7 +25,7 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
   would take this machine over half an hour of CPU in boto3 alone; with repeated ciphertexts
   every other part of the pipeline still handles every item.
 
-The naive script runs beside the lean throughput segments (it sleeps 90% of its time).
+The naive script runs beside the throughput segments (it sleeps 90% of its time).
 """
 
 from __future__ import annotations
@@ -199,6 +200,55 @@ def segment_config(
     }
 
 
+def run_segment(
+    server: ModelServer,
+    table: str,
+    n: int,
+    total: int,
+    label: str,
+    *,
+    kms_client: str | None = None,
+    floor: Callable[[], float] | None = None,
+    pinned: bool = True,
+) -> dict[str, Any]:
+    """Segment ``n`` of ``total`` of run ``label``, in a process of its own; ``floor``: measured
+    right before and right after it (the mean CPU per item of the two is the segment's
+    ``floor_us_per_item``). ``pinned``: alone, on one core; the model's counts of this
+    segment's own requests are then checked against its summary (every item arrived,
+    decrypted; the model's count of Decrypts is the client's)."""
+    floor_before = floor() if floor is not None else None
+    before = server.stats() if pinned else {}
+    row = run_scenario(
+        "table-sync-segment",
+        segment_config(table, f"bench-{label}", n, total, kms_client),
+        server.endpoint,
+        pinned=pinned,
+    )
+    row["segment"] = n
+    if floor is not None and floor_before is not None:
+        row["floor_us_per_item"] = (floor_before + floor()) / 2
+    if pinned:  # this segment's own requests
+        after = server.stats()
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        row["model_decrypts"] = delta.get("kms.Decrypt", 0)
+        row["batch_writes"] = delta.get("dynamodb.BatchWriteItem", 0)
+        if not delta.get("items_put") == delta.get("plaintexts_put") == row["items"]:
+            raise RuntimeError(f"{label} segment {n}: not every item arrived decrypted: {delta}")
+        if row["model_decrypts"] != row["kms_requests"]:
+            raise RuntimeError(f"{label} segment {n}: the model counted {delta}: {row}")
+    print(
+        f"  {label} segment {n + 1}/{total}: {row['items']} items, {row['wall_s']:.1f} s, "
+        f"peak RSS {row['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
+    return row
+
+
+def _check_run(rows: list[dict[str, Any]], table: str, label: str) -> None:
+    if sum(r["items"] for r in rows) != Table.named(table).items:
+        raise RuntimeError(f"{label}: the segments did not copy the table: {rows}")
+
+
 def run_segments(
     server: ModelServer,
     table: str,
@@ -209,48 +259,60 @@ def run_segments(
     kms_client: str | None = None,
     floor: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every segment of one run, each its own process, ``parallel`` at a time (one at a time:
-    pinned to one core); ``floor``: measured right before and right after each segment (the
-    mean CPU per item of the two is the segment's ``floor_us_per_item``). Checks that every item
-    arrived, decrypted, and that the model's count of Decrypts agrees with the client's."""
-
-    def segment(n: int) -> dict[str, Any]:
-        floor_before = floor() if floor is not None else None
-        before = server.stats() if parallel == 1 else {}
-        row = run_scenario(
-            "table-sync-segment",
-            segment_config(table, f"bench-{label}", n, total, kms_client),
-            server.endpoint,
-            pinned=parallel == 1,
-        )
-        row["segment"] = n
-        if floor is not None and floor_before is not None:
-            row["floor_us_per_item"] = (floor_before + floor()) / 2
-        if parallel == 1:  # this segment's own requests
-            after = server.stats()
-            row["model_decrypts"] = after.get("kms.Decrypt", 0) - before.get("kms.Decrypt", 0)
-            row["batch_writes"] = after.get("dynamodb.BatchWriteItem", 0) - before.get(
-                "dynamodb.BatchWriteItem", 0
-            )
-        print(
-            f"  {label} segment {n + 1}/{total}: {row['items']} items, {row['wall_s']:.1f} s, "
-            f"peak RSS {row['peak_rss_mb']:.0f} MB",
-            flush=True,
-        )
-        return row
-
+    """Every segment of one run (see :func:`run_segment`), ``parallel`` at a time (one at a
+    time: pinned to one core). Checks that every item arrived, decrypted, and that the model's
+    count of Decrypts agrees with the client's."""
     before = server.stats()
     with ThreadPoolExecutor(parallel) as pool:
-        rows = list(pool.map(segment, range(total)))
+        rows = list(
+            pool.map(
+                lambda n: run_segment(
+                    server,
+                    table,
+                    n,
+                    total,
+                    label,
+                    kms_client=kms_client,
+                    floor=floor,
+                    pinned=parallel == 1,
+                ),
+                range(total),
+            )
+        )
     after = server.stats()
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     items = Table.named(table).items
     if not delta.get("items_put") == delta.get("plaintexts_put") == items:
         raise RuntimeError(f"{label}: not every item arrived decrypted: {delta}")
-    if sum(r["items"] for r in rows) != items or delta.get("kms.Decrypt") != sum(
-        r["kms_requests"] for r in rows
-    ):
+    if delta.get("kms.Decrypt") != sum(r["kms_requests"] for r in rows):
         raise RuntimeError(f"{label}: the segments' counts disagree with the model's: {delta}")
+    _check_run(rows, table, label)
+    return rows
+
+
+def run_paired(
+    server: ModelServer,
+    table: str,
+    total: int,
+    label: str,
+    paths: tuple[str, str],
+    *,
+    floor: Callable[[], float] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """A run of ``total`` segments with each of two KMS_CLIENT ``paths``, segment by segment:
+    segment n of one right beside segment n of the other (which goes first alternates), each
+    pinned, so each pair is measured under the same drift of this VM's speed (minutes apart,
+    it differs by up to a third). Each segment is checked as :func:`run_segment` says."""
+    rows: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+    for n in range(total):
+        for path in paths if n % 2 == 0 else paths[::-1]:
+            rows[path].append(
+                run_segment(
+                    server, table, n, total, f"{label}-{path}", kms_client=path, floor=floor
+                )
+            )
+    for path, path_rows in rows.items():
+        _check_run(path_rows, table, f"{label}-{path}")
     return rows
 
 
@@ -414,22 +476,15 @@ def main() -> dict[str, Any]:
             baseline_config(f"bench-{naive_items}"),
             naive_model.endpoint,
         ) as naive_out:
-            throughput = run_segments(
-                model, f"bench-{scale_items}", total, f"{scale_items}", floor=lean_floor
+            paired = run_paired(
+                model, f"bench-{scale_items}", total, f"{scale_items}", KMS_PATHS, floor=lean_floor
             )
         model_cpu = model.cpu_seconds() - model_cpu0
+        throughput, botocore = paired["lean"], paired["botocore"]
         naive = naive_out["result"]
         if naive_model.stats().get("items_put") != naive_items:
             raise RuntimeError("the naive script did not copy every item")
         print(f"  naive: {naive['items'] / naive['wall_s']:.0f} items/s", flush=True)
-        botocore = run_segments(
-            model,
-            f"bench-{scale_items}",
-            total,
-            f"{scale_items}-botocore",
-            kms_client="botocore",
-            floor=lean_floor,
-        )
 
         mirror_items = int(os.environ.get("BENCH_MIRROR_ITEMS", "100000"))
         mirror = nightly(model, mirror_items, every=100, delete_every=1000)
@@ -514,14 +569,8 @@ def _print(result: dict[str, Any], items: int) -> None:
                 f"{r['kms_requests']:>8}"
             )
         slowest = max(r["wall_s"] for r in rows)
-        print(
-            f"run with one Lambda per segment: {slowest:.1f} s, {items / slowest:.0f} items/s"
-            + (
-                f"; model server CPU {result['throughput']['model_cpu_s']:.1f} s"
-                if key == "throughput"
-                else ""
-            )
-        )
+        print(f"run with one Lambda per segment: {slowest:.1f} s, {items / slowest:.0f} items/s")
+    print(f"model server CPU, both paths: {result['throughput']['model_cpu_s']:.1f} s")
     ratios = ", ".join(f"{r:.2f}" for r in result["items_per_s_ratio"])
     print(f"items/s per segment, lean / botocore: {ratios}")
     sizes = ", ".join(f"{int(n):,} items {v:.0f} MB" for n, v in result["peak_rss_mb"].items())

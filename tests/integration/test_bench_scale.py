@@ -58,6 +58,18 @@ def test_a_segmented_table_sync_run_copies_every_item_decrypted(
     assert all(r["peak_rss_mb"] > 0 and r["pages"] >= 1 for r in rows)
 
 
+def test_a_paired_run_copies_the_table_once_with_each_kms_path(
+    fast_model: scale.ModelServer,
+) -> None:
+    """`make bench` measures the two KMS paths segment by segment; each path's run still
+    copies every item, decrypted (run_segment checks the model's counts per segment)."""
+    rows = scale.run_paired(fast_model, "bench-300", 2, "ci-paired", ("lean", "botocore"))
+    for path in ("lean", "botocore"):
+        assert [r["segment"] for r in rows[path]] == [0, 1]
+        assert sum(r["items"] for r in rows[path]) == 300
+        assert sum(r["model_decrypts"] for r in rows[path]) == 600
+
+
 def test_repeated_ciphertexts_are_decrypted_once_each(fast_model: scale.ModelServer) -> None:
     rows = scale.run_segments(fast_model, "bench-900-pool50", 2, "ci-pool", parallel=2)
     assert sum(r["items"] for r in rows) == 900
