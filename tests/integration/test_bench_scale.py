@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from bench import scale
+from bench import multiplexed, scale
 from bench.latency_model import HEADER, Table
 
 
@@ -68,6 +68,19 @@ def test_a_paired_run_copies_the_table_once_with_each_kms_path(
         assert [r["segment"] for r in rows[path]] == [0, 1]
         assert sum(r["items"] for r in rows[path]) == 300
         assert sum(r["model_decrypts"] for r in rows[path]) == 600
+
+
+def test_the_multiplexed_experiment_measures_real_decrypts(
+    fast_model: scale.ModelServer,
+) -> None:
+    """bench/multiplexed.py's figures are per Decrypt: every mode sends each ciphertext once
+    a round and gets the model's plaintext back (measure raises otherwise)."""
+    before = fast_model.stats().get("kms.Decrypt", 0)
+    result = multiplexed.measure(fast_model.endpoint, fast_model.endpoint, 1, 40, 4)
+    assert set(result) == set(multiplexed.MODES)
+    assert all(row["cpu_us"] > 0 for row in result.values())
+    rounds = 2  # the warm-up round and one measured
+    assert fast_model.stats()["kms.Decrypt"] - before == rounds * len(multiplexed.MODES) * 40
 
 
 def test_repeated_ciphertexts_are_decrypted_once_each(fast_model: scale.ModelServer) -> None:

@@ -1,0 +1,231 @@
+"""An experiment beside `make bench` (not part of it): what a Decrypt costs the client when one
+thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (non-blocking sockets and
+``selectors``), against the lean KMS client as a run uses it today:
+
+* **sequential**: one Decrypt after another on the model without latency (how the CPU floor is
+  measured);
+* **threads**: DECRYPT_CONCURRENCY threads on the latency model (how a segment sends them);
+* **raw-sequential**: the multiplexed sender below on one connection, one Decrypt after another
+  on the model without latency (the sender's own cost, without http.client and the lean
+  client's retry bookkeeping, and still one wait per Decrypt);
+* **multiplexed**: one thread, DECRYPT_CONCURRENCY connections, on the latency model.
+
+The three take turns, round by round (the order reversed every other round), in one process
+pinned to one core, so each round's three figures share this VM's speed of the moment; the
+ratios are medians of each round's own.
+
+The multiplexed sender is a measuring device, not a client: plain HTTP, no retries, no
+timeouts, no error handling, a response read only as far as its status, Content-Length and
+body. It builds each request as the lean client does (the same JSON body, signed by awscrt
+through ``LeanJsonClient._signed_headers``, the session's credentials read per request), and
+every plaintext it gets back is checked against the model's, so it does the work a Decrypt
+needs. What it leaves out (retries and TLS) costs little per request.
+
+Run: ``.venv/bin/python -m bench.multiplexed [rounds] [Decrypts per round]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+
+from bench.latency_model import HEADER, Table
+from bench.scale import FUNCTION_CREDENTIALS, KEY_ARN, REGION, ModelServer, cpus, segment_config
+from table_sync.aws.clients import kms_client_config
+from table_sync.aws.kms_lean import LeanKmsClient
+from table_sync.models import Settings
+
+MODES = ("sequential", "threads", "raw-sequential", "multiplexed")
+
+
+class MultiplexedDecrypts:
+    """Decrypts ``blobs`` on ``connections`` kept-alive connections from one thread: each
+    connection sends its next request as soon as its response is in."""
+
+    def __init__(self, signer: LeanKmsClient, connections: int) -> None:
+        self._signer = signer
+        url = urlsplit(signer.endpoint_url)
+        if url.scheme != "http":
+            raise ValueError("the experiment speaks plain HTTP only")
+        self._path = url.path or "/"
+        self._selector = selectors.DefaultSelector()
+        self._sockets = []
+        for _ in range(connections):
+            sock = socket.create_connection((url.hostname, url.port or 80))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            self._sockets.append(sock)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._selector.close()
+
+    def _send(self, sock: socket.socket, blob: bytes) -> None:
+        body = json.dumps(
+            {"CiphertextBlob": base64.b64encode(blob).decode(), "KeyId": KEY_ARN},
+            separators=(",", ":"),
+        ).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in self._signer._signed_headers("Decrypt", body))
+        request = f"POST {self._path} HTTP/1.1\r\n{head}\r\n".encode() + body
+        if sock.send(request) != len(request):  # a few hundred bytes into an empty buffer
+            raise RuntimeError("a request did not fit the socket's send buffer")
+
+    def decrypt_all(self, blobs: list[bytes]) -> list[bytes]:
+        plaintexts: list[bytes] = [b""] * len(blobs)
+        queue = list(range(len(blobs) - 1, -1, -1))
+        received: dict[socket.socket, tuple[int, bytes]] = {}
+        for sock in self._sockets:
+            if queue:
+                index = queue.pop()
+                self._send(sock, blobs[index])
+                received[sock] = (index, b"")
+                self._selector.register(sock, selectors.EVENT_READ)
+        while received:
+            for key, _ in self._selector.select():
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                index, buffer = received[sock]
+                buffer += sock.recv(65536)
+                body = _body(buffer)
+                if body is None:
+                    received[sock] = (index, buffer)
+                    continue
+                plaintexts[index] = base64.b64decode(json.loads(body)["Plaintext"])
+                if queue:
+                    index = queue.pop()
+                    self._send(sock, blobs[index])
+                    received[sock] = (index, b"")
+                else:
+                    del received[sock]
+                    self._selector.unregister(sock)
+        return plaintexts
+
+
+def _body(buffer: bytes) -> bytes | None:
+    """A whole 200 response's body, or None while it is still arriving."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buffer[:end].split(b"\r\n")
+    if lines[0].split()[1] != b"200":
+        raise RuntimeError(f"the model answered {lines[0]!r}")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(buffer) < end + 4 + length:
+        return None
+    return buffer[end + 4 : end + 4 + length]
+
+
+def _lean_client(endpoint: str, settings: Settings) -> LeanKmsClient:
+    os.environ["AWS_ENDPOINT_URL"] = endpoint  # read when the client resolves its endpoint
+    session = boto3.Session(
+        aws_access_key_id=FUNCTION_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FUNCTION_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FUNCTION_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
+    return LeanKmsClient(session, REGION, kms_client_config(settings))
+
+
+def measure(
+    fast_endpoint: str, latency_endpoint: str, rounds: int, calls: int, concurrency: int
+) -> dict[str, dict[str, float]]:
+    """Per mode: the median client CPU per Decrypt (us), the median of each round's ratio to
+    the sequential figure, and voluntary context switches per Decrypt."""
+    settings = Settings.from_env(segment_config("bench-1", "", 0, 1)["lambda_env"])
+    fast = _lean_client(fast_endpoint, settings)
+    slow = _lean_client(latency_endpoint, settings)
+    multiplexed = MultiplexedDecrypts(_lean_client(latency_endpoint, settings), concurrency)
+    raw = MultiplexedDecrypts(_lean_client(fast_endpoint, settings), 1)
+    table = Table.named("bench-1")
+    blobs = [HEADER + table.plaintext(i, 0) for i in range(calls)]
+    expected = [table.plaintext(i, 0) for i in range(calls)]
+
+    def one(client: LeanKmsClient) -> Callable[[bytes], bytes]:
+        return lambda blob: bytes(client.decrypt(CiphertextBlob=blob, KeyId=KEY_ARN)["Plaintext"])
+
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
+    switches: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with ThreadPoolExecutor(concurrency) as pool:
+        runs: dict[str, Callable[[], list[bytes]]] = {
+            "sequential": lambda: [one(fast)(blob) for blob in blobs],
+            "threads": lambda: list(pool.map(one(slow), blobs)),
+            "raw-sequential": lambda: raw.decrypt_all(blobs),
+            "multiplexed": lambda: multiplexed.decrypt_all(blobs),
+        }
+        for round_ in range(rounds + 1):  # the first warms up (connections, threads, caches)
+            for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+                started = time.process_time()
+                plaintexts = runs[mode]()
+                spent = time.process_time() - started
+                if plaintexts != expected:
+                    raise RuntimeError(f"{mode}: a plaintext is not the model's")
+                if round_ > 0:
+                    cpu[mode].append(1e6 * spent / calls)
+                    after = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+                    switches[mode].append((after - before) / calls)
+    multiplexed.close()
+    raw.close()
+    return {
+        mode: {
+            "cpu_us": statistics.median(cpu[mode]),
+            "vs_sequential": statistics.median(
+                a / b for a, b in zip(cpu[mode], cpu["sequential"], strict=True)
+            ),
+            "switches": statistics.median(switches[mode]),
+        }
+        for mode in MODES
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--measure"]:
+        fast, slow, rounds, calls, concurrency = sys.argv[2:7]
+        print(json.dumps(measure(fast, slow, int(rounds), int(calls), int(concurrency))))
+        return
+    rounds = sys.argv[1] if len(sys.argv) > 1 else "12"
+    calls = sys.argv[2] if len(sys.argv) > 2 else "500"
+    concurrency = str(Settings.model_fields["decrypt_concurrency"].default)
+    core, _ = cpus()
+    with ModelServer(0.0) as fast, ModelServer() as model:
+        command = [sys.executable, "-m", "bench.multiplexed", "--measure", fast.endpoint]
+        command += [model.endpoint, rounds, calls, concurrency]
+        env = {**os.environ, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
+        pinned = ["taskset", "-c", str(core)] if core is not None else []
+        done = subprocess.run([*pinned, *command], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"client CPU per Decrypt, {calls} Decrypts a round, {rounds} rounds, pinned to core "
+        f"{core}; {concurrency} threads or connections"
+    )
+    print(f"{'mode':<16}{'CPU us':>8}{'x sequential':>14}{'switches':>10}")
+    for mode in MODES:
+        row = result[mode]
+        print(
+            f"{mode:<16}{row['cpu_us']:>8.0f}{row['vs_sequential']:>14.2f}{row['switches']:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
