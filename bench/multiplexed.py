@@ -5,6 +5,9 @@ thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (non-blocking sock
 * **sequential**: one Decrypt after another on the model without latency (how the CPU floor is
   measured);
 * **threads**: DECRYPT_CONCURRENCY threads on the latency model (how a segment sends them);
+* **crt-multiplexed**: awscrt's own HTTP client (AWS's native event loop, the issue's other
+  allowed HTTP client), DECRYPT_CONCURRENCY connections, each sending its next request from
+  the last one's completion callback, on the latency model;
 * **raw-sequential**: the multiplexed sender below on one connection, one Decrypt after another
   on the model without latency (the sender's own cost, without http.client and the lean
   client's retry bookkeeping, and still one wait per Decrypt);
@@ -27,6 +30,7 @@ Run: ``.venv/bin/python -m bench.multiplexed [rounds] [Decrypts per round]``.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import resource
@@ -35,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +47,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from awscrt import http as crt_http
+from awscrt import io as crt_io
 
 from bench.latency_model import HEADER, Table
 from bench.scale import FUNCTION_CREDENTIALS, KEY_ARN, REGION, ModelServer, cpus, segment_config
@@ -49,7 +56,7 @@ from table_sync.aws.clients import kms_client_config
 from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.models import Settings
 
-MODES = ("sequential", "threads", "raw-sequential", "multiplexed")
+MODES = ("sequential", "threads", "crt-multiplexed", "raw-sequential", "multiplexed")
 
 
 class MultiplexedDecrypts:
@@ -116,6 +123,78 @@ class MultiplexedDecrypts:
         return plaintexts
 
 
+class CrtMultiplexedDecrypts:
+    """The same, on awscrt's HTTP client: ``connections`` HTTP/1.1 connections on one native
+    event loop; each request's completion callback (on that loop's thread) starts the
+    connection's next request, and the calling thread waits for the last."""
+
+    def __init__(self, signer: LeanKmsClient, connections: int) -> None:
+        self._signer = signer
+        url = urlsplit(signer.endpoint_url)
+        self._path = url.path or "/"
+        loop = crt_io.EventLoopGroup(1)
+        bootstrap = crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop))
+        self._connections = [
+            crt_http.HttpClientConnection.new(
+                url.hostname or "", url.port or 80, bootstrap=bootstrap
+            ).result()
+            for _ in range(connections)
+        ]
+
+    def close(self) -> None:
+        for connection in self._connections:
+            connection.close().result()
+
+    def decrypt_all(self, blobs: list[bytes]) -> list[bytes]:
+        plaintexts: list[bytes] = [b""] * len(blobs)
+        queue = list(range(len(blobs) - 1, -1, -1))
+        lock = threading.Lock()
+        finished = threading.Event()
+        left = [len(blobs)]
+        failures: list[BaseException] = []
+
+        def start(connection: crt_http.HttpClientConnection, index: int) -> None:
+            body = json.dumps(
+                {"CiphertextBlob": base64.b64encode(blobs[index]).decode(), "KeyId": KEY_ARN},
+                separators=(",", ":"),
+            ).encode()
+            headers = self._signer._signed_headers("Decrypt", body)
+            request = crt_http.HttpRequest(
+                "POST", self._path, crt_http.HttpHeaders(headers), io.BytesIO(body)
+            )
+            chunks: list[bytes] = []
+            stream = connection.request(
+                request, on_body=lambda chunk, **_: chunks.append(bytes(chunk))
+            )
+
+            def done(future: Any) -> None:
+                try:
+                    if future.result() != 200:
+                        raise RuntimeError(f"the model answered {future.result()}")
+                    plaintexts[index] = base64.b64decode(json.loads(b"".join(chunks))["Plaintext"])
+                except BaseException as exc:  # reported by decrypt_all
+                    failures.append(exc)
+                with lock:
+                    following = queue.pop() if queue else None
+                    left[0] -= 1
+                    if left[0] == 0:
+                        finished.set()
+                if following is not None:
+                    start(connection, following)
+
+            stream.completion_future.add_done_callback(done)
+            stream.activate()
+
+        with lock:
+            firsts = [(c, queue.pop()) for c in self._connections if queue]
+        for connection, index in firsts:
+            start(connection, index)
+        finished.wait()
+        if failures:
+            raise failures[0]
+        return plaintexts
+
+
 def _body(buffer: bytes) -> bytes | None:
     """A whole 200 response's body, or None while it is still arriving."""
     end = buffer.find(b"\r\n\r\n")
@@ -155,6 +234,7 @@ def measure(
     slow = _lean_client(latency_endpoint, settings)
     multiplexed = MultiplexedDecrypts(_lean_client(latency_endpoint, settings), concurrency)
     raw = MultiplexedDecrypts(_lean_client(fast_endpoint, settings), 1)
+    crt = CrtMultiplexedDecrypts(_lean_client(latency_endpoint, settings), concurrency)
     table = Table.named("bench-1")
     blobs = [HEADER + table.plaintext(i, 0) for i in range(calls)]
     expected = [table.plaintext(i, 0) for i in range(calls)]
@@ -168,6 +248,7 @@ def measure(
         runs: dict[str, Callable[[], list[bytes]]] = {
             "sequential": lambda: [one(fast)(blob) for blob in blobs],
             "threads": lambda: list(pool.map(one(slow), blobs)),
+            "crt-multiplexed": lambda: crt.decrypt_all(blobs),
             "raw-sequential": lambda: raw.decrypt_all(blobs),
             "multiplexed": lambda: multiplexed.decrypt_all(blobs),
         }
@@ -185,6 +266,7 @@ def measure(
                     switches[mode].append((after - before) / calls)
     multiplexed.close()
     raw.close()
+    crt.close()
     return {
         mode: {
             "cpu_us": statistics.median(cpu[mode]),
