@@ -14,11 +14,12 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
 * **throughput**: 100,000 items (BENCH_SCALE_ITEMS), every ciphertext distinct, in
   BENCH_SEGMENTS segments, with each path, segment by segment (segment n of the lean run right
   beside segment n of the botocore run, so each pair shares the VM's speed of the moment):
-  wall time against the latency floor (what the latencies allow at best: the slowest of pages x Scan latency, Decrypts x latency /
-  DECRYPT_CONCURRENCY and BatchWriteItems x latency / DECRYPT_CONCURRENCY) and against the CPU
-  floor (items x the lean floor's CPU per item). This VM's CPU speed drifts by 10-25% from one
-  minute to the next, so the lean floor is measured again right before and right after each
-  segment, and each segment is held to the mean of its own two;
+  wall time against the latency floor (what the latencies allow at best: the slowest of
+  pages x Scan latency, Decrypts x latency / DECRYPT_CONCURRENCY and BatchWriteItems x latency
+  / DECRYPT_CONCURRENCY) and against the CPU floor (items x the lean floor's CPU per item).
+  This VM's CPU speed drifts by 10-25% from one minute to the next, so the lean floor is
+  measured again right before and right after each segment, and each segment is held to the
+  mean of its own two;
 * **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
   ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
   segments at a time on the model without latency. Two Decrypts per item of a million items
