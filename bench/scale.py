@@ -210,14 +210,17 @@ def run_segment(
     *,
     kms_client: str | None = None,
     floor: Callable[[], float] | None = None,
+    floor_before: float | None = None,
     pinned: bool = True,
 ) -> dict[str, Any]:
     """Segment ``n`` of ``total`` of run ``label``, in a process of its own; ``floor``: measured
-    right before and right after it (the mean CPU per item of the two is the segment's
-    ``floor_us_per_item``). ``pinned``: alone, on one core; the model's counts of this
-    segment's own requests are then checked against its summary (every item arrived,
-    decrypted; the model's count of Decrypts is the client's)."""
-    floor_before = floor() if floor is not None else None
+    right before it (unless ``floor_before`` is the floor measured just now) and right after it
+    (``floor_after_us``); the mean CPU per item of the two is the segment's
+    ``floor_us_per_item``. ``pinned``: alone, on one core; the model's counts of this segment's
+    own requests are then checked against its summary (every item arrived, decrypted; the
+    model's count of Decrypts is the client's)."""
+    if floor is not None and floor_before is None:
+        floor_before = floor()
     before = server.stats() if pinned else {}
     row = run_scenario(
         "table-sync-segment",
@@ -227,7 +230,8 @@ def run_segment(
     )
     row["segment"] = n
     if floor is not None and floor_before is not None:
-        row["floor_us_per_item"] = (floor_before + floor()) / 2
+        row["floor_after_us"] = floor()
+        row["floor_us_per_item"] = (floor_before + row["floor_after_us"]) / 2
     if pinned:  # this segment's own requests
         after = server.stats()
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -258,7 +262,6 @@ def run_segments(
     *,
     parallel: int = 1,
     kms_client: str | None = None,
-    floor: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Every segment of one run (see :func:`run_segment`), ``parallel`` at a time (one at a
     time: pinned to one core). Checks that every item arrived, decrypted, and that the model's
@@ -274,7 +277,6 @@ def run_segments(
                     total,
                     label,
                     kms_client=kms_client,
-                    floor=floor,
                     pinned=parallel == 1,
                 ),
                 range(total),
@@ -303,15 +305,24 @@ def run_paired(
     """A run of ``total`` segments with each of two KMS_CLIENT ``paths``, segment by segment:
     segment n of one right beside segment n of the other (which goes first alternates), each
     pinned, so each pair is measured under the same drift of this VM's speed (minutes apart,
-    it differs by up to a third). Each segment is checked as :func:`run_segment` says."""
+    it differs by up to a third). Each segment is checked as :func:`run_segment` says. The
+    floor measured right after one segment is the one right before the next."""
     rows: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+    last_floor: float | None = None
     for n in range(total):
         for path in paths if n % 2 == 0 else paths[::-1]:
-            rows[path].append(
-                run_segment(
-                    server, table, n, total, f"{label}-{path}", kms_client=path, floor=floor
-                )
+            row = run_segment(
+                server,
+                table,
+                n,
+                total,
+                f"{label}-{path}",
+                kms_client=path,
+                floor=floor,
+                floor_before=last_floor,
             )
+            last_floor = row.get("floor_after_us")
+            rows[path].append(row)
     for path, path_rows in rows.items():
         _check_run(path_rows, table, f"{label}-{path}")
     return rows

@@ -63,11 +63,18 @@ def test_a_paired_run_copies_the_table_once_with_each_kms_path(
 ) -> None:
     """`make bench` measures the two KMS paths segment by segment; each path's run still
     copies every item, decrypted (run_segment checks the model's counts per segment)."""
-    rows = scale.run_paired(fast_model, "bench-300", 2, "ci-paired", ("lean", "botocore"))
+    floors = iter([1.0, 2.0, 3.0, 4.0, 5.0])  # the floor's figures, in the order measured
+    rows = scale.run_paired(
+        fast_model, "bench-300", 2, "ci-paired", ("lean", "botocore"), floor=lambda: next(floors)
+    )
     for path in ("lean", "botocore"):
         assert [r["segment"] for r in rows[path]] == [0, 1]
         assert sum(r["items"] for r in rows[path]) == 300
         assert sum(r["model_decrypts"] for r in rows[path]) == 600
+    # Run lean 0, botocore 0, botocore 1, lean 1: each held to the floors just before and just
+    # after it, one floor run between two segments.
+    assert [r["floor_us_per_item"] for r in rows["lean"]] == [1.5, 4.5]
+    assert [r["floor_us_per_item"] for r in rows["botocore"]] == [2.5, 3.5]
 
 
 def test_the_multiplexed_experiment_measures_real_decrypts(
