@@ -19,10 +19,11 @@ ratios are medians of each round's own.
 
 The multiplexed sender is a measuring device, not a client: plain HTTP, no retries, no
 timeouts, no error handling, a response read only as far as its status, Content-Length and
-body. It builds each request as the lean client does (the same JSON body, signed by awscrt
-through ``LeanJsonClient._signed_headers``, the session's credentials read per request), and
-every plaintext it gets back is checked against the model's, so it does the work a Decrypt
-needs. What it leaves out (retries and TLS) costs little per request.
+body. It builds each request as the lean client does (the same JSON body,
+``kms_lean.decrypt_body``, signed by awscrt through ``LeanJsonClient._signed_headers``, the
+session's credentials read per request), and every plaintext it gets back is checked against
+the model's, so it does the work a Decrypt needs. What it leaves out (retries, timeouts,
+error handling and TLS) is not measured here.
 
 Run: ``.venv/bin/python -m bench.multiplexed [rounds] [Decrypts per round]``.
 """
@@ -53,7 +54,7 @@ from awscrt import io as crt_io
 from bench.latency_model import HEADER, Table
 from bench.scale import FUNCTION_CREDENTIALS, KEY_ARN, REGION, ModelServer, cpus, segment_config
 from table_sync.aws.clients import kms_client_config
-from table_sync.aws.kms_lean import LeanKmsClient
+from table_sync.aws.kms_lean import LeanKmsClient, decrypt_body
 from table_sync.models import Settings
 
 MODES = ("sequential", "threads", "crt-multiplexed", "raw-sequential", "multiplexed")
@@ -83,10 +84,7 @@ class MultiplexedDecrypts:
         self._selector.close()
 
     def _send(self, sock: socket.socket, blob: bytes) -> None:
-        body = json.dumps(
-            {"CiphertextBlob": base64.b64encode(blob).decode(), "KeyId": KEY_ARN},
-            separators=(",", ":"),
-        ).encode()
+        body = decrypt_body(blob, KEY_ARN)
         head = "".join(f"{k}: {v}\r\n" for k, v in self._signer._signed_headers("Decrypt", body))
         request = f"POST {self._path} HTTP/1.1\r\n{head}\r\n".encode() + body
         if sock.send(request) != len(request):  # a few hundred bytes into an empty buffer
@@ -154,10 +152,7 @@ class CrtMultiplexedDecrypts:
         failures: list[BaseException] = []
 
         def start(connection: crt_http.HttpClientConnection, index: int) -> None:
-            body = json.dumps(
-                {"CiphertextBlob": base64.b64encode(blobs[index]).decode(), "KeyId": KEY_ARN},
-                separators=(",", ":"),
-            ).encode()
+            body = decrypt_body(blobs[index], KEY_ARN)
             headers = self._signer._signed_headers("Decrypt", body)
             request = crt_http.HttpRequest(
                 "POST", self._path, crt_http.HttpHeaders(headers), io.BytesIO(body)

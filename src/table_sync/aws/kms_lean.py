@@ -28,11 +28,16 @@ class LeanKmsClient(LeanJsonClient):
         KeyId: str,
         EncryptionContext: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "CiphertextBlob": base64.b64encode(CiphertextBlob).decode(),
-            "KeyId": KeyId,
-        }
-        if EncryptionContext:
-            payload["EncryptionContext"] = dict(EncryptionContext)
-        data = self.call("Decrypt", json.dumps(payload, separators=(",", ":")).encode())
+        data = self.call("Decrypt", decrypt_body(CiphertextBlob, KeyId, EncryptionContext))
         return {"Plaintext": base64.b64decode(json.loads(data)["Plaintext"]), "KeyId": KeyId}
+
+
+def decrypt_body(ciphertext: bytes, key_id: str, context: Mapping[str, str] | None = None) -> bytes:
+    """A Decrypt request's JSON body, as botocore serialises it."""
+    payload: dict[str, Any] = {
+        "CiphertextBlob": base64.b64encode(ciphertext).decode(),
+        "KeyId": key_id,
+    }
+    if context:
+        payload["EncryptionContext"] = dict(context)
+    return json.dumps(payload, separators=(",", ":")).encode()
