@@ -151,52 +151,72 @@ class LeanJsonClient:
         attempt = 0
         while True:
             attempt += 1
-            status, headers, data, exc = self._attempt(operation_name, body)
-            if exc is None and status == 200 and _crc32_matches(headers, data):
-                self._release_quota(request_context, status)
-                return data
-            operation = self._operation(operation_name)
-            parsed = None
-            response = None
-            if exc is None:
-                response = AWSResponse(self.endpoint_url, status, cast(Any, headers), _Raw(data))
-                if status != 200:
-                    assert operation.output_shape is not None
-                    parsed = self._parser.parse(
-                        {"status_code": status, "headers": headers, "body": data},
-                        operation.output_shape,
-                    )
-                else:  # a checksum mismatch: retried, as botocore's special case does
-                    parsed = {"ResponseMetadata": {"HTTPStatusCode": status}}
-            context = standard.RetryContext(
-                attempt_number=attempt,
-                operation_model=operation,
-                parsed_response=parsed,
-                http_response=response,
-                caught_exception=exc,
-                request_context=request_context,
+            verdict = self._judge(
+                operation_name, attempt, request_context, *self._attempt(operation_name, body)
             )
-            if self.on_throttle is not None and self._detector.is_throttling_error_from_context(
-                context
-            ):
-                self.on_throttle()
-            if self._policy.should_retry(context) and self._acquire_quota(context):
-                time.sleep(self._policy.compute_retry_delay(context))
+            if isinstance(verdict, _Retry):
+                time.sleep(verdict.delay)
                 continue
-            if exc is not None:
-                raise exc
-            assert parsed is not None
-            # As botocore's retry handler and endpoint record them (the error's message says
-            # "reached max retries" from these).
-            metadata = parsed.setdefault("ResponseMetadata", {})
-            metadata.update(context.get_retry_metadata())
-            metadata["RetryAttempts"] = attempt - 1
-            if status == 200:
-                raise ClientError(
-                    {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},
-                    operation_name,
+            if isinstance(verdict, Exception):
+                raise verdict
+            return verdict
+
+    def _judge(
+        self,
+        operation_name: str,
+        attempt: int,
+        request_context: dict[str, Any],
+        status: int,
+        headers: dict[str, str],
+        data: bytes,
+        exc: Exception | None,
+    ) -> bytes | _Retry | Exception:
+        """What one attempt's outcome means, as botocore's standard retry mode decides it: the
+        body (a success), a retry after a delay, or the error the call raises."""
+        if exc is None and status == 200 and _crc32_matches(headers, data):
+            self._release_quota(request_context, status)
+            return data
+        operation = self._operation(operation_name)
+        parsed = None
+        response = None
+        if exc is None:
+            response = AWSResponse(self.endpoint_url, status, cast(Any, headers), _Raw(data))
+            if status != 200:
+                assert operation.output_shape is not None
+                parsed = self._parser.parse(
+                    {"status_code": status, "headers": headers, "body": data},
+                    operation.output_shape,
                 )
-            raise ClientError(cast(Any, parsed), operation_name)
+            else:  # a checksum mismatch: retried, as botocore's special case does
+                parsed = {"ResponseMetadata": {"HTTPStatusCode": status}}
+        context = standard.RetryContext(
+            attempt_number=attempt,
+            operation_model=operation,
+            parsed_response=parsed,
+            http_response=response,
+            caught_exception=exc,
+            request_context=request_context,
+        )
+        if self.on_throttle is not None and self._detector.is_throttling_error_from_context(
+            context
+        ):
+            self.on_throttle()
+        if self._policy.should_retry(context) and self._acquire_quota(context):
+            return _Retry(self._policy.compute_retry_delay(context))
+        if exc is not None:
+            return exc
+        assert parsed is not None
+        # As botocore's retry handler and endpoint record them (the error's message says
+        # "reached max retries" from these).
+        metadata = parsed.setdefault("ResponseMetadata", {})
+        metadata.update(context.get_retry_metadata())
+        metadata["RetryAttempts"] = attempt - 1
+        if status == 200:
+            return ClientError(
+                {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},
+                operation_name,
+            )
+        return ClientError(cast(Any, parsed), operation_name)
 
     def _acquire_quota(self, context: standard.RetryContext) -> bool:
         with self._quota_lock:
@@ -257,34 +277,41 @@ class LeanJsonClient:
         """One HTTP exchange: (status, headers by lower-case name, body, None), or the botocore
         error a failed exchange is."""
         headers = self._signed_headers(operation_name, body)
-        failed: Exception | None = None
         for fresh in (False, True):
             connection: _Connection | None = None
             reused = False
             try:
                 connection, reused = self._connection(fresh)
                 connection.request_at_once(self._path, body, dict(headers))
-                response = connection.getresponse()
-                data = response.read()
-                if not response.will_close:
-                    self._release(connection)
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, data, None
-            except _ConnectFailed as exc:
-                return 0, {}, b"", exc.error
-            except _STALE as exc:
-                failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
-                if reused and not fresh:
-                    _close(connection)
-                    continue  # a kept-alive connection the server had closed: once more, anew
-            except TimeoutError as exc:
-                failed = ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc)
-            except ssl.SSLError as exc:
-                failed = SSLError(endpoint_url=self.endpoint_url, error=exc)
-            except OSError as exc:
-                failed = ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc)
-            _close(connection)  # a failed exchange's connection is never used again
-            break
-        return 0, {}, b"", failed
+                return (*self._receive(connection), None)
+            except (_ConnectFailed, OSError) as exc:
+                failed, again = self._failed(exc, resendable=reused and not fresh)
+                _close(connection)  # a failed exchange's connection is never used again
+                if not again:
+                    return 0, {}, b"", failed
+        raise AssertionError("unreachable: a fresh connection is never resent")
+
+    def _receive(self, connection: _Connection) -> tuple[int, dict[str, str], bytes]:
+        """The response to the request sent on ``connection``, read in full; the connection
+        goes back to the idle ones unless the server is closing it."""
+        response = connection.getresponse()
+        data = response.read()
+        if not response.will_close:
+            self._release(connection)
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    def _failed(self, exc: Exception, *, resendable: bool) -> tuple[Exception, bool]:
+        """The botocore error a failed exchange is, and whether to send it again at once on a
+        new connection (``resendable``: it was sent on a reused kept-alive one)."""
+        if isinstance(exc, _ConnectFailed):
+            return exc.error, False
+        if isinstance(exc, _STALE):
+            return ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc), resendable
+        if isinstance(exc, TimeoutError):
+            return ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc), False
+        if isinstance(exc, ssl.SSLError):
+            return SSLError(endpoint_url=self.endpoint_url, error=exc), False
+        return ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc), False
 
     # -- connections -------------------------------------------------------------------------
 
@@ -389,6 +416,15 @@ class _Raw:
 
     def stream(self) -> Iterator[bytes]:
         yield self._data
+
+
+class _Retry:
+    """An attempt to be made again after ``delay`` seconds (botocore's backoff)."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
 
 
 class _ConnectFailed(Exception):
