@@ -30,13 +30,17 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
 from __future__ import annotations
 
 import hashlib
+import heapq
 import http.client
+import selectors
 import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -217,6 +221,116 @@ class LeanJsonClient:
                 operation_name,
             )
         return ClientError(cast(Any, parsed), operation_name)
+
+    def call_many(
+        self,
+        operation_name: str,
+        bodies: Sequence[bytes],
+        concurrency: int,
+        pace: Callable[[], None] | None = None,
+    ) -> list[bytes | Exception]:
+        """Every body's call, each as :meth:`call` makes it (the same attempts, judged the same
+        way, with the same stale-connection resend), up to ``concurrency`` in flight at once on
+        kept-alive connections, all from this one thread: sent, then waited for together with
+        ``selectors``, each response read by the standard library's HTTP client once its
+        socket is readable, each retry's backoff a timer rather than a sleep. Results in order:
+        a body, or the error :meth:`call` would have raised. ``pace`` is called before each
+        call's first attempt (the request budget's turn).
+
+        Measured (bench/multiplexed.py), one thread waiting on many sockets costs each call
+        less CPU than threads taking turns on the GIL, and no more than calls made one after
+        another: one ``select`` wakes for several responses."""
+        calls = [_Call(index, body) for index, body in enumerate(bodies)]
+        results: list[bytes | Exception | None] = [None] * len(calls)
+        ready: deque[_Call] = deque(calls)
+        backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
+        in_flight: dict[int, _Call] = {}  # by index
+        selector = selectors.DefaultSelector()
+
+        def settle(
+            call: _Call, outcome: tuple[int, dict[str, str], bytes, Exception | None]
+        ) -> None:
+            verdict = self._judge(operation_name, call.attempt, call.request_context, *outcome)
+            if isinstance(verdict, _Retry):
+                heapq.heappush(backoff, (time.monotonic() + verdict.delay, call.index, call))
+            else:
+                results[call.index] = verdict
+
+        def send(call: _Call, *, fresh: bool) -> None:
+            if not fresh:  # a new attempt (not the resend of one): signed anew
+                call.attempt += 1
+                call.headers = self._signed_headers(operation_name, call.body)
+            connection: _Connection | None = None
+            reused = False
+            try:
+                connection, reused = self._connection(fresh)
+                connection.request_at_once(self._path, call.body, dict(call.headers))
+            except (_ConnectFailed, OSError) as exc:
+                failed, again = self._failed(exc, resendable=reused and not fresh)
+                _close(connection)
+                if again:
+                    send(call, fresh=True)
+                else:
+                    settle(call, (0, {}, b"", failed))
+                return
+            call.connection, call.resendable = connection, reused and not fresh
+            call.deadline = time.monotonic() + self._read_timeout
+            selector.register(cast(socket.socket, connection.sock), selectors.EVENT_READ, call)
+            in_flight[call.index] = call
+
+        def receive(call: _Call) -> None:
+            connection = call.connection
+            assert connection is not None
+            del in_flight[call.index]
+            selector.unregister(cast(socket.socket, connection.sock))
+            call.connection = None
+            try:
+                outcome = self._receive(connection)
+            except OSError as exc:
+                failed, again = self._failed(exc, resendable=call.resendable)
+                connection.close()
+                if again:
+                    send(call, fresh=True)
+                else:
+                    settle(call, (0, {}, b"", failed))
+                return
+            settle(call, (*outcome, None))
+
+        try:
+            while ready or backoff or in_flight:
+                now = time.monotonic()
+                while backoff and backoff[0][0] <= now:
+                    ready.append(heapq.heappop(backoff)[2])
+                while ready and len(in_flight) < concurrency:
+                    call = ready.popleft()
+                    if pace is not None and call.attempt == 0:
+                        pace()
+                    send(call, fresh=False)
+                if not in_flight:
+                    if backoff and not ready:
+                        time.sleep(max(0.0, backoff[0][0] - time.monotonic()))
+                    continue
+                wake = min(call.deadline for call in in_flight.values())
+                if backoff:
+                    wake = min(wake, backoff[0][0])
+                for key, _ in selector.select(max(0.0, wake - time.monotonic())):
+                    receive(key.data)
+                now = time.monotonic()
+                for call in [c for c in in_flight.values() if c.deadline <= now]:
+                    # No answer within the read timeout: the connection is given up, as a
+                    # blocking read's timeout gives it up.
+                    del in_flight[call.index]
+                    assert call.connection is not None
+                    selector.unregister(cast(socket.socket, call.connection.sock))
+                    call.connection.close()
+                    call.connection = None
+                    timeout = TimeoutError("timed out")
+                    settle(call, (0, {}, b"", self._failed(timeout, resendable=False)[0]))
+        finally:
+            for call in in_flight.values():  # only when an error escaped: nothing half-read
+                _close(call.connection)
+            selector.close()
+        return cast(list[bytes | Exception], results)
 
     def _acquire_quota(self, context: standard.RetryContext) -> bool:
         with self._quota_lock:
@@ -416,6 +530,20 @@ class _Raw:
 
     def stream(self) -> Iterator[bytes]:
         yield self._data
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call of :meth:`LeanJsonClient.call_many`, between its attempts."""
+
+    index: int
+    body: bytes
+    attempt: int = 0
+    request_context: dict[str, Any] = field(default_factory=dict)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    connection: _Connection | None = None
+    resendable: bool = False  # sent on a reused kept-alive connection: resent once if stale
+    deadline: float = 0.0
 
 
 class _Retry:

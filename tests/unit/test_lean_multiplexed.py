@@ -1,0 +1,153 @@
+"""``LeanJsonClient.call_many``: many calls in flight from one thread, each made as ``call``
+makes it (retried, timed out and resent as botocore would), results in order.
+
+The endpoint is a local HTTP/1.1 server whose answer each request body chooses (a delay, a
+throttling error on the first attempt, no answer at all, a closed connection); nothing reaches
+AWS. The faults are the server's own doing: moto produces none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from table_sync.aws.lean import LeanJsonClient
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.attempts: Counter[int] = Counter()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        call = json.loads(body)
+        with self.server.lock:
+            self.server.attempts[call["n"]] += 1
+            attempt = self.server.attempts[call["n"]]
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+        try:
+            time.sleep(call.get("delay", 0))
+            if call.get("silent"):
+                time.sleep(2)  # longer than the client's read timeout
+                return
+            if call.get("throttle_first") and attempt == 1:
+                self._answer(400, {"__type": "ThrottlingException", "message": "slow down"})
+                return
+            self._answer(200, {"n": call["n"]})
+            if call.get("close_after"):
+                self.close_connection = True  # without saying so: the client finds it stale
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def _answer(self, status: int, payload: dict[str, object]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    served = _Server()
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{served.server_address[1]}")
+    yield served
+    served.shutdown()
+    served.server_close()
+
+
+def _client(**config: object) -> LeanJsonClient:
+    session = boto3.Session(
+        aws_access_key_id="AKIATESTMANY", aws_secret_access_key="x", region_name="eu-west-1"
+    )
+    settings = Config(**{"retries": {"mode": "standard", "total_max_attempts": 3}, **config})
+    return LeanJsonClient(session, "kms", "eu-west-1", settings)
+
+
+def _bodies(count: int, **behaviour: object) -> list[bytes]:
+    return [json.dumps({"n": n, **behaviour}).encode() for n in range(count)]
+
+
+def test_calls_are_in_flight_together_and_answered_in_order(server: _Server) -> None:
+    results = _client().call_many("Decrypt", _bodies(40, delay=0.05), concurrency=8)
+    assert [json.loads(result)["n"] for result in results] == list(range(40))  # type: ignore[arg-type]
+    assert server.most_in_flight == 8
+    assert server.connections == 8  # each kept alive and reused for the next call
+
+
+def test_a_throttled_call_is_retried_and_counted(server: _Server) -> None:
+    client = _client()
+    throttled: list[int] = []
+    client.on_throttle = lambda: throttled.append(1)
+    results = client.call_many("Decrypt", _bodies(6, throttle_first=True), concurrency=3)
+    assert [json.loads(result)["n"] for result in results] == list(range(6))  # type: ignore[arg-type]
+    assert server.attempts == Counter(dict.fromkeys(range(6), 2))
+    assert len(throttled) == 6
+
+
+def test_a_stale_kept_alive_connection_is_resent_once_anew(server: _Server) -> None:
+    # One attempt in all: the resend is not a retry, and needs no attempt to spare.
+    client = _client(retries={"mode": "standard", "total_max_attempts": 1})
+    assert client.call_many("Decrypt", _bodies(4, close_after=True), concurrency=4)
+    # Every connection was closed by the server after its answer; the next round finds them
+    # stale and sends each request again at once on a new one, not as a retry.
+    results = client.call_many("Decrypt", _bodies(4), concurrency=4)
+    assert [json.loads(result)["n"] for result in results] == list(range(4))  # type: ignore[arg-type]
+    assert server.attempts == Counter(dict.fromkeys(range(4), 2))  # one per round
+    assert server.connections == 8
+
+
+def test_a_call_without_an_answer_times_out_while_the_others_complete(server: _Server) -> None:
+    client = _client(read_timeout=0.3)
+    bodies = [*_bodies(3), json.dumps({"n": 3, "silent": True}).encode()]
+    started = time.monotonic()
+    results = client.call_many("Decrypt", bodies, concurrency=4)
+    assert [json.loads(result)["n"] for result in results[:3]] == [0, 1, 2]  # type: ignore[arg-type]
+    assert isinstance(results[3], ReadTimeoutError)
+    assert server.attempts[3] == 3  # KMS_MAX_ATTEMPTS, as botocore retries a read timeout
+    assert time.monotonic() - started < 10
+
+
+def test_an_error_that_is_not_retried_is_the_one_call_raises(server: _Server) -> None:
+    client = _client(retries={"mode": "standard", "total_max_attempts": 1})
+    [result] = client.call_many("Decrypt", _bodies(1, throttle_first=True), concurrency=2)
+    with pytest.raises(ClientError) as raised:
+        client.call("Decrypt", json.dumps({"n": 1, "throttle_first": True}).encode())
+    assert isinstance(result, ClientError)
+    assert result.response["Error"] == raised.value.response["Error"]
+    assert result.response["Error"]["Code"] == "ThrottlingException"
+    assert str(result) == str(raised.value)
