@@ -117,6 +117,24 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
 
+@pytest.fixture
+def one_by_one(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the Decrypts the lean client sends one at a time (``LeanKmsClient.decrypt``, the
+    fallback for what a page's prefetch did not name), each still sent to moto: a spy, not a
+    stub. A format whose ``ciphertexts`` names every Decrypt its decoder makes sends none."""
+    from table_sync.aws.kms_lean import LeanKmsClient
+
+    calls: list[int] = []
+    decrypt = LeanKmsClient.decrypt
+
+    def counted(self: LeanKmsClient, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        return decrypt(self, **kwargs)
+
+    monkeypatch.setattr(LeanKmsClient, "decrypt", counted)
+    return calls
+
+
 @dataclass
 class Telemetry:
     """Everything the function emitted: Powertools log lines and EMF metric lines."""

@@ -41,9 +41,11 @@ def _copy(aws: EmbeddedAws) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_credstash_items_arrive_in_plaintext_equal_to_credstash_getsecret(
-    aws: EmbeddedAws, truth: dict[tuple[str, str], str], function_session
+    aws: EmbeddedAws, truth: dict[tuple[str, str], str], function_session, one_by_one: list[int]
 ) -> None:
     summary = _run(aws, function_session)
+    assert one_by_one == []  # every data key sent with the page's, none after it
+    assert summary.kms_requests == 4
     assert summary.items_written == len(truth) == 4
     assert summary.items_quarantined == 0
     copy = _copy(aws)

@@ -35,7 +35,7 @@ def _run(aws: EmbeddedAws, session: Any, encrypted: tuple[str, ...] = (), **env:
 
 
 def test_default_actions_every_non_key_attribute_encrypted(
-    aws: EmbeddedAws, function_session
+    aws: EmbeddedAws, function_session, one_by_one: list[int]
 ) -> None:
     truth = seed_ddb_encryption_client(aws)
     raw = aws.account_a().client("dynamodb").scan(TableName=aws.named(EC_TABLE))["Items"][0]
@@ -52,6 +52,7 @@ def test_default_actions_every_non_key_attribute_encrypted(
     assert summary.items_written == 12
     assert summary.items_quarantined == 0
     assert summary.kms_requests == 12  # one data key per item
+    assert one_by_one == []  # every data key sent with the page's, none after it
 
 
 def test_named_encrypted_attributes_with_the_rest_signed(

@@ -16,7 +16,11 @@ from tests.integration.conftest import Telemetry
 
 
 def test_scheduled_run_copies_every_item_decrypted(
-    aws: EmbeddedAws, function_env: dict[str, str], lambda_context, telemetry: Telemetry
+    aws: EmbeddedAws,
+    function_env: dict[str, str],
+    lambda_context,
+    telemetry: Telemetry,
+    one_by_one: list[int],
 ) -> None:
     source_before = read_table(aws.account_a().client("dynamodb"), aws.source_table)
     tables_in_a = aws.account_a().client("dynamodb").list_tables()["TableNames"]
@@ -30,6 +34,7 @@ def test_scheduled_run_copies_every_item_decrypted(
         1 for item in aws.expected.values() for n in ("ssn", "card", "api_secret") if n in item
     )
     assert summary["attributes_decrypted"] == summary["kms_requests"] == expected_attrs
+    assert one_by_one == []  # every Decrypt sent with its page's, none one at a time
     assert (
         summary["location"]
         == f"arn:aws:dynamodb:eu-west-1:{ACCOUNT_B}:table/{aws.destination_table}"

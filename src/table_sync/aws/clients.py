@@ -72,7 +72,8 @@ def dynamodb_client(settings: Settings, client: Any, session: boto3.Session) -> 
 
 def kms_client_config(settings: Settings) -> Config:
     """KMS: botocore's standard retries (exponential backoff with jitter on ThrottlingException)
-    up to KMS_MAX_ATTEMPTS, and a connection pool sized for the decrypt threads. Not adaptive
+    up to KMS_MAX_ATTEMPTS, and a connection pool sized for DECRYPT_CONCURRENCY Decrypts in
+    flight. Not adaptive
     mode: botocore marks it experimental, and its client-side rate limiter slows every later
     request after a burst of throttles.
 

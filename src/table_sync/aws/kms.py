@@ -10,14 +10,20 @@
   Every throttled attempt is counted (``throttles``).
 * ``budget`` (KMS_REQUESTS_PER_SECOND, see pipeline/budgets.py), when set, is called before
   every request and waits for the request's turn.
+* With the lean client, a page's ciphertexts are decrypted before its items are decoded:
+  :meth:`KmsDecrypter.prefetched` sends every one not yet known, up to DECRYPT_CONCURRENCY at
+  once from one thread, and holds each result (a plaintext, or the failure) for the decoder's
+  ``decrypt`` of it, which then needs no request. What the page did not use is dropped when it
+  has been decoded.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -60,6 +66,7 @@ class KmsDecrypter:
         self._cache_size = cache_size
         self._cache: OrderedDict[_CacheKey, bytes] = OrderedDict()
         self._inflight: dict[_CacheKey, Future[bytes]] = {}
+        self._fetched: dict[_CacheKey, bytes | KmsDecryptFailed] = {}
         self._lock = threading.Lock()
         self.requests = 0
         self.cache_hits = 0
@@ -80,13 +87,85 @@ class KmsDecrypter:
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING:
             self._count_one_throttle()
 
+    @property
+    def multiplexes(self) -> bool:
+        """Whether :meth:`prefetched` sends requests (the lean client), rather than nothing."""
+        return isinstance(self._client, LeanKmsClient)
+
+    @contextmanager
+    def prefetched(
+        self, wanted: Sequence[Sequence[tuple[bytes, Mapping[str, str] | None]]], concurrency: int
+    ) -> Iterator[None]:
+        """Within the block, ``decrypt`` needs no request for what ``wanted`` names: one list
+        per item, its Decrypts in the order its decoder asks for them. They are sent on entry,
+        up to ``concurrency`` at once, in rounds: each round sends every item's first one not
+        yet known, and an item stops at its first failure, as its decoder does, so no more
+        Decrypts are sent than decoding the items one by one would send. Each result (a
+        plaintext, or its failure, raised as a request's would be) waits for its first
+        ``decrypt``, and is counted as ``decrypt`` would count it: a request each, a cache hit
+        for each use after the first. What the block did not use is dropped on leaving it.
+        Without the lean client it sends nothing, and ``decrypt`` sends each request."""
+        client = self._client
+        if not isinstance(client, LeanKmsClient):
+            yield
+            return
+        fetched = self._fetched
+        items = [[(_key(*pair), pair) for pair in pairs] for pairs in wanted if pairs]
+        positions = [0] * len(items)
+        active = list(range(len(items)))
+        try:
+            while active:
+                todo: dict[_CacheKey, tuple[bytes, Mapping[str, str] | None]] = {}
+                waiting = []
+                for index in active:
+                    pairs = items[index]
+                    while positions[index] < len(pairs):
+                        key, pair = pairs[positions[index]]
+                        known = fetched.get(key)
+                        if known is None and key not in self._cache:
+                            todo.setdefault(key, pair)
+                            waiting.append(index)
+                            break
+                        if isinstance(known, KmsDecryptFailed):
+                            break  # the item's decoder stops at its failure
+                        positions[index] += 1
+                active = waiting
+                if todo:
+                    results = client.decrypt_many(
+                        list(todo.values()), self.key_arn, concurrency, self._pace
+                    )
+                    with self._lock:
+                        for key, result in zip(todo, results, strict=True):
+                            if isinstance(result, bytes):
+                                self.successes += 1
+                                fetched[key] = result
+                            else:
+                                fetched[key] = _failure(result)
+            yield
+        finally:
+            with self._lock:
+                fetched.clear()
+
+    def _pace(self) -> None:
+        if self.budget is not None:
+            self.budget()
+        with self._lock:
+            self.requests += 1
+
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
-        key: _CacheKey = (bytes(ciphertext), tuple(sorted((context or {}).items())))
+        key = _key(ciphertext, context)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 self.cache_hits += 1
                 return self._cache[key]
+            fetched = self._fetched.pop(key, None)
+            if isinstance(fetched, bytes):
+                self._remember(key, fetched)
+                return fetched
+        if fetched is not None:
+            raise fetched  # the failure this page's request met, as the request would raise it
+        with self._lock:
             waiting = self._inflight.get(key)
             if waiting is None:
                 future: Future[bytes] = Future()
@@ -104,12 +183,16 @@ class KmsDecrypter:
             raise
         with self._lock:
             del self._inflight[key]
-            if self._cache_size > 0:
-                self._cache[key] = plaintext
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._remember(key, plaintext)
         future.set_result(plaintext)
         return plaintext
+
+    def _remember(self, key: _CacheKey, plaintext: bytes) -> None:
+        """Into the cache (the caller holds the lock)."""
+        if self._cache_size > 0:
+            self._cache[key] = plaintext
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _request(self, ciphertext: bytes, context: Mapping[str, str] | None) -> bytes:
         kwargs: dict[str, Any] = {"CiphertextBlob": ciphertext, "KeyId": self.key_arn}
@@ -122,10 +205,22 @@ class KmsDecrypter:
         try:
             response = self._client.decrypt(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            # A timeout or refused connection (after botocore's retries) is the run's failure,
-            # not the item's: its kind is botocore's class name, which no format treats as the
-            # item's own.
-            raise KmsDecryptFailed(error_code(exc)) from exc
+            raise _failure(exc) from exc
         with self._lock:
             self.successes += 1
         return response["Plaintext"]
+
+
+def _key(ciphertext: bytes, context: Mapping[str, str] | None) -> _CacheKey:
+    return (bytes(ciphertext), tuple(sorted((context or {}).items())))
+
+
+def _failure(exc: Exception) -> KmsDecryptFailed:
+    """A failed Decrypt as its kind. A timeout or refused connection (after botocore's
+    retries) is the run's failure, not the item's: its kind is botocore's class name, which no
+    format treats as the item's own."""
+    if not isinstance(exc, (ClientError, BotoCoreError)):
+        raise exc  # not a request's failure: a bug, raised as it is
+    failure = KmsDecryptFailed(error_code(exc))
+    failure.__cause__ = exc
+    return failure

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -29,7 +29,27 @@ class LeanKmsClient(LeanJsonClient):
         EncryptionContext: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         data = self.call("Decrypt", decrypt_body(CiphertextBlob, KeyId, EncryptionContext))
-        return {"Plaintext": base64.b64decode(json.loads(data)["Plaintext"]), "KeyId": KeyId}
+        return {"Plaintext": _plaintext(data), "KeyId": KeyId}
+
+    def decrypt_many(
+        self,
+        requests: Sequence[tuple[bytes, Mapping[str, str] | None]],
+        key_id: str,
+        concurrency: int,
+        pace: Callable[[], None] | None = None,
+    ) -> list[bytes | Exception]:
+        """Each (ciphertext, encryption context) decrypted under ``key_id``, up to
+        ``concurrency`` at once from this thread (``LeanJsonClient.call_many``): a plaintext, or
+        the error ``decrypt`` would have raised, in order."""
+        bodies = [decrypt_body(ciphertext, key_id, context) for ciphertext, context in requests]
+        return [
+            result if isinstance(result, Exception) else _plaintext(result)
+            for result in self.call_many("Decrypt", bodies, concurrency, pace)
+        ]
+
+
+def _plaintext(data: bytes) -> bytes:
+    return base64.b64decode(json.loads(data)["Plaintext"])
 
 
 def decrypt_body(ciphertext: bytes, key_id: str, context: Mapping[str, str] | None = None) -> bytes:

@@ -22,6 +22,9 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
   ``ExponentialBackoff`` with full jitter and the service's base, the retry quota), so the same
   codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch), as many times
   as the botocore client made from the same config would.
+* **many at once**: ``call_many`` keeps many calls in flight from one thread (``selectors``
+  over kept-alive connections), each made, retried and judged as ``call`` makes it; a
+  segment's Decrypts go this way (see KmsDecrypter.prefetched).
 * **errors**: a failed call raises what the botocore client would: ``ClientError`` with the
   response botocore's own JSON parser makes of the error body, or botocore's connection error
   classes; so callers see the same codes either way.

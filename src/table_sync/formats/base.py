@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,8 +46,19 @@ class DecodedItem:
     attributes_decrypted: int
 
 
+# What one Decrypt needs: the ciphertext and its encryption context.
+Wanted = tuple[bytes, Mapping[str, str] | None]
+
+
 class ItemDecoder(Protocol):
-    """Turns one scanned item into its decrypted copy, or raises AttributeDecryptFailed."""
+    """Turns one scanned item into its decrypted copy, or raises AttributeDecryptFailed.
+
+    ``ciphertexts`` names the Decrypts ``decode`` of the item will ask for, in its order, so
+    that a page's can be sent together first (KmsDecrypter.prefetched). It never raises: it
+    stops where ``decode`` would fail before a Decrypt (a bad shape, bad base64), and
+    ``decode`` raises that failure."""
+
+    def ciphertexts(self, item: Item) -> list[Wanted]: ...
 
     def decode(self, item: Item) -> DecodedItem: ...
 

@@ -21,7 +21,12 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from table_sync.aws.kms import KmsDecrypter, KmsDecryptFailed
-from table_sync.formats.base import AttributeDecryptFailed, DecodedItem, plaintext_value
+from table_sync.formats.base import (
+    AttributeDecryptFailed,
+    DecodedItem,
+    Wanted,
+    plaintext_value,
+)
 from table_sync.formats.context import ContextTemplate
 from table_sync.items import Item
 
@@ -46,7 +51,15 @@ class CredstashDecoder:
         self._context = context or ContextTemplate({})
         self._contents_type = contents_type
 
-    def decode(self, item: Item) -> DecodedItem:
+    def ciphertexts(self, item: Item) -> list[Wanted]:
+        try:
+            wrapped_key = self._checked(item)[0]
+            return [(wrapped_key, self._context.render(item, "key"))]
+        except AttributeDecryptFailed:
+            return []
+
+    def _checked(self, item: Item) -> tuple[bytes, bytes, bytes, type[hashes.HashAlgorithm]]:
+        """The wrapped data key, the ciphertext, its HMAC and the HMAC's digest, checked."""
         for name in ("name", "version", "key", "contents", "hmac"):
             if name not in item:
                 raise AttributeDecryptFailed(name, "InvalidItem", "not a credstash item")
@@ -57,6 +70,10 @@ class CredstashDecoder:
         digest = DIGESTS.get(digest_name)
         if digest is None:
             raise AttributeDecryptFailed("digest", "InvalidItem", "unknown digest")
+        return wrapped_key, ciphertext, expected, digest
+
+    def decode(self, item: Item) -> DecodedItem:
+        wrapped_key, ciphertext, expected, digest = self._checked(item)
         try:
             data_key = self._kms.decrypt(wrapped_key, self._context.render(item, "key"))
         except KmsDecryptFailed as exc:

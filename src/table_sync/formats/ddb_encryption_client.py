@@ -35,7 +35,7 @@ from dynamodb_encryption_sdk.material_providers.aws_kms import (
 from dynamodb_encryption_sdk.structures import AttributeActions, EncryptionContext
 
 from table_sync.aws.kms import KmsDecrypter, KmsDecryptFailed
-from table_sync.formats.base import AttributeDecryptFailed, DecodedItem, kms_hint
+from table_sync.formats.base import AttributeDecryptFailed, DecodedItem, Wanted, kms_hint
 from table_sync.items import Item
 
 MATERIAL_DESCRIPTION = "*amzn-ddb-map-desc*"
@@ -67,6 +67,33 @@ class _RoutedKmsProvider(AwsKmsCryptographicMaterialsProvider):  # type: ignore[
         return self._routed
 
 
+class _Wanted(Exception):
+    """Raised by the probe's stand-in client: the Decrypt the library asked for."""
+
+    def __init__(self, ciphertext: bytes, context: dict[str, str] | None) -> None:
+        super().__init__("probe")
+        self.ciphertext = ciphertext
+        self.context = context
+
+
+class _ProbeKmsClient:
+    def decrypt(
+        self, *, CiphertextBlob: bytes, EncryptionContext: dict[str, str] | None = None, **_: Any
+    ) -> dict[str, Any]:
+        raise _Wanted(CiphertextBlob, EncryptionContext)
+
+
+class _ProbeKmsProvider(AwsKmsCryptographicMaterialsProvider):  # type: ignore[misc]
+    """The library as far as its KMS call, which is where it stops (``ciphertexts``)."""
+
+    def __init__(self, key_arn: str) -> None:
+        super().__init__(key_id=key_arn)
+        self._probe = _ProbeKmsClient()
+
+    def _client(self, key_id: str) -> _ProbeKmsClient:
+        return self._probe
+
+
 class DdbEncryptionClientDecoder:
     def __init__(
         self,
@@ -80,6 +107,7 @@ class DdbEncryptionClientDecoder:
             raise ValueError("the table's key attribute names are needed (partition, then sort)")
         self._kms = kms
         self._provider = _RoutedKmsProvider(kms)
+        self._probe = _ProbeKmsProvider(kms.key_arn)
         self._table = table_name
         self._partition = key_attributes[0]
         self._sort = key_attributes[1] if len(key_attributes) == 2 else None
@@ -99,13 +127,9 @@ class DdbEncryptionClientDecoder:
                 default_action=CryptoAction.ENCRYPT_AND_SIGN, attribute_actions=signed_keys
             )
 
-    def decode(self, item: Item) -> DecodedItem:
-        if SIGNATURE not in item or MATERIAL_DESCRIPTION not in item:
-            raise AttributeDecryptFailed(
-                SIGNATURE, "InvalidItem", "not written by the DynamoDB Encryption Client"
-            )
-        config = CryptoConfig(
-            materials_provider=self._provider,
+    def _config(self, item: Item, provider: AwsKmsCryptographicMaterialsProvider) -> CryptoConfig:
+        return CryptoConfig(
+            materials_provider=provider,
             encryption_context=EncryptionContext(
                 table_name=self._table,
                 partition_key_name=self._partition,
@@ -114,8 +138,28 @@ class DdbEncryptionClientDecoder:
             ),
             attribute_actions=self._actions,
         )
+
+    def ciphertexts(self, item: Item) -> list[Wanted]:
+        """The wrapped data key and the KMS encryption context the library asks KMS for: found
+        by running the library's own decryption as far as that call (the probe's client stops
+        it there), so the context is the one it builds."""
+        if SIGNATURE not in item or MATERIAL_DESCRIPTION not in item:
+            return []
         try:
-            plain = decrypt_dynamodb_item(dict(item), config)
+            decrypt_dynamodb_item(dict(item), self._config(item, self._probe))
+        except _Wanted as wanted:
+            return [(wanted.ciphertext, wanted.context)]
+        except Exception:
+            return []
+        return []
+
+    def decode(self, item: Item) -> DecodedItem:
+        if SIGNATURE not in item or MATERIAL_DESCRIPTION not in item:
+            raise AttributeDecryptFailed(
+                SIGNATURE, "InvalidItem", "not written by the DynamoDB Encryption Client"
+            )
+        try:
+            plain = decrypt_dynamodb_item(dict(item), self._config(item, self._provider))
         except SignatureVerificationError:
             raise AttributeDecryptFailed(
                 SIGNATURE, "SignatureInvalid", "the item was altered after it was signed"

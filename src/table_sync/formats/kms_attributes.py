@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from table_sync.aws.kms import KmsDecrypter, KmsDecryptFailed
-from table_sync.formats.base import AttributeDecryptFailed, DecodedItem, plaintext_value
+from table_sync.formats.base import (
+    AttributeDecryptFailed,
+    DecodedItem,
+    Wanted,
+    plaintext_value,
+)
 from table_sync.formats.context import ContextTemplate
 from table_sync.items import Item
 
@@ -31,6 +36,18 @@ class KmsAttributeDecoder:
         self._attributes = tuple(attributes)
         self._context = context or ContextTemplate({})
         self._types = dict(types or {})
+
+    def ciphertexts(self, item: Item) -> list[Wanted]:
+        wanted: list[Wanted] = []
+        for name in self._attributes:
+            value = item.get(name)
+            if value is None or "NULL" in value:
+                continue
+            try:
+                wanted.append((ciphertext_bytes(name, value), self._context.render(item, name)))
+            except AttributeDecryptFailed:
+                break  # decode stops here too
+        return wanted
 
     def decode(self, item: Item) -> DecodedItem:
         copy = dict(item)

@@ -1,6 +1,11 @@
-"""Decode a page: every item decrypted (``DECRYPT_CONCURRENCY`` at a time, each in full before
-the page is written, so no half-decrypted item reaches the destination), then sorted into
-copies and quarantine records. An item whose failure is not its own fails the run."""
+"""Decode a page: every item decrypted (each in full before the page is written, so no
+half-decrypted item reaches the destination), then sorted into copies and quarantine records.
+An item whose failure is not its own fails the run.
+
+With the lean KMS client the page's Decrypts are sent first, ``DECRYPT_CONCURRENCY`` in flight
+from this one thread (``KmsDecrypter.prefetched``), and the items are then decoded one after
+another with every plaintext at hand. With ``KMS_CLIENT=botocore`` the items are decoded
+``DECRYPT_CONCURRENCY`` at a time on the decrypt threads, each sending its own Decrypts."""
 
 from __future__ import annotations
 
@@ -86,7 +91,12 @@ class PageDecoder:
     def decode(self, items: list[Item], digests: list[bytes], page: int) -> DecodedPage:
         """Decode ``items`` (each with its digest, which its copy keeps)."""
         decoded = DecodedPage()
-        results = decode_items(self.pool, self.decoder, items, self.concurrency)
+        if self.kms.multiplexes:
+            wanted = [self.decoder.ciphertexts(item) for item in items]
+            with self.kms.prefetched(wanted, self.concurrency):
+                results = [_decode(self.decoder, item) for item in items]
+        else:
+            results = decode_items(self.pool, self.decoder, items, self.concurrency)
         for index, (item, result) in enumerate(zip(items, results, strict=True)):
             if isinstance(result, DecodedItem):
                 decoded.copies.append(result.item)
