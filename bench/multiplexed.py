@@ -5,6 +5,9 @@ thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (non-blocking sock
 * **sequential**: one Decrypt after another on the model without latency (how the CPU floor is
   measured);
 * **threads**: DECRYPT_CONCURRENCY threads on the latency model (how a segment sends them);
+* **lean-multiplexed**: the lean client's own ``decrypt_many`` (how a segment sends them):
+  DECRYPT_CONCURRENCY requests in flight on kept-alive connections from one thread, on the
+  latency model;
 * **crt-multiplexed**: awscrt's own HTTP client (AWS's native event loop, the issue's other
   allowed HTTP client), DECRYPT_CONCURRENCY connections, each sending its next request from
   the last one's completion callback, on the latency model;
@@ -44,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -57,7 +60,14 @@ from table_sync.aws.clients import kms_client_config
 from table_sync.aws.kms_lean import LeanKmsClient, decrypt_body
 from table_sync.models import Settings
 
-MODES = ("sequential", "threads", "crt-multiplexed", "raw-sequential", "multiplexed")
+MODES = (
+    "sequential",
+    "threads",
+    "lean-multiplexed",
+    "crt-multiplexed",
+    "raw-sequential",
+    "multiplexed",
+)
 
 
 class MultiplexedDecrypts:
@@ -243,6 +253,12 @@ def measure(
         runs: dict[str, Callable[[], list[bytes]]] = {
             "sequential": lambda: [one(fast)(blob) for blob in blobs],
             "threads": lambda: list(pool.map(one(slow), blobs)),
+            "lean-multiplexed": lambda: [
+                bytes(cast(bytes, plaintext))
+                for plaintext in slow.decrypt_many(
+                    [(blob, None) for blob in blobs], KEY_ARN, concurrency
+                )
+            ],
             "crt-multiplexed": lambda: crt.decrypt_all(blobs),
             "raw-sequential": lambda: raw.decrypt_all(blobs),
             "multiplexed": lambda: multiplexed.decrypt_all(blobs),

@@ -69,25 +69,39 @@ def _reader(config: dict[str, Any]) -> boto3.Session:
 
 def floor(config: dict[str, Any]) -> dict[str, Any]:
     """(a) A plain paginated low-level scan and one Decrypt per ciphertext; nothing else. With
-    ``"kms_client": "lean"`` it is the default path's floor: the Decrypts go through the lean
-    KMS client and the scan through the lean DynamoDB client (DYNAMODB_CLIENT=lean)."""
+    ``"kms_client": "lean"`` it is the default path's floor: the scan goes through the lean
+    DynamoDB client (DYNAMODB_CLIENT=lean), and each page's Decrypts through the lean KMS
+    client as a segment sends them, DECRYPT_CONCURRENCY in flight from one thread
+    (``decrypt_many``); with botocore's, one after another."""
     reader = _reader(config)
     ddb: Any = reader.client("dynamodb")
     kms: Any = reader.client("kms")
-    if config.get("kms_client") == "lean":
-        settings = Settings.from_env(config["lambda_env"])
+    lean = config.get("kms_client") == "lean"
+    settings = Settings.from_env(config["lambda_env"])
+    if lean:
         kms = LeanKmsClient(reader, None, kms_client_config(settings))
         ddb = LeanDynamoDBClient(ddb, reader)
     items = requests = 0
     kwargs: dict[str, Any] = {"TableName": config["table"]}
     while True:
         page = ddb.scan(**kwargs)
-        for item in page["Items"]:
-            items += 1
-            for name in config["encrypted"]:
-                if name in item:
-                    kms.decrypt(CiphertextBlob=item[name]["B"], KeyId=config["key_arn"])
-                    requests += 1
+        blobs = [
+            item[name]["B"]
+            for item in page["Items"]
+            for name in config["encrypted"]
+            if name in item
+        ]
+        items += len(page["Items"])
+        requests += len(blobs)
+        if lean:
+            for result in kms.decrypt_many(
+                [(blob, None) for blob in blobs], config["key_arn"], settings.decrypt_concurrency
+            ):
+                if isinstance(result, Exception):
+                    raise result
+        else:
+            for blob in blobs:
+                kms.decrypt(CiphertextBlob=blob, KeyId=config["key_arn"])
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
