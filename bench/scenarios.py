@@ -77,8 +77,10 @@ def floor(config: dict[str, Any]) -> dict[str, Any]:
     ddb: Any = reader.client("dynamodb")
     kms: Any = reader.client("kms")
     lean = config.get("kms_client") == "lean"
-    settings = Settings.from_env(config["lambda_env"])
+    concurrency = 1
     if lean:
+        settings = Settings.from_env(config["lambda_env"])
+        concurrency = settings.decrypt_concurrency
         kms = LeanKmsClient(reader, None, kms_client_config(settings))
         ddb = LeanDynamoDBClient(ddb, reader)
     items = requests = 0
@@ -95,7 +97,7 @@ def floor(config: dict[str, Any]) -> dict[str, Any]:
         requests += len(blobs)
         if lean:
             for result in kms.decrypt_many(
-                [(blob, None) for blob in blobs], config["key_arn"], settings.decrypt_concurrency
+                [(blob, None) for blob in blobs], config["key_arn"], concurrency
             ):
                 if isinstance(result, Exception):
                     raise result

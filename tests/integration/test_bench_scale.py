@@ -90,6 +90,21 @@ def test_the_multiplexed_experiment_measures_real_decrypts(
     assert fast_model.stats()["kms.Decrypt"] - before == rounds * len(multiplexed.MODES) * 40
 
 
+def test_the_floor_decrypts_every_ciphertext_once_on_either_path(
+    fast_model: scale.ModelServer,
+) -> None:
+    """The floor as part 1 runs it (botocore's clients, no function environment) and as the
+    scale half runs it (the lean clients, a page's Decrypts at once). The first failed in
+    `make bench` when the lean floor began reading DECRYPT_CONCURRENCY from an environment
+    part 1 does not pass."""
+    before = fast_model.stats().get("kms.Decrypt", 0)
+    plain = scale.run_scenario("floor", scale.baseline_config("bench-300"), fast_model.endpoint)
+    lean = scale.measure_floor(fast_model, 300, "lean")
+    assert plain["items"] == lean["items"] == 300
+    assert plain["kms_requests"] == lean["kms_requests"] > 300  # two attributes, some absent
+    assert fast_model.stats()["kms.Decrypt"] - before == 2 * lean["kms_requests"]
+
+
 def test_repeated_ciphertexts_are_decrypted_once_each(fast_model: scale.ModelServer) -> None:
     rows = scale.run_segments(fast_model, "bench-900-pool50", 2, "ci-pool", parallel=2)
     assert sum(r["items"] for r in rows) == 900
