@@ -1,11 +1,11 @@
 """An experiment beside `make bench` (not part of it): what a Decrypt costs the client when one
-thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (non-blocking sockets and
-``selectors``), against the lean KMS client as a run uses it today:
+thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (``selectors``), against the
+lean KMS client one Decrypt at a time and on threads:
 
-* **sequential**: one Decrypt after another on the model without latency (how the CPU floor is
-  measured);
-* **threads**: DECRYPT_CONCURRENCY threads on the latency model (how a segment sends them);
-* **lean-multiplexed**: the lean client's own ``decrypt_many`` (how a segment sends them):
+* **sequential**: the lean client, one Decrypt after another on the model without latency;
+* **threads**: the lean client on DECRYPT_CONCURRENCY threads on the latency model (how a
+  segment sent them before ``decrypt_many``, and how ``KMS_CLIENT=botocore`` still does);
+* **lean-multiplexed**: the lean client's own ``decrypt_many`` (how a segment sends them now):
   DECRYPT_CONCURRENCY requests in flight on kept-alive connections from one thread, on the
   latency model;
 * **crt-multiplexed**: awscrt's own HTTP client (AWS's native event loop, the issue's other
@@ -16,9 +16,9 @@ thread multiplexes DECRYPT_CONCURRENCY kept-alive connections (non-blocking sock
   client's retry bookkeeping, and still one wait per Decrypt);
 * **multiplexed**: one thread, DECRYPT_CONCURRENCY connections, on the latency model.
 
-The three take turns, round by round (the order reversed every other round), in one process
-pinned to one core, so each round's three figures share this VM's speed of the moment; the
-ratios are medians of each round's own.
+The modes take turns, round by round (the order reversed every other round), in one process
+pinned to one core, so each round's figures share this VM's speed of the moment; the ratios
+are medians of each round's own.
 
 The multiplexed sender is a measuring device, not a client: plain HTTP, no retries, no
 timeouts, no error handling, a response read only as far as its status, Content-Length and

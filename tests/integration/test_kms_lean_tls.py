@@ -109,11 +109,12 @@ def _run_lean(
 
 @pytest.mark.items(10)
 def test_the_lean_path_decrypts_over_https_verified_with_the_ca_bundle(
-    aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, tls_kms: Any
+    aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, tls_kms: Any, one_by_one: list[int]
 ) -> None:
     endpoint, trusted, _ = tls_kms
     assert endpoint.startswith("https://")
     summary = _run_lean(aws, monkeypatch, endpoint, trusted)
+    assert one_by_one == []  # the page's Decrypts multiplexed over TLS, none one at a time
     assert summary["items_written"] == 10
     assert summary["kms_requests"] == summary["attributes_decrypted"] > 0
     copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
