@@ -28,6 +28,7 @@ from table_sync.models import Invocation, Settings, SyncSummary
 from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
 from table_sync.pipeline.commit import Checkpointer, PageCommitter, ScannedPage
 from table_sync.pipeline.decode import ItemNamer, PageDecoder
+from table_sync.pipeline.heap import start_up_frozen
 from table_sync.pipeline.overlap import CommitBehind, ReadAhead
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
@@ -83,6 +84,7 @@ def copy_segment(
     )
     fingerprint = copy_fingerprint(settings)
     with (
+        start_up_frozen(),
         ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="scan") as reader,
         ThreadPoolExecutor(1, thread_name_prefix="commit") as writer,
