@@ -149,7 +149,7 @@ class DdbEncryptionClientDecoder:
             decrypt_dynamodb_item(dict(item), self._config(item, self._probe))
         except _Wanted as wanted:
             return [(wanted.ciphertext, wanted.context)]
-        except Exception:
+        except Exception:  # the item fails before its Decrypt: decode raises it, named
             return []
         return []
 
