@@ -10,36 +10,25 @@ every request with an empty JSON object; nothing reaches AWS.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from botocore.config import Config
 
 from table_sync.aws.lean import LeanJsonClient
+from tests.unit.local_server import CountingHandler, CountingServer, serving
 
 
-class _Counting(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Counting(CountingServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.connections = 0
+        super().__init__(_Handler)
         self.bodies: list[bytes] = []
-        self.lock = threading.Lock()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(CountingHandler):
     server: _Counting
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.lock:
-            self.server.connections += 1
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -51,19 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"{}")
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Counting]:
-    counting = _Counting()
-    thread = threading.Thread(target=counting.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{counting.server_address[1]}")
-    yield counting
-    counting.shutdown()
-    counting.server_close()
+    with serving(_Counting(), monkeypatch) as served:
+        yield served
 
 
 def _client() -> LeanJsonClient:

@@ -9,11 +9,9 @@ AWS. The faults are the server's own doing: moto produces none of them.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -21,28 +19,19 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from table_sync.aws.lean import LeanJsonClient
+from tests.unit.local_server import CountingHandler, CountingServer, serving
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(CountingServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.connections = 0
+        super().__init__(_Handler)
         self.in_flight = 0
         self.most_in_flight = 0
         self.attempts: Counter[int] = Counter()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(CountingHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.lock:
-            self.server.connections += 1
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -75,19 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
-    served = _Server()
-    thread = threading.Thread(target=served.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{served.server_address[1]}")
-    yield served
-    served.shutdown()
-    served.server_close()
+    with serving(_Server(), monkeypatch) as served:
+        yield served
 
 
 def _client(**config: object) -> LeanJsonClient:
