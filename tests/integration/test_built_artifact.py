@@ -52,10 +52,15 @@ import table_sync
 assert table_sync.__file__.startswith(build_dir), table_sync.__file__
 lean_calls = []
 _decrypt = kms_lean.LeanKmsClient.decrypt
-def counted(self, **kwargs):  # a spy: counts the Decrypts the lean path sends
+_decrypt_many = kms_lean.LeanKmsClient.decrypt_many
+def counted(self, **kwargs):  # spies: count the Decrypts the lean path sends, one at a time
     lean_calls.append(1)
     return _decrypt(self, **kwargs)
+def counted_many(self, requests, *args, **kwargs):  # and a page's at once
+    lean_calls.extend([1] * len(requests))
+    return _decrypt_many(self, requests, *args, **kwargs)
 kms_lean.LeanKmsClient.decrypt = counted
+kms_lean.LeanKmsClient.decrypt_many = counted_many
 from table_sync.aws import dynamodb_lean
 lean_ddb = {"scan": 0, "batch_write_item": 0}
 def spy(name):  # counts the Scans and BatchWriteItems the lean DynamoDB path sends
