@@ -247,7 +247,9 @@ class LeanJsonClient:
         results: list[bytes | Exception | None] = [None] * len(calls)
         ready: deque[_Call] = deque(calls)
         backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
-        in_flight: dict[int, _Call] = {}  # by index
+        # By index, in the order sent, which is the order of their deadlines (each is the
+        # moment it was sent plus the one read timeout): the first is always the next due.
+        in_flight: dict[int, _Call] = {}
         selector = selectors.DefaultSelector()
 
         def settle(
@@ -259,6 +261,18 @@ class LeanJsonClient:
             else:
                 results[call.index] = verdict
 
+        def fail(
+            call: _Call, connection: _Connection | None, exc: Exception, *, resendable: bool
+        ) -> None:
+            """A failed exchange: its connection never used again; the request sent again at
+            once on a new one when the kept-alive one was stale, else the attempt judged."""
+            _close(connection)
+            failed, again = self._failed(exc, resendable=resendable)
+            if again:
+                send(call, fresh=True)
+            else:
+                settle(call, (0, {}, b"", failed))
+
         def send(call: _Call, *, fresh: bool) -> None:
             if not fresh:  # a new attempt (not the resend of one): signed anew
                 call.attempt += 1
@@ -269,33 +283,28 @@ class LeanJsonClient:
                 connection, reused = self._connection(fresh)
                 connection.request_at_once(self._path, call.body, dict(call.headers))
             except (_ConnectFailed, OSError) as exc:
-                failed, again = self._failed(exc, resendable=reused and not fresh)
-                _close(connection)
-                if again:
-                    send(call, fresh=True)
-                else:
-                    settle(call, (0, {}, b"", failed))
+                fail(call, connection, exc, resendable=reused and not fresh)
                 return
             call.connection, call.resendable = connection, reused and not fresh
             call.deadline = time.monotonic() + self._read_timeout
             selector.register(cast(socket.socket, connection.sock), selectors.EVENT_READ, call)
             in_flight[call.index] = call
 
-        def receive(call: _Call) -> None:
+        def taken(call: _Call) -> _Connection:
+            """``call``'s connection, no longer in flight nor waited on."""
             connection = call.connection
             assert connection is not None
             del in_flight[call.index]
             selector.unregister(cast(socket.socket, connection.sock))
             call.connection = None
+            return connection
+
+        def receive(call: _Call) -> None:
+            connection = taken(call)
             try:
                 outcome = self._receive(connection)
             except OSError as exc:
-                failed, again = self._failed(exc, resendable=call.resendable)
-                connection.close()
-                if again:
-                    send(call, fresh=True)
-                else:
-                    settle(call, (0, {}, b"", failed))
+                fail(call, connection, exc, resendable=call.resendable)
                 return
             settle(call, (*outcome, None))
 
@@ -313,22 +322,16 @@ class LeanJsonClient:
                     if backoff and not ready:
                         time.sleep(max(0.0, backoff[0][0] - time.monotonic()))
                     continue
-                wake = min(call.deadline for call in in_flight.values())
+                wake = next(iter(in_flight.values())).deadline
                 if backoff:
                     wake = min(wake, backoff[0][0])
                 for key, _ in selector.select(max(0.0, wake - time.monotonic())):
                     receive(key.data)
                 now = time.monotonic()
-                for call in [c for c in in_flight.values() if c.deadline <= now]:
+                while in_flight and (due := next(iter(in_flight.values()))).deadline <= now:
                     # No answer within the read timeout: the connection is given up, as a
                     # blocking read's timeout gives it up.
-                    del in_flight[call.index]
-                    assert call.connection is not None
-                    selector.unregister(cast(socket.socket, call.connection.sock))
-                    call.connection.close()
-                    call.connection = None
-                    timeout = TimeoutError("timed out")
-                    settle(call, (0, {}, b"", self._failed(timeout, resendable=False)[0]))
+                    fail(due, taken(due), TimeoutError("timed out"), resendable=False)
         finally:
             for call in in_flight.values():  # only when an error escaped: nothing half-read
                 _close(call.connection)
