@@ -58,15 +58,6 @@ class _RoutedKmsClient:
         return {"Plaintext": plaintext, "KeyId": self._kms.key_arn}
 
 
-class _RoutedKmsProvider(AwsKmsCryptographicMaterialsProvider):  # type: ignore[misc]
-    def __init__(self, kms: KmsDecrypter) -> None:
-        super().__init__(key_id=kms.key_arn)
-        self._routed = _RoutedKmsClient(kms)
-
-    def _client(self, key_id: str) -> _RoutedKmsClient:
-        return self._routed
-
-
 class _Wanted(Exception):
     """Raised by the probe's stand-in client: the Decrypt the library asked for."""
 
@@ -83,15 +74,17 @@ class _ProbeKmsClient:
         raise _Wanted(CiphertextBlob, EncryptionContext)
 
 
-class _ProbeKmsProvider(AwsKmsCryptographicMaterialsProvider):  # type: ignore[misc]
-    """The library as far as its KMS call, which is where it stops (``ciphertexts``)."""
+class _KmsProvider(AwsKmsCryptographicMaterialsProvider):  # type: ignore[misc]
+    """The library's KMS materials provider for ``key_arn``, with ``client`` for its KMS calls:
+    the routed one (decode), or the probe, which stops the library at its call
+    (``ciphertexts``)."""
 
-    def __init__(self, key_arn: str) -> None:
+    def __init__(self, key_arn: str, client: _RoutedKmsClient | _ProbeKmsClient) -> None:
         super().__init__(key_id=key_arn)
-        self._probe = _ProbeKmsClient()
+        self._fixed_client = client
 
-    def _client(self, key_id: str) -> _ProbeKmsClient:
-        return self._probe
+    def _client(self, key_id: str) -> _RoutedKmsClient | _ProbeKmsClient:
+        return self._fixed_client
 
 
 class DdbEncryptionClientDecoder:
@@ -106,8 +99,8 @@ class DdbEncryptionClientDecoder:
         if not 1 <= len(key_attributes) <= 2:
             raise ValueError("the table's key attribute names are needed (partition, then sort)")
         self._kms = kms
-        self._provider = _RoutedKmsProvider(kms)
-        self._probe = _ProbeKmsProvider(kms.key_arn)
+        self._provider = _KmsProvider(kms.key_arn, _RoutedKmsClient(kms))
+        self._probe = _KmsProvider(kms.key_arn, _ProbeKmsClient())
         self._table = table_name
         self._partition = key_attributes[0]
         self._sort = key_attributes[1] if len(key_attributes) == 2 else None
