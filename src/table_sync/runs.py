@@ -19,7 +19,7 @@ from table_sync.aws.clients import connect_source
 from table_sync.aws.dynamodb import SourceTable
 from table_sync.aws.sts import AssumeRoleCounter
 from table_sync.errors import ConfigurationError, DestinationError
-from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
+from table_sync.models import Invocation, S3Destination, Settings, SkippedRun, SyncSummary
 from table_sync.observability import logger
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.pipeline.segment import SegmentContext, copy_segment
@@ -57,6 +57,10 @@ def apply_invocation(settings: Settings, invocation: Invocation) -> Settings:
         update["page_size"] = invocation.page_size
     if invocation.destination is not None:
         update["destination"] = invocation.destination
+        if isinstance(invocation.destination, S3Destination):
+            # SWEEP_DELETES is the dynamodb:// copy's (template.yaml sets it for one): a
+            # backfill into S3 from that function writes a full snapshot and sweeps nothing.
+            update["sweep_deletes"] = None
     if invocation.total_segments is not None:
         update["total_segments"] = invocation.total_segments
         update["segment"] = invocation.segment if invocation.segment is not None else 0

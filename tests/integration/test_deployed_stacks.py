@@ -104,14 +104,7 @@ def _function_session(aws: EmbeddedAws, deployed: Deployed) -> boto3.Session:
     )
 
 
-FAILS_ON_TODAYS_TEMPLATE = pytest.mark.xfail(
-    strict=True, reason="DESTINATION_KMS_KEY_ARN is refused beside a dynamodb:// destination"
-)
-
-
-@pytest.mark.parametrize(
-    "destination_type", [pytest.param("dynamodb", marks=FAILS_ON_TODAYS_TEMPLATE), "s3"]
-)
+@pytest.mark.parametrize("destination_type", ["dynamodb", "s3"])
 def test_the_deployed_environment_is_valid_settings(
     aws: EmbeddedAws, function_template: dict[str, Any], destination_type: str
 ) -> None:
@@ -123,7 +116,6 @@ def test_the_deployed_environment_is_valid_settings(
     assert settings.destination_kms_key_arn == deployed.environment["DESTINATION_KMS_KEY_ARN"]
 
 
-@FAILS_ON_TODAYS_TEMPLATE
 def test_a_deployment_with_default_parameters_makes_an_exact_copy(
     aws: EmbeddedAws, function_template: dict[str, Any], lambda_context
 ) -> None:

@@ -80,11 +80,7 @@ BAD_SETTINGS = [
     ("PAGE_SIZE", "many", "PAGE_SIZE: Input should be a valid integer"),
     ("DRY_RUN", "perhaps", "DRY_RUN: Input should be a valid boolean"),
     ("SOURCE_EXTERNAL_ID", "x", "SOURCE_EXTERNAL_ID: must be 2-1224 characters"),
-    (
-        "DESTINATION_KMS_KEY_ARN",
-        "arn:aws:kms:eu-west-1:222222222222:key/k",
-        "DESTINATION_KMS_KEY_ARN: only applies to an s3:// destination",
-    ),
+    ("DESTINATION_KMS_KEY_ARN", "key/k", "DESTINATION_KMS_KEY_ARN: must be a KMS key ARN"),
 ]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from table_sync.errors import ConfigurationError
 from table_sync.models import DynamoDBDestination, Invocation, S3Destination, Settings
-from table_sync.runs import run_step
+from table_sync.runs import apply_invocation, run_step
 
 BASE = {
     "SOURCE_ROLE_ARN": "arn:aws:iam::111111111111:role/table-sync-source-reader",
@@ -51,6 +51,27 @@ def test_s3_destination_and_prefix_normalisation() -> None:
     assert settings.destination.uri == "s3://copy-bucket/exports/my-table"
     bare = Settings.from_env({**BASE, "DESTINATION": "s3://copy-bucket"})
     assert bare.destination == S3Destination(bucket="copy-bucket", prefix="")
+
+
+def test_the_s3_key_is_kept_beside_a_dynamodb_destination_for_a_backfill_to_s3() -> None:
+    """template.yaml names its copy key for every deployment: a dynamodb:// function's
+    backfill may write to the stack's bucket, and an s3:// QUARANTINE is written with it too."""
+    key = "arn:aws:kms:eu-west-1:222222222222:key/copy-key"
+    settings = Settings.from_env({**BASE, "DESTINATION_KMS_KEY_ARN": key})
+    assert settings.destination_kms_key_arn == key
+    table = {
+        **BASE,
+        "DESTINATION_KMS_KEY_ARN": key,
+        "STATE_TABLE": "state",
+        "SWEEP_DELETES": "true",
+    }
+    assert Settings.from_env(table).mirror  # template.yaml's dynamodb:// function sweeps
+    backfill = apply_invocation(
+        Settings.from_env(table),
+        Invocation(trigger="backfill", destination="s3://copy-bucket/exports"),
+    )
+    assert backfill.destination_kms_key_arn == key
+    assert backfill.mirror is False  # the copy table's SWEEP_DELETES does not follow it to S3
 
 
 def test_overrides_win_over_the_environment() -> None:

@@ -112,6 +112,8 @@ class Settings(BaseModel):
         default_factory=dict, alias="KMS_ENCRYPTION_CONTEXT"
     )
     destination: Destination = Field(alias="DESTINATION")
+    # The SSE-KMS key of every object written to S3: an s3:// DESTINATION, a backfill's s3://
+    # destination, an s3:// QUARANTINE. So it is kept beside a dynamodb:// DESTINATION too.
     destination_kms_key_arn: str | None = Field(None, alias="DESTINATION_KMS_KEY_ARN")
     on_decrypt_error: Literal["quarantine", "fail"] = Field("quarantine", alias="ON_DECRYPT_ERROR")
     quarantine: Destination | None = Field(None, alias="QUARANTINE")
@@ -278,8 +280,6 @@ class Settings(BaseModel):
                 f"ENCRYPTED_ATTRIBUTES: key attribute(s) {', '.join(overlap)} cannot be "
                 "encrypted: the copy must keep the source's keys"
             )
-        if self.destination_kms_key_arn and not isinstance(self.destination, S3Destination):
-            problems.append("DESTINATION_KMS_KEY_ARN: only applies to an s3:// destination")
         if (self.segment is None) != (self.total_segments is None):
             problems.append("SEGMENT: SEGMENT and TOTAL_SEGMENTS go together (a parallel scan)")
         elif (self.segment or 0) >= (self.total_segments or 1):
