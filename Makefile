@@ -30,7 +30,8 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam build for the python3.13 runtime needs a python3.13 on PATH (pyenv provides it here).
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 
-.PHONY: help install demo bench test lint typecheck unit integration templates build requirements clean
+.PHONY: help install demo bench test lint typecheck unit integration templates build requirements clean \
+	lambda-image sam-local
 
 help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
@@ -38,6 +39,7 @@ help:
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
 	@echo "make bench  - benchmark table-sync (20-35 minutes): embedded AWS, then a latency model"
+	@echo "make sam-local - sam build, then sam local invoke in a Lambda container against local-aws (needs Docker)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/bootstrap
@@ -100,6 +102,16 @@ build: $(SAM) requirements
 
 test: lint typecheck templates build $(AWS_CLI)
 	$(RUN)/pytest
+
+# The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
+# rebuilt only when its inputs change.
+lambda-image: $(VENV)/.synced $(SAM)
+	$(RUN)/python -m table_sync_dev.local.lambda_image
+
+# The whole sam local path: base image, sam build, local-aws, invoke each EVENTS, verify.
+EVENTS ?= events/scheduled-event.json events/backfill-s3.json
+sam-local: $(VENV)/.synced $(SAM)
+	$(RUN)/python -m table_sync_dev.local.container $(EVENTS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

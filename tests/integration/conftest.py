@@ -18,7 +18,9 @@ import pytest
 from table_sync.handler import lambda_handler
 from table_sync.observability import logger, metrics
 from table_sync_dev.local.accounts import REGION, Account
+from table_sync_dev.local.container import sam_build
 from table_sync_dev.local.context import LocalLambdaContext
+from table_sync_dev.local.paths import SAM
 from table_sync_dev.local.seed import EmbeddedAws, provision, put_items, write_bulk_items
 from table_sync_dev.local.server import MotoServer
 
@@ -265,3 +267,15 @@ def change_source(
         ddb.delete_item(TableName=aws.source_table, Key={"pk": {"S": key}})
         del aws.expected[key]
     return ciphertexts
+
+
+@pytest.fixture(scope="session")
+def x86_64_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam build` of template.yaml for x86_64 (this machine's architecture; the template
+    deploys arm64, whose compiled wheels cannot load here), once per test run: the build
+    directory, holding template.yaml and SyncFunction/."""
+    if not SAM.exists():
+        pytest.skip("aws-sam-cli is not installed: run `make test`, which installs it")
+    build = tmp_path_factory.mktemp("sam-build")
+    sam_build(build, "x86_64")
+    return build

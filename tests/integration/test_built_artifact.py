@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 
+from table_sync_dev.local.container import PYENV
 from table_sync_dev.local.seed import DESTINATION_BUCKET, EmbeddedAws
 from tests.conftest import EVENT_FILES, ROOT
-
-SAM = ROOT / ".tools" / "bin" / "sam"
-PYENV = {"PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
 
 INVOKE = r"""
 import json, sys
@@ -85,31 +83,8 @@ print("SUMMARY " + json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not SAM.exists():
-        pytest.skip("aws-sam-cli is not installed: run `make test`, which installs it")
-    out = tmp_path_factory.mktemp("sam-build")
-    env = {**os.environ, **PYENV, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "eu-west-1"}
-    result = subprocess.run(
-        [
-            str(SAM),
-            "build",
-            "--template",
-            str(ROOT / "template.yaml"),
-            "--build-dir",
-            str(out),
-            "--parameter-overrides",
-            "Architecture=x86_64",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out / "SyncFunction"
+def build_dir(x86_64_build: Path) -> Path:
+    return x86_64_build / "SyncFunction"
 
 
 # What the artifact holds of table-sync itself: the runtime, and nothing of dev/ (the CLI, the

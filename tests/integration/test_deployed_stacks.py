@@ -20,11 +20,10 @@ import pytest
 from table_sync.function import handle_event
 from table_sync.models import Settings
 from table_sync_dev.local.accounts import ACCOUNT_A, REGION, assume
+from table_sync_dev.local.paths import ROOT, SAM_PYTHON
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.stacks import (
     FUNCTION_TEMPLATE,
-    ROOT,
-    SAM_PYTHON,
     SOURCE_TEMPLATE,
     deploy,
     function_environment,
@@ -36,9 +35,12 @@ from table_sync_dev.local.stacks import (
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
 
-pytestmark = pytest.mark.skipif(
-    not SAM_PYTHON.exists(), reason="aws-sam-cli is not installed: `make install` installs it"
-)
+pytestmark = [
+    pytest.mark.deploy,
+    pytest.mark.skipif(
+        not SAM_PYTHON.exists(), reason="aws-sam-cli is not installed: `make install` installs it"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

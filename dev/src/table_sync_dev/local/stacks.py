@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from table_sync_dev.local.accounts import Account
+from table_sync_dev.local.paths import ROOT, SAM_PYTHON
 
-ROOT = Path(__file__).resolve().parents[4]
 FUNCTION_TEMPLATE = ROOT / "template.yaml"
 SOURCE_TEMPLATE = ROOT / "source-account" / "template.yaml"
-# aws-sam-cli's own environment (the Makefile installs it): its samtranslator is sam deploy's.
-SAM_PYTHON = ROOT / ".tools" / "uv-tools" / "aws-sam-cli" / "bin" / "python"
 # Resource types moto 5.2's CloudFormation does not create (see the module docstring).
 NOT_EMULATED = frozenset(
     {

@@ -1,0 +1,201 @@
+"""The built function in a real Lambda container: ``sam local invoke`` against ``table-sync
+local-aws``.
+
+SAM CLI runs the build in its emulator on the locally built base image (:mod:`.lambda_image`),
+with every container on the host network (:mod:`.sam_host_network`), env.json and the function
+role's credentials as local-aws wrote them.
+
+``python -m table_sync_dev.local.container [EVENT ...]`` (``make sam-local``) does the whole
+path a user would: the base image, ``sam build`` for this machine's architecture, local-aws in
+the background, one invoke per event (default: the scheduled event), ``table-sync verify``,
+and local-aws stopped again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from table_sync_dev.local.kit import CONTAINER_CREDENTIALS, ENV_JSON, HOST_ENV
+from table_sync_dev.local.lambda_image import ensure_base_image, host_arch
+from table_sync_dev.local.paths import ROOT, SAM, SAM_PYTHON
+from table_sync_dev.local.sam_kit import FUNCTION
+
+HOST_NETWORK = Path(__file__).with_name("sam_host_network.py")
+# sam build for the python3.13 runtime needs a python3.13 on PATH: pyenv's, where it exists.
+PYENV = {"PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
+
+
+class InvokeFailed(RuntimeError):
+    """`sam local invoke` failed, or the function did; the message ends with SAM's output."""
+
+
+def read_exports(path: Path) -> dict[str, str]:
+    """The ``export NAME=value`` lines of a shell file local-aws wrote."""
+    exported = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = shlex.split(line.removeprefix("export "))[0].partition("=")
+            exported[name] = value
+    return exported
+
+
+def _clean_environment(**extra: str) -> dict[str, str]:
+    """This process's PATH and Docker settings, nothing of its AWS settings, and ``extra``."""
+    kept = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "TMPDIR")}
+    return {
+        **kept,
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **extra,
+    }
+
+
+def sam_build(build_dir: Path, arch: str) -> Path:
+    """``sam build`` of template.yaml for ``arch`` into ``build_dir``; its template."""
+    result = subprocess.run(  # noqa: S603 - SAM CLI, installed by the Makefile
+        [
+            SAM,
+            "build",
+            "--template",
+            ROOT / "template.yaml",
+            "--build-dir",
+            build_dir,
+            "--parameter-overrides",
+            f"Architecture={arch}",
+        ],
+        cwd=ROOT,
+        env=_clean_environment(**PYENV, AWS_DEFAULT_REGION="eu-west-1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InvokeFailed(f"sam build failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return build_dir / "template.yaml"
+
+
+def sam_local_invoke(
+    template: Path, event: Path, local_aws: Path, arch: str = "x86_64", timeout: float = 300
+) -> dict[str, Any]:
+    """The function's result for ``event``, run by ``sam local invoke`` from the built
+    ``template`` with local-aws's env.json and credentials (in ``local_aws``)."""
+    credentials = read_exports(local_aws / CONTAINER_CREDENTIALS)
+    result = subprocess.run(  # noqa: S603 - SAM CLI's interpreter and the wrapper beside us
+        [
+            SAM_PYTHON,
+            HOST_NETWORK,
+            "local",
+            "invoke",
+            FUNCTION,
+            "--template",
+            template,
+            "--parameter-overrides",
+            f"Architecture={arch}",
+            "--skip-pull-image",
+            "--env-vars",
+            local_aws / ENV_JSON,
+            "--event",
+            event,
+        ],
+        cwd=ROOT,
+        env=_clean_environment(**credentials),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    response: Any = json.loads(lines[-1]) if lines else None
+    if result.returncode != 0 or not isinstance(response, dict) or "errorType" in response:
+        raise InvokeFailed(
+            f"sam local invoke {event.name} failed (exit {result.returncode}): "
+            f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        )
+    return response
+
+
+def start_local_aws(directory: Path, items: int = 30) -> None:
+    """``table-sync local-aws --detach`` on loopback, writing its files into ``directory``: a
+    container on the host network reaches it at 127.0.0.1."""
+    from table_sync_dev.local.server import free_port
+
+    started = subprocess.run(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "table_sync_dev.cli",
+            "local-aws",
+            "--detach",
+            "--port",
+            str(free_port()),
+            "--host",
+            "127.0.0.1",
+            "--container-host",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--items",
+            str(items),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if started.returncode != 0:
+        raise InvokeFailed(f"table-sync local-aws --detach failed: {started.stderr[-2000:]}")
+
+
+def stop_local_aws(directory: Path) -> None:
+    subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "table_sync_dev.cli", "local-aws", "--stop", "--dir", directory],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def verify(local_aws: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``table-sync verify`` from a shell that sourced local-aws.env."""
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "table_sync_dev.cli", "verify", *options],
+        env=_clean_environment(**read_exports(local_aws / HOST_ENV)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def main(events: list[str]) -> int:
+    arch = host_arch()
+    print(f"base image: {ensure_base_image(arch)}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="sam-local-") as work:
+        template = sam_build(Path(work, "build"), arch)
+        local_aws = Path(work, "local-aws")
+        local_aws.mkdir()
+        start_local_aws(local_aws)
+        try:
+            for event in events or ["events/scheduled-event.json"]:
+                summary = sam_local_invoke(template, ROOT / event, local_aws, arch)
+                print(f"{event}: {summary.get('status')}", file=sys.stderr)
+            checked = verify(local_aws)
+            print(checked.stdout + checked.stderr, file=sys.stderr)
+            return checked.returncode
+        finally:
+            stop_local_aws(local_aws)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
