@@ -31,6 +31,27 @@ def test_samconfig_overrides_name_only_template_parameters(env: str) -> None:
     assert deploy["region"]
 
 
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_samconfig_holds_placeholders_and_no_schedule_on_a_first_deploy(env: str) -> None:
+    """Before, it held the embedded AWS's account ids, and prod enabled its schedule at the
+    first deploy, ahead of README's dry run and backfill."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = dict(
+        o.split("=", 1) for o in config[env]["deploy"]["parameters"]["parameter_overrides"]
+    )
+    assert overrides["ScheduleEnabled"] == "false"
+    assert (
+        "SegmentedScheduleEnabled" not in overrides
+        or overrides["SegmentedScheduleEnabled"] == "false"
+    )
+    for name in ("SourceRoleArn", "SourceKmsKeyArn", "SourceExternalId"):
+        assert "REPLACE-WITH-" in overrides[name], name
+        assert not re.search(r"\d{12}", overrides[name]), name  # no account id of anyone's
+    # A placeholder left in fails the deploy: the template's pattern wants a 12-digit account.
+    role_pattern = re.compile(_parameters("template.yaml")["SourceRoleArn"]["AllowedPattern"])
+    assert not role_pattern.match(overrides["SourceRoleArn"])
+
+
 def test_account_a_wants_the_key_arn_and_says_how_to_get_it() -> None:
     parameter = _parameters("source-account/template.yaml")["KmsKeyArn"]
     pattern = re.compile(parameter["AllowedPattern"])
