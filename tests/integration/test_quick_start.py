@@ -78,7 +78,7 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
     assert len(re.findall(r"│ status\s+│ succeeded", result.stdout)) == 2, output
     assert len(re.findall(r"│ items written\s+│ 120\s", result.stdout)) == 2, output
     assert len(re.findall(r"│ result\s+│ match", result.stdout)) == 2, output
-    assert "s3://table-sync-copy-222222222222/exports/AWSDynamoDB/" in result.stdout
+    assert "s3://table-sync-copy-222222222222/exports/my-table/AWSDynamoDB/" in result.stdout
     assert "stopped local-aws" in result.stderr
     # The host settings were also written for other shells, readable by their owner only.
     host_env = tmp_path / "local-aws.env"

@@ -1,9 +1,12 @@
-"""Provision the embedded AWS exactly as the runbook sets up the real accounts.
+"""Provision the embedded AWS as a user sets up the real accounts.
 
-AccountA: the KMS key, ``my-table`` with KMS-encrypted attributes, and the reader role that
-allows only ``kms:Decrypt`` on the key and ``dynamodb:GetItem/Query/Scan`` on the table, trusting
-AccountB's function role. AccountB: the function role (its only source-side right is
-``sts:AssumeRole`` on the reader role), the destination table and the destination bucket.
+AccountA: the KMS key and ``my-table`` with KMS-encrypted attributes, as they are before
+table-sync. Then both templates, deployed through the embedded AWS's CloudFormation
+(:mod:`.stacks`): AccountB's template.yaml (the function role, the copy table, the quarantine
+and state tables, the copy bucket and key), and AccountA's source-account/template.yaml (the
+reader role, trusting the function role and AccountB's operator role). No IAM policy of either
+template is written here again: the roles are the stacks'. Only the operator's role, which is a
+person's own and in no template, is made here, from the deployed function role's policy.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ from table_sync_dev.local.accounts import (
     admin,
     assume,
 )
+from table_sync_dev.local.stacks import (
+    Deployment,
+    deploy_table_sync,
+    put_role_policies,
+    role_policies,
+)
 
 T = TypeVar("T")
 
@@ -36,7 +45,6 @@ DESTINATION_BUCKET = f"table-sync-copy-{ACCOUNT_B}"
 QUARANTINE_TABLE = "table-sync-quarantine"
 STATE_TABLE = "table-sync-state"
 READER_ROLE = "table-sync-source-reader"
-FUNCTION_ROLE = "table-sync-function"
 # AccountB's stand-in for a person at a shell: `table-sync run`/`verify` against local-aws.
 OPERATOR_ROLE = "table-sync-operator"
 FUNCTION_NAME = "table-sync"
@@ -45,96 +53,10 @@ KEY_ALIAS = "alias/my-table"
 ENCRYPTED_ATTRIBUTES = ("ssn", "card", "api_secret")
 
 
-def reader_policy(table_arn: str, key_arn: str) -> dict[str, Any]:
-    """The seed's permission policy, exactly: nothing else is needed to read and decrypt."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadTable",
-                "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
-                "Resource": table_arn,
-            },
-            {
-                "Sid": "DecryptAttributes",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": key_arn,
-            },
-        ],
-    }
-
-
-def reader_trust_policy(trusted: str | list[str], external_id: str | None) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Effect": "Allow",
-        "Principal": {"AWS": trusted},
-        "Action": "sts:AssumeRole",
-    }
-    if external_id:
-        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    return {"Version": "2012-10-17", "Statement": [statement]}
-
-
-def function_policy(
-    reader_role_arn: str,
-    table_arn: str,
-    bucket: str,
-    quarantine_arn: str,
-    state_arn: str | None = None,
-) -> dict[str, Any]:
-    """template.yaml's function role policy, for the tables and bucket the embedded AWS has."""
-    state = [
-        {
-            "Sid": "RunState",
-            "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
-            "Resource": state_arn,
-        }
-    ]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            *(state if state_arn else []),
-            {
-                "Sid": "AssumeSourceReader",
-                "Effect": "Allow",
-                "Action": "sts:AssumeRole",
-                "Resource": reader_role_arn,
-            },
-            {
-                "Sid": "WriteCopyTable",
-                "Effect": "Allow",
-                # BatchGetItem: the copies' digests (what changed); Scan: the sweep of deleted
-                # items (SWEEP_DELETES).
-                "Action": [
-                    "dynamodb:DescribeTable",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:BatchWriteItem",
-                    "dynamodb:Scan",
-                ],
-                "Resource": table_arn,
-            },
-            {
-                "Sid": "WriteCopyObjects",
-                "Effect": "Allow",
-                "Action": "s3:PutObject",
-                "Resource": f"arn:aws:s3:::{bucket}/*",
-            },
-            {
-                "Sid": "RecordQuarantine",
-                "Effect": "Allow",
-                "Action": "dynamodb:PutItem",
-                "Resource": quarantine_arn,
-            },
-        ],
-    }
-
-
 def operator_policy(function: dict[str, Any], bucket: str) -> dict[str, Any]:
-    """What a person running `table-sync run` and `verify` from a shell needs: the function's
-    rights, and reading the S3 copies back."""
+    """What a person running `table-sync run` and `verify` from a shell needs: the deployed
+    function role's rights (read back from IAM, not written again here), and reading the S3
+    copies back. The operator's role is the operator's own, in no template."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -155,27 +77,6 @@ ADMIN_POLICY = {
 }
 
 
-def as_moto_matches(policy: dict[str, Any]) -> dict[str, Any]:
-    """``policy`` with its DynamoDB and KMS statements on ``Resource: "*"``.
-
-    With IAM enforcement on, moto matches DynamoDB and KMS statements only against ``"*"`` (it
-    does not work out which table or key a request names), so a statement naming an ARN would
-    deny everything. The embedded AWS's roles are therefore scoped by action there: the same
-    actions as the template's exact-ARN statements, which cfn-lint and checkov check instead.
-    STS and S3 statements keep their ARNs: moto matches those.
-    """
-
-    def matchable(statement: dict[str, Any]) -> dict[str, Any]:
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-        if all(a.startswith(("dynamodb:", "kms:")) for a in actions):
-            return {**statement, "Resource": "*"}
-        return statement
-
-    return {**policy, "Statement": [matchable(s) for s in policy["Statement"]]}
-
-
 def account_trust(account_id: str) -> dict[str, Any]:
     """A trust policy admitting the account's own principals (its people and roles)."""
     return {
@@ -188,18 +89,6 @@ def account_trust(account_id: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 
 def key_schema(partition: tuple[str, str], sort: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -274,6 +163,8 @@ class EmbeddedAws:
     operator_role_arn: str = ""
     # The isolation name of a view (see isolated); empty for what provision made.
     name: str = ""
+    # The stacks this view's roles, copy table and bucket came from.
+    deployment: Deployment | None = field(default=None, repr=False)
     # The copy each item should become, by pk; and the source items as stored (encrypted).
     expected: dict[str, Item] = field(default_factory=dict)
     stored: dict[str, Item] = field(default_factory=dict, repr=False)
@@ -338,45 +229,36 @@ class EmbeddedAws:
         create_bucket(self.account_b().client("s3"), view.bucket)
         return view
 
-    def with_own_roles(self, name: str) -> EmbeddedAws:
-        """A view with a reader role and a function role of its own (``<role>-<name>``), with
-        the runbook's policies, for tests that change what the roles may do."""
-        a_iam, b_iam = self.account_a().client("iam"), self.account_b().client("iam")
-        function_role = f"{FUNCTION_ROLE}-{name}"
-        function_role_arn = b_iam.create_role(
-            RoleName=function_role, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
-        )["Role"]["Arn"]
-        reader_role = f"{READER_ROLE}-{name}"
-        reader_role_arn = a_iam.create_role(
-            RoleName=reader_role,
-            AssumeRolePolicyDocument=json.dumps(
-                reader_trust_policy(function_role_arn, self.external_id)
-            ),
-            MaxSessionDuration=3600,
-        )["Role"]["Arn"]
-        a_iam.put_role_policy(
-            RoleName=reader_role,
-            PolicyName="source-read",
-            PolicyDocument=json.dumps(
-                as_moto_matches(reader_policy(self.source_table_arn, self.key_arn))
-            ),
+    def deployed(self, name: str, **parameters: str) -> EmbeddedAws:
+        """A view with both templates deployed for it (stacks named after ``name``, its own
+        reader role ``<role>-<name>``, reading this view's source table): its copy, quarantine
+        and state tables, bucket and roles are the stacks', with the templates' policies. For
+        the tests of what those policies allow; ``parameters`` go to template.yaml."""
+        deployment = deploy_table_sync(
+            self.account_a(),
+            self.account_b(),
+            stack=f"table-sync-{name}",
+            reader_role=f"{READER_ROLE}-{name}",
+            source_table=self.source_table,
+            key_arn=self.key_arn,
+            external_id=self.external_id,
+            EncryptedAttributes=",".join(ENCRYPTED_ATTRIBUTES),
+            **parameters,
         )
-        quarantine_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.quarantine_table}"
-        copy_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_B}:table/{self.destination_table}"
-        b_iam.put_role_policy(
-            RoleName=function_role,
-            PolicyName="table-sync",
-            PolicyDocument=json.dumps(
-                as_moto_matches(
-                    function_policy(reader_role_arn, copy_arn, self.bucket, quarantine_arn)
-                )
-            ),
-        )
+        return self._with_deployment(deployment, operator_role_arn="")
+
+    def _with_deployment(self, deployment: Deployment, *, operator_role_arn: str) -> EmbeddedAws:
+        resources = deployment.resources
         return replace(
             self,
-            reader_role_arn=reader_role_arn,
-            function_role_arn=function_role_arn,
-            operator_role_arn="",
+            reader_role_arn=deployment.reader_role_arn,
+            function_role_arn=deployment.function_role_arn,
+            destination_table=resources["CopyTable"],
+            quarantine_table=resources["QuarantineTable"],
+            state_table=resources["StateTable"],
+            bucket=resources["CopyBucket"],
+            deployment=deployment,
+            operator_role_arn=operator_role_arn,
         )
 
     def named(self, base: str) -> str:
@@ -433,75 +315,56 @@ def provision(
         account.client("iam").put_role_policy(
             RoleName=ADMIN_ROLE, PolicyName="admin", PolicyDocument=json.dumps(ADMIN_POLICY)
         )
-    function_role_arn = f"arn:aws:iam::{ACCOUNT_B}:role/{FUNCTION_ROLE}"
-    operator_role_arn = f"arn:aws:iam::{ACCOUNT_B}:role/{OPERATOR_ROLE}"
+    operator_role_arn = b.client("iam").create_role(
+        RoleName=OPERATOR_ROLE, AssumeRolePolicyDocument=json.dumps(account_trust(ACCOUNT_B))
+    )["Role"]["Arn"]
 
-    # --- AccountA: key, table, reader role -------------------------------------------------
+    # --- AccountA: the key and the table, as they are before table-sync ------------------
     kms = a.client("kms")
     key_arn = kms.create_key(Description="my-table attribute encryption")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_arn)
     table_arn = create_table(a.client("dynamodb"), SOURCE_TABLE, KEY_SCHEMA_PK)
-    iam_a = a.client("iam")
-    reader_role_arn = iam_a.create_role(
-        RoleName=READER_ROLE,
-        AssumeRolePolicyDocument=json.dumps(
-            reader_trust_policy([function_role_arn, operator_role_arn], external_id)
-        ),
-        MaxSessionDuration=3600,
-    )["Role"]["Arn"]
-    iam_a.put_role_policy(
-        RoleName=READER_ROLE,
-        PolicyName="source-read",
-        PolicyDocument=json.dumps(as_moto_matches(reader_policy(table_arn, key_arn))),
+
+    # --- both templates, deployed as README's Deploying section does ---------------------
+    deployment = deploy_table_sync(
+        a,
+        b,
+        stack="table-sync",
+        reader_role=READER_ROLE,
+        source_table=SOURCE_TABLE,
+        key_arn=key_arn,
+        external_id=external_id,
+        operator_role_arns=[operator_role_arn],
+        EncryptedAttributes=",".join(ENCRYPTED_ATTRIBUTES),
+        CopyTableName=DESTINATION_TABLE,
+        CopyBucketName=DESTINATION_BUCKET,
     )
     kms.put_key_policy(
         KeyId=key_arn,
         PolicyName="default",
-        Policy=json.dumps(key_policy(ACCOUNT_A, reader_role_arn)),
+        Policy=json.dumps(key_policy(ACCOUNT_A, deployment.key_policy_statement)),
     )
-
-    # --- AccountB: function role, destination table and bucket ---------------------------
-    iam_b = b.client("iam")
-    iam_b.create_role(RoleName=FUNCTION_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
-    ddb_b = b.client("dynamodb")
-    copy_arn = create_table(
-        ddb_b, DESTINATION_TABLE, KEY_SCHEMA_PK, SSESpecification={"Enabled": True}
+    function = role_policies(b, deployment.function_role_arn.rsplit("/", 1)[1])["table-sync"]
+    put_role_policies(
+        b, OPERATOR_ROLE, {"table-sync-operator": operator_policy(function, DESTINATION_BUCKET)}
     )
-    quarantine_arn = create_table(ddb_b, QUARANTINE_TABLE, QUARANTINE_KEY_SCHEMA)
-    state_arn = create_table(ddb_b, STATE_TABLE, STATE_KEY_SCHEMA)
-    function = function_policy(
-        reader_role_arn, copy_arn, DESTINATION_BUCKET, quarantine_arn, state_arn
-    )
-    iam_b.put_role_policy(
-        RoleName=FUNCTION_ROLE,
-        PolicyName="table-sync",
-        PolicyDocument=json.dumps(as_moto_matches(function)),
-    )
-    iam_b.create_role(
-        RoleName=OPERATOR_ROLE, AssumeRolePolicyDocument=json.dumps(account_trust(ACCOUNT_B))
-    )
-    iam_b.put_role_policy(
-        RoleName=OPERATOR_ROLE,
-        PolicyName="table-sync-operator",
-        PolicyDocument=json.dumps(as_moto_matches(operator_policy(function, DESTINATION_BUCKET))),
-    )
-    create_bucket(b.client("s3"), DESTINATION_BUCKET)
 
     env = EmbeddedAws(
         endpoint=endpoint,
         key_arn=key_arn,
-        reader_role_arn=reader_role_arn,
-        function_role_arn=function_role_arn,
+        reader_role_arn="",
+        function_role_arn="",
         source_table_arn=table_arn,
         external_id=external_id,
-        operator_role_arn=operator_role_arn,
         _cache={f"admin:{ACCOUNT_A}": a, f"admin:{ACCOUNT_B}": b},
-    )
+    )._with_deployment(deployment, operator_role_arn=operator_role_arn)
     write_items(env, count=items, seed=seed)
     return env
 
 
-def key_policy(account_id: str, reader_role_arn: str) -> dict[str, Any]:
+def key_policy(account_id: str, reader_statement: dict[str, Any]) -> dict[str, Any]:
+    """The key's policy: the account administers it, and the source stack's KeyPolicyStatement
+    output lets the reader role decrypt."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -512,13 +375,7 @@ def key_policy(account_id: str, reader_role_arn: str) -> dict[str, Any]:
                 "Action": "kms:*",
                 "Resource": "*",
             },
-            {
-                "Sid": "TableSyncReaderDecrypt",
-                "Effect": "Allow",
-                "Principal": {"AWS": reader_role_arn},
-                "Action": "kms:Decrypt",
-                "Resource": "*",
-            },
+            reader_statement,
         ],
     }
 

@@ -17,11 +17,14 @@ groups, the function and the state machine) is created by moto from the template
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
 import json
 import subprocess
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +204,140 @@ def function_environment(account: Account, function_name: str) -> dict[str, str]
     configuration = account.client("lambda").get_function_configuration(FunctionName=function_name)
     variables = configuration.get("Environment", {}).get("Variables", {})
     return {name: str(value) for name, value in variables.items()}
+
+
+def as_moto_matches(policy: dict[str, Any]) -> dict[str, Any]:
+    """``policy`` with its DynamoDB and KMS statements on ``Resource: "*"``.
+
+    With IAM enforcement on, moto matches DynamoDB and KMS statements only against ``"*"`` (it
+    does not work out which table or key a request names), so a statement naming an ARN would
+    deny everything. The deployed roles are therefore scoped by action there: the same actions
+    as the templates' exact-ARN statements, which cfn-lint and checkov check instead. STS and S3
+    statements keep their ARNs: moto matches those.
+    """
+
+    def matchable(statement: dict[str, Any]) -> dict[str, Any]:
+        actions = statement["Action"]
+        actions = actions if isinstance(actions, list) else [actions]
+        if all(a.startswith(("dynamodb:", "kms:")) for a in actions):
+            return {**statement, "Resource": "*"}
+        return statement
+
+    return {**policy, "Statement": [matchable(s) for s in policy["Statement"]]}
+
+
+def role_policies(account: Account, role_name: str) -> dict[str, dict[str, Any]]:
+    """A role's inline policies, by name."""
+    iam = account.client("iam")
+    policies = {}
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        if isinstance(document, str):
+            # boto3 decodes AWS's URL-encoded document into a dict. moto 5.2's CloudFormation
+            # stores a role's Policies as Python's repr of the dict instead of JSON (which its
+            # IAM enforcement cannot read either: enforceable() puts JSON back).
+            document = ast.literal_eval(document)
+        policies[name] = document
+    return policies
+
+
+def put_role_policies(account: Account, role_name: str, policies: Mapping[str, Any]) -> None:
+    iam = account.client("iam")
+    for name, document in policies.items():
+        iam.put_role_policy(
+            RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+        )
+
+
+def enforceable(account: Account, role_arn: str) -> None:
+    """The deployed role's policies as moto's IAM enforcement can match them (as_moto_matches)."""
+    name = role_arn.rsplit("/", 1)[1]
+    put_role_policies(
+        account, name, {k: as_moto_matches(v) for k, v in role_policies(account, name).items()}
+    )
+
+
+@functools.cache
+def _transformed(code_uri: str) -> str:
+    """The SAM transform (a subprocess of a few seconds) once per process and code URI."""
+    return json.dumps(sam_transform(FUNCTION_TEMPLATE, code_uri, "eu-west-1"))
+
+
+_UPLOADED: set[tuple[str, str]] = set()
+
+
+def function_template(account: Account) -> dict[str, Any]:
+    """template.yaml as `sam deploy` sends it, its code uploaded to ``account``'s S3 (once per
+    embedded AWS)."""
+    bucket, key = f"table-sync-artifacts-{account.account_id}", "table-sync.zip"
+    if (account.endpoint, account.account_id) not in _UPLOADED:
+        upload_code(account, bucket, key, ROOT / "src")
+        _UPLOADED.add((account.endpoint, account.account_id))
+    transformed: dict[str, Any] = json.loads(_transformed(f"s3://{bucket}/{key}"))
+    return transformed
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What deploying both templates made: AccountB's stack and AccountA's reader role."""
+
+    outputs: dict[str, str]  # AccountB's stack outputs
+    resources: dict[str, str]  # AccountB's stack: physical ids by logical id
+    reader_role_arn: str
+    key_policy_statement: dict[str, Any]  # the source stack's KeyPolicyStatement output
+
+    @property
+    def function_role_arn(self) -> str:
+        return self.outputs["FunctionRoleArn"]
+
+
+def deploy_table_sync(
+    source: Account,
+    destination: Account,
+    *,
+    stack: str,
+    reader_role: str,
+    source_table: str,
+    key_arn: str,
+    external_id: str | None,
+    operator_role_arns: Sequence[str] = (),
+    **parameters: str,
+) -> Deployment:
+    """AccountB's stack (template.yaml), then AccountA's (source-account/template.yaml), in
+    README's order: the reader role's ARN is known from its name before it exists, and it
+    trusts the function role the first stack made (and ``operator_role_arns``). Both stacks'
+    roles are then made enforceable by moto (:func:`enforceable`)."""
+    reader_role_arn = f"arn:aws:iam::{source.account_id}:role/{reader_role}"
+    outputs = deploy(
+        destination,
+        stack,
+        function_template(destination),
+        {
+            "SourceRoleArn": reader_role_arn,
+            "SourceExternalId": external_id or "",
+            "SourceTableName": source_table,
+            "SourceKmsKeyArn": key_arn,
+            **parameters,
+        },
+    )
+    source_outputs = deploy(
+        source,
+        f"{stack}-source",
+        load_template(SOURCE_TEMPLATE),
+        {
+            "TrustedRoleArn": outputs["FunctionRoleArn"],
+            "OperatorRoleArns": ",".join(operator_role_arns),
+            "ExternalId": external_id or "",
+            "TableName": source_table,
+            "KmsKeyArn": key_arn,
+            "ReaderRoleName": reader_role,
+        },
+    )
+    enforceable(destination, outputs["FunctionRoleArn"])
+    enforceable(source, source_outputs["ReaderRoleArn"])
+    return Deployment(
+        outputs,
+        physical_ids(destination, stack),
+        source_outputs["ReaderRoleArn"],
+        json.loads(source_outputs["KeyPolicyStatement"]),
+    )
