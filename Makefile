@@ -31,11 +31,11 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 
 .PHONY: help install demo bench test lint typecheck unit integration templates build requirements clean \
-	lambda-image sam-local
+	lambda-image sam-local python313
 
 help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
-	@echo "make install - .venv/bin/table-sync, and sam in .tools/bin/ (for deploying)"
+	@echo "make install - .venv/bin/table-sync, and sam and aws in .tools/bin/ (for deploying)"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
 	@echo "make bench  - benchmark table-sync (20-35 minutes): embedded AWS, then a latency model"
@@ -63,12 +63,13 @@ $(DYNAMODUMP): $(UV)
 $(CHECKOV): $(UV)
 	$(UV) tool install --quiet --python $(PYTHON) checkov==$(CHECKOV_VERSION)
 
-install: $(VENV)/.synced $(SAM)
+install: $(VENV)/.synced $(SAM) $(AWS_CLI)
 
-demo: $(VENV)/.synced
+# The demo deploys template.yaml into the embedded AWS: SAM CLI's own translator transforms it.
+demo: $(VENV)/.synced $(SAM)
 	$(RUN)/table-sync demo
 
-bench: $(VENV)/.synced $(DYNAMODUMP)
+bench: $(VENV)/.synced $(SAM) $(DYNAMODUMP)
 	DYNAMODUMP=$(DYNAMODUMP) $(RUN)/python -m bench.run
 
 lint: $(VENV)/.synced
@@ -95,7 +96,14 @@ templates: $(VENV)/.synced $(SAM) $(CHECKOV)
 	$(CHECKOV) --quiet --compact --framework cloudformation --skip-download \
 		-f template.yaml -f source-account/template.yaml
 
-build: $(SAM) requirements
+# sam build for the python3.13 runtime needs a python3.13 on PATH (sam checks the interpreter).
+python313:
+	@PYENV_VERSION=$(SAM_PYENV) python3.13 -c "import sys; assert sys.version_info[:2] == (3, 13)" \
+		2>/dev/null || { echo "sam build needs a python3.13 on PATH (the Lambda runtime's): install \
+	one (pyenv install 3.13, uv python install 3.13, or your system's python3.13 package) and run \
+	make again"; exit 1; }
+
+build: $(SAM) requirements python313
 	@git diff --quiet -- src/requirements.txt 2>/dev/null || \
 		{ echo "src/requirements.txt is out of date with uv.lock: commit the regenerated file"; exit 1; }
 	PYENV_VERSION=$(SAM_PYENV) $(SAM) build --template template.yaml
@@ -105,7 +113,7 @@ test: lint typecheck templates build $(AWS_CLI)
 
 # The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
 # rebuilt only when its inputs change.
-lambda-image: $(VENV)/.synced $(SAM)
+lambda-image: $(VENV)/.synced
 	$(RUN)/python -m table_sync_dev.local.lambda_image
 
 # The whole sam local path: base image, sam build, local-aws, invoke each EVENTS, verify.
