@@ -1,10 +1,11 @@
 """`table-sync local-aws`: the kit for `sam local invoke` against the embedded AWS.
 
-There is no Docker engine here, so the closest honest check: start the command, take the two
-files it writes, have SAM CLI's own code (run by the SAM CLI tool's Python: see
-sam_local_env.py) resolve the environment `sam local invoke SyncFunction --env-vars env.json`
-would give the container, with the credentials file sourced in the shell, and run the handler
-in a fresh process with exactly that environment.
+test_sam_local_invoke.py runs the function in a real container (where Docker is). This is the
+quick check that needs none: start the command, take the two files it writes, have SAM CLI's
+own code (run by the SAM CLI tool's Python: see sam_local_env.py) resolve the environment
+`sam local invoke SyncFunction --env-vars env.json` would give the container, with the
+credentials file sourced in the shell, and run the handler in a fresh process with exactly
+that environment.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from table_sync_dev.local.container import stop_local_aws
+from table_sync_dev.local.paths import ROOT, SAM_PYTHON
 from table_sync_dev.local.server import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-SAM_PYTHON = ROOT / ".tools" / "uv-tools" / "aws-sam-cli" / "bin" / "python"
 
 RUN_HANDLER = """
 import json, sys
@@ -127,3 +127,43 @@ def test_local_aws_writes_env_files_a_function_can_run_with(tmp_path: Path) -> N
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses something on this machine listens on at ``port`` (/proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            addresses.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return addresses
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
+def test_local_aws_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    """Before, it served 0.0.0.0: a fake AWS with working credentials, open to the network."""
+    port = free_port()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "table_sync_dev.cli",
+            "local-aws",
+            "--detach",
+            "--port",
+            str(port),
+            "--dir",
+            str(tmp_path),
+            "--items",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
+    try:
+        assert _listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        stop_local_aws(tmp_path)

@@ -593,11 +593,20 @@ def local_aws(
         int, typer.Option(envvar="LOCAL_AWS_PORT", help="Port for the embedded AWS.")
     ] = 5000,
     host: Annotated[
-        str, typer.Option(help="Address to listen on; 0.0.0.0 lets a container in.")
-    ] = "0.0.0.0",  # noqa: S104
+        str,
+        typer.Option(
+            help="Address to listen on. Loopback keeps this credentialed fake AWS to this "
+            "machine (and host-network containers); 0.0.0.0 lets a container on a bridge "
+            "network (Docker Desktop) in, and anything else that can reach this machine."
+        ),
+    ] = "127.0.0.1",
     container_host: Annotated[
-        str, typer.Option(help="How a sam local container reaches this machine.")
-    ] = "host.docker.internal",
+        str,
+        typer.Option(
+            help="How a sam local container reaches this machine: 127.0.0.1 on the host "
+            "network, host.docker.internal with Docker Desktop (and --host 0.0.0.0)."
+        ),
+    ] = "127.0.0.1",
     directory: Annotated[
         Path,
         typer.Option(
