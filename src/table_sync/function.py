@@ -13,7 +13,7 @@ from table_sync.aws.clients import new_session
 from table_sync.aws.sts import session_name
 from table_sync.errors import TableSyncError
 from table_sync.models import Settings, SkippedRun, SyncSummary, parse_event
-from table_sync.observability import logger, metrics
+from table_sync.observability import keep_sdk_loggers_above_debug, logger, metrics
 from table_sync.runs import apply_invocation, run_step
 
 
@@ -34,6 +34,7 @@ def handle_event(
     environ: Mapping[str, str],
     base_session: boto3.Session | None = None,
 ) -> SyncSummary | SkippedRun:
+    keep_sdk_loggers_above_debug()
     try:
         settings = Settings.from_env(environ)
         invocation = parse_event(event)

@@ -14,6 +14,7 @@ and off outside Lambda), whether to wrap the handler in a Tracer at all.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,6 +26,26 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="TableSync", service=SERVICE)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+# The SDK's loggers, which log every request's and response's body at DEBUG: the copy's
+# BatchWriteItem items and Decrypt's Plaintext among them.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "awscrt")
+
+
+def keep_sdk_loggers_above_debug() -> None:
+    """botocore, boto3 and urllib3 never log below INFO, whatever the root logger's level.
+
+    Lambda's runtime sets the root logger to the function's application log level, so a
+    function at DEBUG would otherwise log decrypted values through botocore. An SDK logger that
+    inherits its level (NOTSET) or asks for DEBUG gets INFO, or the root's level if that is
+    higher; one set higher than INFO is left as it is. Called on every invocation and by the
+    CLI, after whatever configured the root logger.
+    """
+    floor = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if sdk.level < logging.INFO:
+            sdk.setLevel(floor)
 
 
 def tracing_enabled() -> bool:

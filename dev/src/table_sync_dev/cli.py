@@ -35,7 +35,7 @@ from table_sync.errors import ConfigurationError, SourceAccessError, TableSyncEr
 from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
 from table_sync.models.events import RUN_ID_PATTERN
 from table_sync.models.settings import ROLE_ARN, SESSION_MAX, SESSION_MIN
-from table_sync.observability import logger
+from table_sync.observability import keep_sdk_loggers_above_debug, logger
 from table_sync.pipeline.report import Progress as PageProgress
 from table_sync.runs import new_run_id, run_step
 from table_sync.verify import verify_copy
@@ -141,6 +141,7 @@ def _quiet_logs() -> Iterator[None]:
     level = logger.log_level
     stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+    keep_sdk_loggers_above_debug()  # botocore's DEBUG would log the decrypted values
     try:
         yield
     finally:
