@@ -3,6 +3,8 @@
 Every request is forwarded to moto unchanged, except that every ``every``-th request for a
 chosen operation (by X-Amz-Target) is answered, without reaching moto, with the throttling
 error AWS would send. botocore sees real HTTP 400 throttling responses and retries them.
+An error of :data:`DAMAGED` instead answers 200 with an HTML page (what a captive or broken
+proxy sends): a damaged response, which nothing real in moto can produce.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ THROTTLES = {
     "DynamoDB_20120810.Scan": "ProvisionedThroughputExceededException",
     "DynamoDB_20120810.BatchWriteItem": "ProvisionedThroughputExceededException",
 }
+
+
+DAMAGED = "damaged"
+DAMAGED_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 class FaultProxy:
@@ -66,11 +72,18 @@ class FaultProxy:
                 with proxy._lock:
                     proxy.access_keys.setdefault(target, set()).add(credential.split("/")[0])
                 if target in proxy._targets and proxy._should_throttle(target, body):
-                    payload = json.dumps(
-                        {"__type": proxy._errors[target], "message": "injected by the proxy"}
-                    ).encode()
-                    self.send_response(400)
-                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    damaged = proxy._errors[target] == DAMAGED
+                    payload = (
+                        DAMAGED_PAGE
+                        if damaged
+                        else json.dumps(
+                            {"__type": proxy._errors[target], "message": "injected by the proxy"}
+                        ).encode()
+                    )
+                    self.send_response(200 if damaged else 400)
+                    self.send_header(
+                        "Content-Type", "text/html" if damaged else "application/x-amz-json-1.1"
+                    )
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

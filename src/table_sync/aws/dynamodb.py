@@ -6,17 +6,26 @@ here, so the source role needs nothing the seed does not grant.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from table_sync.aws.errors import translated
+from table_sync.aws.errors import require, translated
 from table_sync.concurrency import map_concurrently
 from table_sync.errors import SourceAccessError
 from table_sync.items import Item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+# A Scan answer without Items and Count is damaged (an HTML page from a proxy, a body cut short
+# that botocore's CRC32 check retried and gave up on): never the table's end. It is asked for
+# again, with capped backoff, and then the run fails.
+DAMAGED_PAGE_ATTEMPTS = 4
+DAMAGED_PAGE_BACKOFF = (0.1, 1.0)  # base and cap, seconds
+REQUIRED_SCAN_MEMBERS = ("Items", "Count")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ def scan_pages(
     segment: int | None = None,
     total_segments: int | None = None,
     region: str = "the source account and region",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[ScanPage]:
     """Yield the table's pages in order, following LastEvaluatedKey; one page in memory at a time.
     ``region`` says, for a table not found, where it was looked for."""
@@ -53,12 +63,7 @@ def scan_pages(
     while True:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
-        with translated(
-            SourceAccessError,
-            f"scan of source table {table_name}",
-            hints={"ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}"},
-        ):
-            response = client.scan(**kwargs)
+        response = _scan_page(client, kwargs, table_name, region, sleep)
         start_key = response.get("LastEvaluatedKey")
         yield ScanPage(
             items=response.get("Items", []),
@@ -67,6 +72,35 @@ def scan_pages(
         )
         if not start_key:
             return
+
+
+def _scan_page(
+    client: DynamoDBClient,
+    kwargs: dict[str, Any],
+    table_name: str,
+    region: str,
+    sleep: Callable[[float], None],
+) -> Any:
+    """One Scan page, asked for again while the answer is damaged (no Items or Count)."""
+    base, cap = DAMAGED_PAGE_BACKOFF
+    attempt = 1
+    while True:
+        with translated(
+            SourceAccessError,
+            f"scan of source table {table_name}",
+            hints={
+                "ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}",
+                "DamagedResponse": f" (no Items or Count, {DAMAGED_PAGE_ATTEMPTS} times): not "
+                "taken as the end of the table",
+            },
+        ):
+            response = client.scan(**kwargs)
+            if attempt == DAMAGED_PAGE_ATTEMPTS:
+                return require(response, *REQUIRED_SCAN_MEMBERS)  # damaged every time: fails
+        if all(member in response for member in REQUIRED_SCAN_MEMBERS):
+            return response
+        sleep(min(cap, base * 2 ** (attempt - 1)))
+        attempt += 1
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from table_sync.errors import TableSyncError
 
 
+class DamagedResponse(BotoCoreError):
+    """An answer of status 200 without a member the operation always returns (Scan's Items,
+    Decrypt's Plaintext): an HTML page from a proxy, or a body that failed its CRC32 check on
+    every attempt. Never read as an empty result; its code is this class's name."""
+
+    fmt = "the response has no {member}"
+
+
+def require(response: Any, *members: str) -> Any:
+    """``response`` if it holds every one of ``members``; else :class:`DamagedResponse`."""
+    missing = [member for member in members if member not in response]
+    if missing:
+        raise DamagedResponse(member=" or ".join(missing))
+    return response
+
+
 def error_code(exc: BaseException) -> str:
     """AWS's error code for a ``ClientError``; botocore's class name for anything else."""
     if isinstance(exc, ClientError):

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from table_sync.aws.errors import error_code
+from table_sync.aws.errors import DamagedResponse, error_code, require
 from table_sync.aws.kms_lean import LeanKmsClient
 
 if TYPE_CHECKING:
@@ -55,13 +56,25 @@ class KmsDecryptFailed(Exception):
         return self.code in ACCESS_DENIED
 
 
+# A Decrypt answered without Plaintext is asked for again this many times, with this backoff
+# (base, cap, seconds), then fails the run: see aws.errors.DamagedResponse.
+DAMAGED_ATTEMPTS = 4
+DAMAGED_BACKOFF = (0.1, 1.0)
+
+
 class KmsDecrypter:
     """Decrypts ciphertexts under one key; counts requests, cache hits and successes."""
 
     def __init__(
-        self, client: KMSClient | LeanKmsClient, key_arn: str, *, cache_size: int = 10_000
+        self,
+        client: KMSClient | LeanKmsClient,
+        key_arn: str,
+        *,
+        cache_size: int = 10_000,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
+        self._sleep = sleep
         self.key_arn = key_arn
         self._cache_size = cache_size
         self._cache: OrderedDict[_CacheKey, bytes] = OrderedDict()
@@ -163,7 +176,7 @@ class KmsDecrypter:
             if isinstance(fetched, bytes):
                 self._remember(key, fetched)
                 return fetched
-        if fetched is not None:
+        if fetched is not None and fetched.code != DamagedResponse.__name__:
             raise fetched  # the failure this page's request met, as the request would raise it
         with self._lock:
             waiting = self._inflight.get(key)
@@ -195,20 +208,27 @@ class KmsDecrypter:
                 self._cache.popitem(last=False)
 
     def _request(self, ciphertext: bytes, context: Mapping[str, str] | None) -> bytes:
+        """One Decrypt; an answer without Plaintext (damaged) is asked for again, with capped
+        backoff, then fails the run (DamagedResponse is no item's failure)."""
         kwargs: dict[str, Any] = {"CiphertextBlob": ciphertext, "KeyId": self.key_arn}
         if context:
             kwargs["EncryptionContext"] = dict(context)
-        if self.budget is not None:
-            self.budget()
-        with self._lock:
-            self.requests += 1
-        try:
-            response = self._client.decrypt(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise _failure(exc) from exc
-        with self._lock:
-            self.successes += 1
-        return response["Plaintext"]
+        base, cap = DAMAGED_BACKOFF
+        for attempt in range(1, DAMAGED_ATTEMPTS + 1):
+            self._pace()
+            try:
+                plaintext = require(self._client.decrypt(**kwargs), "Plaintext")["Plaintext"]
+            except DamagedResponse as exc:
+                if attempt == DAMAGED_ATTEMPTS:
+                    raise _failure(exc) from exc
+                self._sleep(min(cap, base * 2 ** (attempt - 1)))
+                continue
+            except (ClientError, BotoCoreError) as exc:
+                raise _failure(exc) from exc
+            with self._lock:
+                self.successes += 1
+            return bytes(plaintext)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _key(ciphertext: bytes, context: Mapping[str, str] | None) -> _CacheKey:

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from table_sync.aws.errors import DamagedResponse, require
 from table_sync.aws.lean import LeanJsonClient
 
 
@@ -43,13 +44,25 @@ class LeanKmsClient(LeanJsonClient):
         the error ``decrypt`` would have raised, in order."""
         bodies = [decrypt_body(ciphertext, key_id, context) for ciphertext, context in requests]
         return [
-            result if isinstance(result, Exception) else _plaintext(result)
+            result if isinstance(result, Exception) else _plaintext_or_damage(result)
             for result in self.call_many("Decrypt", bodies, concurrency, pace)
         ]
 
 
 def _plaintext(data: bytes) -> bytes:
-    return base64.b64decode(json.loads(data)["Plaintext"])
+    """Decrypt's Plaintext; DamagedResponse for an answer without one (or not JSON at all)."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = {}
+    return base64.b64decode(require(parsed, "Plaintext")["Plaintext"])
+
+
+def _plaintext_or_damage(data: bytes) -> bytes | Exception:
+    try:
+        return _plaintext(data)
+    except DamagedResponse as damaged:
+        return damaged
 
 
 def decrypt_body(ciphertext: bytes, key_id: str, context: Mapping[str, str] | None = None) -> bytes:
