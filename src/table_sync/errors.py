@@ -42,6 +42,19 @@ DECRYPT_HINTS = {
 }
 
 
+class KeyNotProven(SourceAccessError):
+    """A run's proof of its key failed: the first ciphertexts the scan reached could not be
+    decrypted under SOURCE_KMS_KEY_ARN, whether or not their items changed."""
+
+    def __init__(self, key_arn: str, code: str, hint: str) -> None:
+        self.code = code
+        super().__init__(
+            f"SOURCE_KMS_KEY_ARN {key_arn} cannot decrypt the source's ciphertexts: {code}"
+            + (f" ({hint})" if hint else "")
+            + "; every run proves its key with one Decrypt, so this fails until it is fixed"
+        )
+
+
 class DecryptError(TableSyncError):
     """One attribute of one item could not be decrypted.
 

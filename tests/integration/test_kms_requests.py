@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from table_sync.errors import KeyNotProven
 from table_sync.handler import lambda_handler
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
@@ -146,3 +147,28 @@ def test_an_unusable_key_fails_the_run_at_once_naming_its_state(
     assert proxy.injected["TrentService.Decrypt"] <= 16  # one page's first Decrypts, no retries
     assert read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item") == {}
     assert read_table(aws.account_b().client("dynamodb"), aws.destination_table) == {}
+
+
+@pytest.mark.items(10)
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_run_with_nothing_changed_still_proves_its_key(
+    aws: EmbeddedAws,
+    function_env: dict[str, str],
+    lambda_context,
+    monkeypatch: pytest.MonkeyPatch,
+    dry_run: bool,
+) -> None:
+    """Before, with no item changed, a run and a dry run under a wrong SOURCE_KMS_KEY_ARN both
+    said succeeded with 0 KMS requests; the first changed item failed some later run."""
+    assert lambda_handler(load_event("scheduled-event.json"), lambda_context)["items_written"]
+    if dry_run:
+        monkeypatch.setenv("DRY_RUN", "true")
+
+    unchanged = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert (unchanged["items_unchanged"], unchanged["items_written"]) == (10, 0)
+    assert unchanged["kms_requests"] == 1  # the proof: one Decrypt, not from the cache
+
+    other_key = aws.account_a().client("kms").create_key()["KeyMetadata"]["Arn"]
+    monkeypatch.setenv("SOURCE_KMS_KEY_ARN", other_key)
+    with pytest.raises(KeyNotProven, match=f"SOURCE_KMS_KEY_ARN {other_key} cannot decrypt"):
+        lambda_handler(load_event("scheduled-event.json"), lambda_context)

@@ -207,6 +207,27 @@ class KmsDecrypter:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
+    def prove(self, candidates: Sequence[tuple[bytes, Mapping[str, str] | None]]) -> str | None:
+        """One Decrypt sent, never answered from the cache, for the first of ``candidates``
+        that KMS decrypts: the run's proof that its key and permissions work, even when no item
+        changed. None once one succeeds (or there was no ciphertext to try); else the error
+        code that disproves the key. An InvalidCiphertextException is the item's own (the next
+        candidate is tried, and none failing otherwise proves nothing wrong with the key); an
+        IncorrectKeyException is the key's once no candidate decrypts; any other error, at
+        once (AccessDenied, a disabled or missing key)."""
+        incorrect = None
+        for ciphertext, context in candidates:
+            try:
+                self._request(ciphertext, context)
+            except KmsDecryptFailed as failure:
+                if failure.code not in ITEM_ERRORS:
+                    return failure.code
+                if failure.code == "IncorrectKeyException":
+                    incorrect = failure.code
+                continue
+            return None
+        return incorrect
+
     def _request(self, ciphertext: bytes, context: Mapping[str, str] | None) -> bytes:
         """One Decrypt; an answer without Plaintext (damaged) is asked for again, with capped
         backoff, then fails the run (DamagedResponse is no item's failure)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from table_sync.aws.kms import ACCESS_DENIED, KmsDecrypter
 from table_sync.errors import DecryptError
 from table_sync.formats import AttributeDecryptFailed, DecodedItem, ItemDecoder
-from table_sync.formats.base import ITEM_FAILURES
+from table_sync.formats.base import ITEM_FAILURES, Wanted
 from table_sync.items import Item, describe_key, key_of
 from table_sync.quarantine import QuarantineRecord, now
 
@@ -106,6 +106,18 @@ class PageDecoder:
             else:
                 decoded.records.append(self._quarantine(item, result, page, index))
         return decoded
+
+    def key_candidates(self, items: list[Item], limit: int = 3) -> list[Wanted]:
+        """The first Decrypt of each of the first ``limit`` items that have one: what the run
+        proves its key with (KmsDecrypter.prove) when it decrypts nothing else."""
+        found = []
+        for item in items:
+            wanted = self.decoder.ciphertexts(item)
+            if wanted:
+                found.append(wanted[0])
+                if len(found) == limit:
+                    break
+        return found
 
     def _quarantine(
         self, item: Item, failure: AttributeDecryptFailed, page: int, index: int

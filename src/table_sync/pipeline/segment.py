@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 from table_sync.aws.dynamodb import ScanPage, SourceTable, scan_pages
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.changes import PageChanges, copy_fingerprint, page_changes
+from table_sync.errors import KeyNotProven
 from table_sync.formats import build_decoder
+from table_sync.formats.base import Wanted, kms_hint
 from table_sync.items import Item, key_of
 from table_sync.models import Invocation, Settings, SyncSummary
 from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
@@ -97,11 +99,13 @@ def copy_segment(
             lambda: on_page(_progress(committer, clock() - started)) if on_page else None,
         )
         number = checkpoint.pages
+        candidates: list[Wanted] = []  # the key's proof (see _prove_key)
         try:
             source_pages = remaining_pages(source, settings, checkpoint)
             ahead = ReadAhead(source_pages, reader, lambda p: budget.consume(p.consumed_capacity))
             for page in ahead:
                 number += 1
+                candidates = candidates or pages.key_candidates(page.items)
                 changes = _changes(settings, sink, page.items, fingerprint)
                 decoded = pages.decode(changes.changed, changes.digests, number)
                 scanned = ScannedPage.of(page, changes)
@@ -115,6 +119,7 @@ def copy_segment(
                 ahead.start()  # the next page is read while this one is written
             else:
                 behind.drain()
+                _prove_key(settings, kms, candidates)
                 status = committer.finish()
         except BaseException:
             behind.abandon()
@@ -136,6 +141,19 @@ def copy_segment(
         segment=settings.segment,
         total_segments=settings.total_segments,
     )
+
+
+def _prove_key(settings: Settings, kms: KmsDecrypter, candidates: list[Wanted]) -> None:
+    """Before a step reports its segment done: if it decrypted nothing (no item changed), one
+    Decrypt of the first ciphertexts the scan reached, changed or not. So a wrong
+    SOURCE_KMS_KEY_ARN, or a permission lost since the last change, fails every run, dry runs
+    included, instead of the first run that meets a changed item."""
+    if kms.successes or not candidates:
+        return
+    code = kms.prove(candidates)
+    if code is not None:
+        key = settings.source_kms_key_arn
+        raise KeyNotProven(key, code, kms_hint(code, key))
 
 
 def _ledger(settings: Settings, context: SegmentContext) -> KeyLedger | MemoryLedger | None:
