@@ -114,12 +114,13 @@ test: lint typecheck templates build $(AWS_CLI)
 # The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
 # rebuilt only when its inputs change.
 lambda-image: $(VENV)/.synced
-	$(RUN)/python -m table_sync_dev.local.lambda_image
+	$(RUN)/python -m table_sync_dev.local.lambda_image $(ARCH)
 
 # The whole sam local path: base image, sam build, local-aws, invoke each EVENTS, verify.
+# ARCH=arm64 (the template's default) runs under qemu on an x86_64 machine: see README.
 EVENTS ?= events/scheduled-event.json events/backfill-s3.json
-sam-local: $(VENV)/.synced $(SAM)
-	$(RUN)/python -m table_sync_dev.local.container $(EVENTS)
+sam-local: $(VENV)/.synced $(SAM) python313
+	ARCH=$(ARCH) $(RUN)/python -m table_sync_dev.local.container $(EVENTS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -119,7 +119,7 @@ def copy_segment(
                 ahead.start()  # the next page is read while this one is written
             else:
                 behind.drain()
-                _prove_key(settings, kms, candidates)
+                _prove_key(settings, kms, candidates, committer.checkpoint)
                 status = committer.finish()
         except BaseException:
             behind.abandon()
@@ -143,12 +143,14 @@ def copy_segment(
     )
 
 
-def _prove_key(settings: Settings, kms: KmsDecrypter, candidates: list[Wanted]) -> None:
-    """Before a step reports its segment done: if it decrypted nothing (no item changed), one
-    Decrypt of the first ciphertexts the scan reached, changed or not. So a wrong
-    SOURCE_KMS_KEY_ARN, or a permission lost since the last change, fails every run, dry runs
-    included, instead of the first run that meets a changed item."""
-    if kms.successes or not candidates:
+def _prove_key(
+    settings: Settings, kms: KmsDecrypter, candidates: list[Wanted], checkpoint: Checkpoint
+) -> None:
+    """Before a segment is reported done: if none of its steps decrypted anything (no item
+    changed), one Decrypt of the first ciphertexts this step's scan reached, changed or not.
+    So a wrong SOURCE_KMS_KEY_ARN, or a permission lost since the last change, fails every run,
+    dry runs included, instead of the first run that meets a changed item."""
+    if kms.successes or checkpoint.attributes_decrypted or not candidates:
         return
     code = kms.prove(candidates)
     if code is not None:

@@ -5,7 +5,8 @@ SAM CLI runs the build in its emulator on the locally built base image (:mod:`.l
 with every container on the host network (:mod:`.sam_host_network`), env.json and the function
 role's credentials as local-aws wrote them.
 
-``python -m table_sync_dev.local.container [EVENT ...]`` (``make sam-local``) does the whole
+``python -m table_sync_dev.local.container [EVENT ...]`` (``make sam-local``; ``ARCH=arm64``
+for the template's own architecture, under emulation on an x86_64 machine) does the whole
 path a user would: the base image, ``sam build`` for this machine's architecture, local-aws in
 the background, one invoke per event (default: the scheduled event), ``table-sync verify``,
 and local-aws stopped again.
@@ -179,7 +180,7 @@ def verify(local_aws: Path, *options: str) -> subprocess.CompletedProcess[str]:
 
 
 def main(events: list[str]) -> int:
-    arch = host_arch()
+    arch = os.environ.get("ARCH") or host_arch()  # arm64 on x86_64 runs under qemu: slow
     print(f"base image: {ensure_base_image(arch)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="sam-local-") as work:
         template = sam_build(Path(work, "build"), arch)

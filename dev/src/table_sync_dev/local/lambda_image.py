@@ -7,9 +7,12 @@ here, so an image that behaves like it is built locally: a Debian root file syst
 with ``$_HANDLER``, Lambda's environment variables, and ``WORKDIR /var/task``. SAM then adds its
 own emulator (``aws-lambda-rie``, shipped inside aws-sam-cli) on top, as it does to AWS's image.
 
-The image is labelled with a fingerprint of everything it is made from (this file, the Python,
-the runtime client's version, the Debian suite) and rebuilt only when that changes; the root
-file system is kept under ``.tools/lambda-image/`` for the same fingerprint.
+The image is labelled with a fingerprint of everything it is made from (the recipe: Debian
+suite and packages, the Python, the runtime client's version, bootstrap and Dockerfile, the
+architecture) and rebuilt only when that changes; the root
+file system is kept under ``.tools/lambda-image/`` for the same fingerprint. An arm64 image on
+an x86_64 machine is built and run under qemu (Debian's qemu-user-static): slow, but the
+template's own architecture.
 
 ``python -m table_sync_dev.local.lambda_image [x86_64|arm64]`` builds it and prints its tag.
 """
@@ -28,16 +31,21 @@ from pathlib import Path
 from table_sync_dev.local.paths import TOOLS
 
 RUNTIME_CLIENT = "awslambdaric==4.2.2"
-SUITE = "bookworm"
 PYTHON_VERSION = "3.13"
 # What the runtime's Python needs besides Debian's minimal base (its extension modules' libraries).
-PACKAGES = (
+LIBRARIES = (
     "ca-certificates,libbz2-1.0,libexpat1,libffi8,liblzma5,libncursesw6,libreadline8,"
     "libsqlite3-0,libssl3,libuuid1,zlib1g"
 )
+# This machine's architecture: Debian 12 and this machine's own Python 3.13 (pyenv's here),
+# copied into /var/lang. Another architecture (arm64 on x86_64, under qemu): Debian 13, whose
+# own python3.13 is of that architecture.
+NATIVE_SUITE, FOREIGN_SUITE = "bookworm", "trixie"
 # Left out of the copied Python: what a Lambda runtime does not ship either.
 PYTHON_EXCLUDES = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3")
 DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+WHEEL_PLATFORM = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+QEMU = {"x86_64": "qemu-x86_64", "arm64": "qemu-aarch64"}
 BOOTSTRAP = """#!/bin/sh
 # Lambda's runtime API is the emulator's (AWS_LAMBDA_RUNTIME_API); the handler is $_HANDLER.
 exec /var/lang/bin/python3 -m awslambdaric "$_HANDLER"
@@ -84,8 +92,12 @@ def fingerprint(arch: str, python: Path) -> str:
         text=True,
         check=True,
     ).stdout
-    inputs = [Path(__file__).read_text(), version, RUNTIME_CLIENT, SUITE, arch, str(python)]
-    return hashlib.sha256("\0".join(inputs).encode()).hexdigest()[:16]
+    native = arch == host_arch()
+    runtime = [version, str(python), NATIVE_SUITE, LIBRARIES, *PYTHON_EXCLUDES] if native else []
+    recipe = [arch, RUNTIME_CLIENT, BOOTSTRAP, DOCKERFILE, *runtime]
+    if not native:
+        recipe += [FOREIGN_SUITE, f"python{PYTHON_VERSION}"]
+    return hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:16]
 
 
 def _docker(*args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
@@ -123,24 +135,24 @@ def _root_file_system(arch: str, python: Path, fingerprint: str) -> Path:
     target = TOOLS / "lambda-image" / f"{arch}-{fingerprint}"
     if (target / ".complete").exists():
         return target
-    debootstrap = shutil.which("debootstrap")
-    if debootstrap is None:
-        raise ImageBuildError("debootstrap is missing: apt-get install debootstrap")
+    native = arch == host_arch()
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     rootfs = target / "rootfs"
-    arguments = ["--variant=minbase", f"--arch={DEBIAN_ARCH[arch]}", f"--include={PACKAGES}"]
-    subprocess.run(  # noqa: S603 - Debian's own tool, with its default mirror
-        [debootstrap, *arguments, SUITE, rootfs], check=True, capture_output=True
-    )
-    prefix = python.parent.parent
-    shutil.copytree(
-        prefix,
-        rootfs / "var" / "lang",
-        symlinks=True,
-        ignore=shutil.ignore_patterns(*PYTHON_EXCLUDES),
-    )
-    subprocess.run(  # noqa: S603 - the image's own Python, installing from PyPI
+    # Debian's own python3.13 brings its libraries (trixie names some differently: libssl3t64).
+    packages = LIBRARIES if native else f"ca-certificates,python{PYTHON_VERSION}"
+    _debootstrap(rootfs, arch, NATIVE_SUITE if native else FOREIGN_SUITE, packages)
+    lang = rootfs / "var" / "lang"
+    if native:
+        ignore = shutil.ignore_patterns(*PYTHON_EXCLUDES)
+        shutil.copytree(python.parent.parent, lang, symlinks=True, ignore=ignore)
+    else:
+        (lang / "bin").mkdir(parents=True)
+        (lang / "bin" / "python3").symlink_to(f"/usr/bin/python{PYTHON_VERSION}")
+    # The runtime client's wheels for the image's architecture, installed from this machine.
+    wheels = ["--platform", WHEEL_PLATFORM[arch], "--only-binary=:all:"]
+    wheels += ["--python-version", PYTHON_VERSION, "--implementation", "cp"]
+    subprocess.run(  # noqa: S603 - this machine's Python, installing from PyPI
         [
             python,
             "-m",
@@ -148,6 +160,7 @@ def _root_file_system(arch: str, python: Path, fingerprint: str) -> Path:
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            *wheels,
             "--target",
             str(rootfs / "var" / "runtime"),
             RUNTIME_CLIENT,
@@ -163,12 +176,25 @@ def _root_file_system(arch: str, python: Path, fingerprint: str) -> Path:
     return target
 
 
-def ensure_base_image(arch: str = "x86_64") -> str:
-    """The base image's tag, built first unless one of the same fingerprint exists."""
-    if arch != host_arch():
+def _debootstrap(rootfs: Path, arch: str, suite: str, packages: str) -> None:
+    debootstrap = shutil.which("debootstrap")
+    if debootstrap is None:
+        raise ImageBuildError("debootstrap is missing: apt-get install debootstrap")
+    if arch != host_arch() and not Path(f"/proc/sys/fs/binfmt_misc/{QEMU[arch]}").exists():
         raise ImageBuildError(
-            f"only a {host_arch()} image can be built from this machine's Python (asked for {arch})"
+            f"an {arch} image needs {arch} emulation: apt-get install qemu-user-static "
+            f"binfmt-support (it registers {QEMU[arch]})"
         )
+    arguments = ["--variant=minbase", f"--arch={DEBIAN_ARCH[arch]}", f"--include={packages}"]
+    subprocess.run(  # noqa: S603 - Debian's own tool, with its default mirror
+        [debootstrap, *arguments, suite, rootfs], check=True, capture_output=True
+    )
+
+
+def ensure_base_image(arch: str | None = None) -> str:
+    """The base image's tag (this machine's architecture unless ``arch`` names another), built
+    first unless one of the same fingerprint exists."""
+    arch = arch or host_arch()
     tag, python = image_tag(arch), host_python()
     wanted = fingerprint(arch, python)
     if built_fingerprint(tag) == wanted:
@@ -180,7 +206,10 @@ def ensure_base_image(arch: str = "x86_64") -> str:
             check=True,
         )
         Path(context, "Dockerfile").write_text(DOCKERFILE.format(fingerprint=wanted))
-        built = _docker("build", "--network", "host", "--quiet", "-t", tag, context)
+        platform_ = f"linux/{DEBIAN_ARCH[arch]}"
+        built = _docker(
+            "build", "--network", "host", "--platform", platform_, "-q", "-t", tag, context
+        )
     if built.returncode != 0:
         raise ImageBuildError(f"docker build of {tag} failed: {built.stderr.strip()[-2000:]}")
     return tag
