@@ -136,7 +136,8 @@ def _root_file_system(arch: str, python: Path, fingerprint: str) -> Path:
     if (target / ".complete").exists():
         return target
     native = arch == host_arch()
-    shutil.rmtree(target, ignore_errors=True)
+    for stale in target.parent.glob(f"{arch}-*"):  # other recipes' (and a broken build's)
+        shutil.rmtree(stale, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     rootfs = target / "rootfs"
     # Debian's own python3.13 brings its libraries (trixie names some differently: libssl3t64).
