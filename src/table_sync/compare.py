@@ -7,11 +7,11 @@ import base64
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from table_sync.items import Item, from_json_item, to_json_item
+from table_sync.items import Item, describe_key, from_json_item, key_identity, to_json_item
 from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
 
 
@@ -29,13 +29,28 @@ class S3Export:
     manifest: list[dict[str, Any]]
     items: dict[str, Item]
     object_keys: list[str]
+    # Keys (described) that one export's lines hold more than once: a real export never does.
+    duplicates: list[str] = field(default_factory=list)
 
 
-def read_export(client: Any, bucket: str, location: str, key: str = "pk") -> S3Export:
+def read_export(
+    client: Any,
+    bucket: str,
+    location: str,
+    key: str = "pk",
+    keys: Sequence[str] | None = None,
+) -> S3Export:
     """Read an export written by the S3 sink, checking every data file's MD5 and line count
     against the manifest. An incremental export is read as the table it completes: its chain
     (``previousExportId``, back to a full snapshot) applied in order, each line putting its
-    ``Item`` or ``NewImage``, or deleting its ``Keys`` when it has no image."""
+    ``Item`` or ``NewImage``, or deleting its ``Keys`` when it has no image.
+
+    Items are keyed by the value of ``key``; with ``keys`` (the table's key attributes), by
+    their typed key tuple (:func:`~table_sync.items.key_identity`), as ``verify`` needs."""
+
+    def identity(item: Item) -> str:
+        return key_identity(item, keys) if keys else next(iter(item[key].values()))
+
     base = location.removeprefix(f"s3://{bucket}/").rstrip("/")
     chain = [(base, _get_json(client, bucket, f"{base}/manifest-summary.json"))]
     while chain[0][1].get("exportType") == "INCREMENTAL_EXPORT":
@@ -43,22 +58,28 @@ def read_export(client: Any, bucket: str, location: str, key: str = "pk") -> S3E
         chain.insert(0, (previous, _get_json(client, bucket, f"{previous}/manifest-summary.json")))
     items: dict[str, Item] = {}
     manifest: list[dict[str, Any]] = []
+    duplicates: list[str] = []
     for _, summary in chain:
         manifest = _read_manifest(client, bucket, summary)
+        seen: set[str] = set()
         for line in _data_lines(client, bucket, manifest):
+            item = from_json_item(line.get("Item") or line.get("NewImage") or line["Keys"])
+            name = identity(item)
+            if name in seen:
+                duplicates.append(describe_key(item, keys or [key]))
+            seen.add(name)
             if "Item" in line or "NewImage" in line:
-                item = from_json_item(line.get("Item") or line["NewImage"])
-                items[next(iter(item[key].values()))] = item
+                items[name] = item
             else:
-                items.pop(next(iter(line["Keys"][key].values())), None)
-    keys = [
+                items.pop(name, None)
+    object_keys = [
         obj["Key"]
         for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=base + "/"
         )
         for obj in page.get("Contents", [])
     ]
-    return S3Export(chain[-1][1], manifest, items, keys)
+    return S3Export(chain[-1][1], manifest, items, object_keys, duplicates)
 
 
 def _get_json(client: Any, bucket: str, key: str) -> Any:
@@ -154,26 +175,49 @@ class Comparison:
     unexpected: list[str]
     different: list[str]
     undecryptable: list[str]
+    # Keys the copy holds more than once (an export's stale duplicate line).
+    duplicated: list[str] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
-        return not (self.missing or self.unexpected or self.different or self.undecryptable)
+        problems = (self.missing, self.unexpected, self.different, self.undecryptable)
+        return not any(problems) and not self.duplicated
+
+
+# (typed key identity, the key as described for people, digest: None when undecryptable)
+Keyed = tuple[str, str, str | None]
 
 
 def compare_digests(
-    source: Iterable[tuple[str, str | None]], destination: Iterator[tuple[str, str]]
+    source: Iterable[Keyed], destination: Iterable[Keyed], duplicated: Sequence[str] = ()
 ) -> Comparison:
-    """``source`` yields (key, digest or None when undecryptable); ``destination`` (key, digest)."""
-    wanted: dict[str, str | None] = dict(source)
-    got: dict[str, str] = dict(destination)
-    undecryptable = sorted(k for k, v in wanted.items() if v is None)
+    """Items matched by typed key tuple (never by the text of a described key: two crafted
+    keys can be described alike); the lists name keys as described. A key the destination
+    holds twice is ``duplicated``, as are ``duplicated`` (found while reading it)."""
+    wanted: dict[str, str | None] = {}
+    names: dict[str, str] = {}
+    for identity, name, digest_ in source:
+        wanted[identity] = digest_
+        names[identity] = name
+    got: dict[str, str | None] = {}
+    repeated = list(duplicated)
+    for identity, name, digest_ in destination:
+        if identity in got:
+            repeated.append(name)
+        got[identity] = digest_
+        names.setdefault(identity, name)
+
+    def listed(identities: Iterable[str]) -> list[str]:
+        return sorted(names[identity] for identity in identities)
+
     return Comparison(
         source_items=len(wanted),
         destination_items=len(got),
-        missing=sorted(k for k, v in wanted.items() if v is not None and k not in got),
-        unexpected=sorted(k for k in got if k not in wanted),
-        different=sorted(
+        missing=listed(k for k, v in wanted.items() if v is not None and k not in got),
+        unexpected=listed(k for k in got if k not in wanted),
+        different=listed(
             k for k, v in wanted.items() if v is not None and k in got and got[k] != v
         ),
-        undecryptable=undecryptable,
+        undecryptable=listed(k for k, v in wanted.items() if v is None),
+        duplicated=sorted(repeated),
     )

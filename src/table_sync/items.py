@@ -7,7 +7,9 @@ written out as they are, with only the decrypted attributes replaced.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 Item = dict[str, Any]
@@ -28,6 +30,25 @@ def describe_key(item: Mapping[str, Any], key_attributes: Sequence[str]) -> str:
         shown = base64.b64encode(raw).decode() if isinstance(raw, bytes) else raw
         parts.append(f'{name}={kind}:"{shown}"')
     return "{" + ", ".join(parts) + "}"
+
+
+def key_identity(item: Mapping[str, Any], key_attributes: Sequence[str]) -> str:
+    """An item's typed key tuple as canonical text: equal for the same key, different for
+    different ones (unlike :func:`describe_key`'s, which two crafted keys can share). Numbers
+    compare as numbers ("1.0" is "1"), binary by its bytes."""
+    parts: list[Any] = []
+    for name in key_attributes:
+        value = item.get(name)
+        if not value:
+            parts.append([name, None])
+            continue
+        ((kind, raw),) = value.items()
+        if kind == "N":
+            raw = format(Decimal(raw).normalize(), "f") if Decimal(raw) else "0"
+        elif isinstance(raw, bytes):
+            raw = base64.b64encode(raw).decode()
+        parts.append([name, kind, raw])
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
 
 
 def key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> Item:

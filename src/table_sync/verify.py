@@ -11,14 +11,21 @@ import boto3
 from table_sync.aws.clients import caller_client, connect_source
 from table_sync.aws.dynamodb import scan_pages
 from table_sync.aws.errors import translated
-from table_sync.compare import Comparison, compare_digests, digest, latest_export, read_export
+from table_sync.compare import (
+    Comparison,
+    Keyed,
+    compare_digests,
+    digest,
+    latest_export,
+    read_export,
+)
 from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.formats import AttributeDecryptFailed, ItemDecoder, build_decoder
-from table_sync.items import Item, describe_key
+from table_sync.items import Item, describe_key, key_identity
 from table_sync.models import DynamoDBDestination, S3Destination, Settings
 from table_sync.sinks import DynamoDBSink
 
-Digests = Iterator[tuple[str, str]]
+Digests = Iterator[Keyed]
 
 
 def verify_copy(
@@ -31,13 +38,16 @@ def verify_copy(
     """Returns the comparison and where the copy was read from (the DynamoDB table, or the
     newest complete S3 export unless ``location`` names one)."""
     source = connect_source(settings, base_session, role_session_name)
+    duplicated: list[str] = []
     if isinstance(settings.destination, DynamoDBDestination):
         keys, copy, where = _table_digests(settings, settings.destination, base_session)
     else:
-        keys, copy, where = _export_digests(settings, settings.destination, base_session, location)
+        keys, copy, where, duplicated = _export_digests(
+            settings, settings.destination, base_session, location
+        )
     decoder = build_decoder(settings, source.kms, keys)
 
-    def source_digests() -> Iterator[tuple[str, str | None]]:
+    def source_digests() -> Iterator[Keyed]:
         with ThreadPoolExecutor(settings.decrypt_concurrency) as pool:
             for page in scan_pages(
                 source.dynamodb,
@@ -47,9 +57,9 @@ def verify_copy(
             ):
                 decoded = pool.map(lambda item: _decoded_digest(decoder, item), page.items)
                 for item, result in zip(page.items, decoded, strict=True):
-                    yield describe_key(item, keys), result
+                    yield key_identity(item, keys), describe_key(item, keys), result
 
-    return compare_digests(source_digests(), copy), where
+    return compare_digests(source_digests(), copy, duplicated), where
 
 
 def _table_digests(
@@ -64,14 +74,14 @@ def _table_digests(
         with translated(DestinationError, f"scan of destination table {destination.table_name}"):
             for page in client.get_paginator("scan").paginate(TableName=destination.table_name):
                 for item in page["Items"]:
-                    yield describe_key(item, keys), digest(item)
+                    yield key_identity(item, keys), describe_key(item, keys), digest(item)
 
     return keys, digests(), destination.uri
 
 
 def _export_digests(
     settings: Settings, destination: S3Destination, session: boto3.Session, location: str | None
-) -> tuple[tuple[str, ...], Digests, str]:
+) -> tuple[tuple[str, ...], Digests, str, list[str]]:
     keys = settings.source_key_attributes
     if not keys and settings.change_index_table:  # the change index has the source's keys
         index = DynamoDBSink(caller_client(session, "dynamodb"), settings.change_index_table)
@@ -90,8 +100,10 @@ def _export_digests(
         found = location or latest_export(client, destination.bucket, destination.prefix)
         if found is None:
             raise DestinationError(f"no complete export under {destination.uri}")
-        export = read_export(client, destination.bucket, found, key=keys[0])
-    return keys, ((describe_key(i, keys), digest(i)) for i in export.items.values()), found
+        export = read_export(client, destination.bucket, found, keys=keys)
+    items = export.items.values()
+    copies = ((key_identity(i, keys), describe_key(i, keys), digest(i)) for i in items)
+    return keys, copies, found, export.duplicates
 
 
 def _decoded_digest(decoder: ItemDecoder, item: Item) -> str | None:

@@ -572,7 +572,7 @@ def verify(
         rows = Table(show_header=False)
         for label in ("source_items", "destination_items"):
             rows.add_row(label.replace("_", " "), str(result[label]))
-        for label in ("missing", "unexpected", "different", "undecryptable"):
+        for label in ("missing", "unexpected", "different", "undecryptable", "duplicated"):
             keys = result[label]
             rows.add_row(label, f"{len(keys)}" + (": " + ", ".join(keys[:10]) if keys else ""))
         rows.add_row("result", "[green]match[/]" if comparison.matches else "[red]differ[/]")
