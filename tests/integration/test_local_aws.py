@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from table_sync_dev.local.container import stop_local_aws
+from table_sync_dev.local.container import start_local_aws, stop_local_aws
 from table_sync_dev.local.paths import ROOT, SAM_PYTHON
 from table_sync_dev.local.server import free_port
 
@@ -144,25 +144,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_local_aws_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     """Before, it served 0.0.0.0: a fake AWS with working credentials, open to the network."""
     port = free_port()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "table_sync_dev.cli",
-            "local-aws",
-            "--detach",
-            "--port",
-            str(port),
-            "--dir",
-            str(tmp_path),
-            "--items",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-        check=True,
-    )
+    start_local_aws(tmp_path, 2, port=port, hosts=())  # no --host: its default
     try:
         assert _listening_addresses(port) == {"127.0.0.1"}
     finally:

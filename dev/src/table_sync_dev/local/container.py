@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,25 +61,22 @@ def _clean_environment(**extra: str) -> dict[str, str]:
     }
 
 
+def _run(
+    args: list[Any], env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """A command of ours (SAM CLI, our CLI) from the checkout, its output captured."""
+    return subprocess.run(  # noqa: S603 - SAM CLI's and our own programs, our arguments
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def sam_build(build_dir: Path, arch: str) -> Path:
     """``sam build`` of template.yaml for ``arch`` into ``build_dir``; its template."""
-    result = subprocess.run(  # noqa: S603 - SAM CLI, installed by the Makefile
-        [
-            SAM,
-            "build",
-            "--template",
-            ROOT / "template.yaml",
-            "--build-dir",
-            build_dir,
-            "--parameter-overrides",
-            f"Architecture={arch}",
-        ],
-        cwd=ROOT,
+    options = ["--build-dir", build_dir, "--parameter-overrides", f"Architecture={arch}"]
+    result = _run(
+        [SAM, "build", "--template", ROOT / "template.yaml", *options],
         env=_clean_environment(**PYENV, AWS_DEFAULT_REGION="eu-west-1"),
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     if result.returncode != 0:
         raise InvokeFailed(f"sam build failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -91,29 +89,13 @@ def sam_local_invoke(
     """The function's result for ``event``, run by ``sam local invoke`` from the built
     ``template`` with local-aws's env.json and credentials (in ``local_aws``)."""
     credentials = read_exports(local_aws / CONTAINER_CREDENTIALS)
-    result = subprocess.run(  # noqa: S603 - SAM CLI's interpreter and the wrapper beside us
-        [
-            SAM_PYTHON,
-            HOST_NETWORK,
-            "local",
-            "invoke",
-            FUNCTION,
-            "--template",
-            template,
-            "--parameter-overrides",
-            f"Architecture={arch}",
-            "--skip-pull-image",
-            "--env-vars",
-            local_aws / ENV_JSON,
-            "--event",
-            event,
-        ],
-        cwd=ROOT,
+    invoke = [SAM_PYTHON, HOST_NETWORK, "local", "invoke", FUNCTION, "--template", template]
+    options = ["--parameter-overrides", f"Architecture={arch}", "--skip-pull-image"]
+    inputs = ["--env-vars", local_aws / ENV_JSON, "--event", event]
+    result = _run(
+        [*invoke, *options, *inputs],
         env=_clean_environment(**credentials),
-        capture_output=True,
-        text=True,
         timeout=timeout,
-        check=False,
     )
     lines = result.stdout.strip().splitlines()
     response: Any = json.loads(lines[-1]) if lines else None
@@ -125,57 +107,34 @@ def sam_local_invoke(
     return response
 
 
-def start_local_aws(directory: Path, items: int = 30) -> None:
-    """``table-sync local-aws --detach`` on loopback, writing its files into ``directory``: a
-    container on the host network reaches it at 127.0.0.1."""
+LOOPBACK = ("--host", "127.0.0.1", "--container-host", "127.0.0.1")
+
+
+def start_local_aws(
+    directory: Path, items: int = 30, *, port: int | None = None, hosts: Sequence[str] = LOOPBACK
+) -> None:
+    """``table-sync local-aws --detach``, writing its files into ``directory``: on loopback by
+    default, where a container on the host network reaches it at 127.0.0.1."""
     from table_sync_dev.local.server import free_port
 
-    started = subprocess.run(  # noqa: S603 - our own CLI
-        [
-            sys.executable,
-            "-m",
-            "table_sync_dev.cli",
-            "local-aws",
-            "--detach",
-            "--port",
-            str(free_port()),
-            "--host",
-            "127.0.0.1",
-            "--container-host",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--items",
-            str(items),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    where = ["--port", str(port or free_port()), "--dir", str(directory), "--items", str(items)]
+    started = _run(
+        [sys.executable, "-m", "table_sync_dev.cli", "local-aws", "--detach", *hosts, *where],
         timeout=180,
-        check=False,
     )
     if started.returncode != 0:
         raise InvokeFailed(f"table-sync local-aws --detach failed: {started.stderr[-2000:]}")
 
 
 def stop_local_aws(directory: Path) -> None:
-    subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "table_sync_dev.cli", "local-aws", "--stop", "--dir", directory],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    _run([sys.executable, "-m", "table_sync_dev.cli", "local-aws", "--stop", "--dir", directory])
 
 
 def verify(local_aws: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """``table-sync verify`` from a shell that sourced local-aws.env."""
-    return subprocess.run(  # noqa: S603 - our own CLI
+    return _run(
         [sys.executable, "-m", "table_sync_dev.cli", "verify", *options],
         env=_clean_environment(**read_exports(local_aws / HOST_ENV)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
 
 
