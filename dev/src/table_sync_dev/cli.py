@@ -699,8 +699,9 @@ def _serve_local_aws(
     with MotoServer(host=host, port=port) as server:
         aws = provision(server.endpoint, items=items)
         aws.sessions()  # every session handed out is made now: IAM is enforced from here on
-        server.enforce_iam(True)
+        # Before enforcement: moto's Lambda refuses its own admin's signature once it is on.
         kit.write_container_files(aws, template, container_host, server.port, directory)
+        server.enforce_iam(True)
         kit.write_host_files(aws, server.port, directory)
         pid_path = directory / kit.PID_FILE
         if pid_file:
