@@ -22,7 +22,7 @@ from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.models import Invocation, S3Destination, Settings, SkippedRun, SyncSummary
 from table_sync.observability import logger
 from table_sync.pipeline.report import Progress, StepFacts, summarize
-from table_sync.pipeline.segment import SegmentContext, copy_segment
+from table_sync.pipeline.segment import SegmentContext, check_shape, copy_segment, run_shape
 from table_sync.quarantine import build_quarantine
 from table_sync.sinks import build_sink
 from table_sync.source_keys import SourceKeys
@@ -166,6 +166,15 @@ def finalize_run(
         raise ConfigurationError(["STATE_TABLE: required to finalize a parallel run"])
     total = invocation.total_segments or 1
     checkpoints = state.segments(run_id, total)
+    for checkpoint in filter(None, checkpoints):
+        check_shape(run_id, checkpoint.shape, run_shape(settings), "finalized")
+        if checkpoint.total_segments != total:
+            raise ConfigurationError(
+                [
+                    f"TOTAL_SEGMENTS: run {run_id} has {checkpoint.total_segments} segments; "
+                    f"a finalize with {total} would leave segments out of the copy"
+                ]
+            )
     unfinished = [n for n, c in enumerate(checkpoints) if c is None or not c.done]
     if unfinished:
         raise DestinationError(

@@ -65,6 +65,9 @@ class Checkpoint:
     # What the sink needs to resume and to finalize (Sink.state()).
     sink: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
+    # The settings that shape the run's copy, by variable (runs.run_shape): a resume or a
+    # finalize with other values is refused. Empty in checkpoints written before it was kept.
+    shape: dict[str, str] = field(default_factory=dict)
 
     COUNTS = (
         "pages",

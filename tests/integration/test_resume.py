@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from table_sync.errors import ConfigurationError
 from table_sync.handler import lambda_handler
 from table_sync.models import Invocation, Settings
 from table_sync.runs import run_step
 from table_sync.state import StateStore
 from table_sync_dev.local.context import LocalLambdaContext
-from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.seed import KEY_SCHEMA_PK, EmbeddedAws, create_table
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
 from tests.integration.conftest import BULK_ITEMS, BudgetContext, drive, unique_name
@@ -403,3 +404,64 @@ def test_run_options_that_cannot_work_name_the_option(
     result = cli(aws.lambda_env(STATE_TABLE=aws.state_table), "run", *args)
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+@pytest.mark.items(0)
+def test_a_run_resumed_with_another_destination_is_refused_before_any_write(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the checkpoint (keyed by run id and segment only) resumed into the other
+    destination: 'succeeded', and the new copy held only the pages after the checkpoint."""
+    first = lambda_handler({"trigger": "backfill", "run_id": "moved"}, BudgetContext())
+    assert first["status"] == "continue"
+    other = big.named("elsewhere")
+    monkeypatch.setenv("DESTINATION", f"s3://{big.bucket}/{other}")
+    with pytest.raises(ConfigurationError) as refused:
+        lambda_handler({"trigger": "backfill", "run_id": "moved"}, BudgetContext())
+    message = str(refused.value)
+    assert f"DESTINATION: run moved was made with 'dynamodb://{big.destination_table}'" in message
+    assert f"'s3://{big.bucket}/{other}'" in message
+    listed = big.account_b().client("s3").list_objects_v2(Bucket=big.bucket, Prefix=other)
+    assert listed.get("KeyCount", 0) == 0  # nothing was written there
+
+
+@pytest.mark.items(0)
+def test_a_run_resumed_without_its_change_index_is_refused(
+    big: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, it finished as an incremental export with no previousExportId and none of its
+    deletions, and latest.json named it."""
+    _s3(monkeypatch, big)
+    index = big.named("index")
+    create_table(big.account_b().client("dynamodb"), index, KEY_SCHEMA_PK)
+    monkeypatch.setenv("CHANGE_INDEX_TABLE", index)
+    first = lambda_handler({"trigger": "backfill", "run_id": "unindexed"}, BudgetContext())
+    assert first["status"] == "continue"
+    monkeypatch.delenv("CHANGE_INDEX_TABLE")
+    with pytest.raises(
+        ConfigurationError, match=f"CHANGE_INDEX_TABLE: run unindexed was made with '{index}'"
+    ):
+        lambda_handler({"trigger": "backfill", "run_id": "unindexed"}, BudgetContext())
+
+
+@pytest.mark.items(0)
+def test_a_finalize_with_fewer_segments_than_the_run_had_is_refused(big: EmbeddedAws) -> None:
+    """Before, finalizing a four-segment run with total_segments 2 said succeeded over a copy
+    of segments 0 and 1 only."""
+    for segment in range(4):
+        event = {"trigger": "segment", "run_id": "four", "segment": segment, "total_segments": 4}
+        assert drive(event, pages=8)[0]["status"] == "segment-done"
+    with pytest.raises(ConfigurationError, match="TOTAL_SEGMENTS: run four was made with '4'"):
+        lambda_handler(
+            {"trigger": "finalize", "run_id": "four", "total_segments": 2}, LocalLambdaContext()
+        )
+    done = lambda_handler(
+        {"trigger": "finalize", "run_id": "four", "total_segments": 4}, LocalLambdaContext()
+    )
+    assert done["status"] == "succeeded"
+    assert (
+        differences(
+            big.expected, read_table(big.account_b().client("dynamodb"), big.destination_table)
+        )
+        == []
+    )

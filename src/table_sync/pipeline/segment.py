@@ -12,6 +12,7 @@ of the scan is finalized here; a segmented run is finalized by its own step (see
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from table_sync.aws.dynamodb import ScanPage, SourceTable, scan_pages
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.changes import PageChanges, copy_fingerprint, page_changes
-from table_sync.errors import KeyNotProven
+from table_sync.errors import ConfigurationError, KeyNotProven
 from table_sync.formats import build_decoder
 from table_sync.formats.base import Wanted, kms_hint
 from table_sync.items import Item, key_of
@@ -179,15 +180,48 @@ def _changes(settings: Settings, sink: Sink, items: list[Item], fingerprint: byt
 
 
 def load_checkpoint(settings: Settings, context: SegmentContext) -> Checkpoint:
-    """Where this segment of the run stands: its checkpoint, or a fresh start."""
+    """Where this segment of the run stands: its checkpoint, or a fresh start. A checkpoint
+    made with other settings that shape the copy is refused, before anything is written."""
     segment = settings.segment or 0
+    shape = run_shape(settings)
     saved = context.state.load(context.run_id, segment) if context.state else None
-    return saved or Checkpoint(
+    if saved is not None:
+        check_shape(context.run_id, saved.shape, shape, "resumed")
+        return saved
+    return Checkpoint(
         run_id=context.run_id,
         segment=segment,
         total_segments=settings.total_segments or 1,
         started_at=datetime.now(UTC).isoformat(),
+        shape=shape,
     )
+
+
+def run_shape(settings: Settings) -> dict[str, str]:
+    """The settings a run's copy is made of, by variable: where it goes, how items are read,
+    whether it is an incremental export, and over how many segments."""
+    types = settings.plaintext_types
+    return {
+        "DESTINATION": settings.destination.uri,
+        "ITEM_FORMAT": settings.item_format,
+        "ENCRYPTED_ATTRIBUTES": ",".join(sorted(settings.encrypted_attributes)),
+        "PLAINTEXT_TYPES": ",".join(f"{name}:{types[name]}" for name in sorted(types)),
+        "KMS_ENCRYPTION_CONTEXT": json.dumps(settings.kms_encryption_context, sort_keys=True),
+        "CHANGE_INDEX_TABLE": settings.change_index_table or "(unset)",
+        "TOTAL_SEGMENTS": str(settings.total_segments or 1),
+    }
+
+
+def check_shape(run_id: str, saved: dict[str, str], now: dict[str, str], how: str) -> None:
+    """ConfigurationError naming each setting whose value differs from the run's."""
+    problems = [
+        f"{name}: run {run_id} was made with {saved[name]!r} and cannot be {how} with "
+        f"{value!r} (start a new run, or give the run's own settings)"
+        for name, value in now.items()
+        if name in saved and saved[name] != value
+    ]
+    if problems:
+        raise ConfigurationError(problems)
 
 
 def remaining_pages(
