@@ -133,20 +133,18 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def digest(item: Item) -> str:
-    """A SHA-256 of an item's canonical DynamoDB JSON (sets sorted): equal items, equal digests."""
+def digest(item: Item, without: frozenset[str] = frozenset()) -> str:
+    """A SHA-256 of an item's canonical DynamoDB JSON (sets sorted): equal items, equal digests.
+    ``without`` leaves attributes out (a dynamodb:// copy's bookkeeping, on the copy's side
+    only: every attribute a user can see in the source is compared)."""
     canonical = json.dumps(
-        to_json_item(_normalise_item(item)), sort_keys=True, separators=(",", ":")
+        to_json_item(_normalise_item(item, without)), sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _normalise_item(item: Item) -> Item:
-    return {
-        name: _normalise(value)
-        for name, value in item.items()
-        if name not in BOOKKEEPING_ATTRIBUTES
-    }
+def _normalise_item(item: Item, without: frozenset[str]) -> Item:
+    return {name: _normalise(value) for name, value in item.items() if name not in without}
 
 
 def latest_export(client: Any, bucket: str, prefix: str) -> str | None:

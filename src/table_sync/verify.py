@@ -24,6 +24,7 @@ from table_sync.formats import AttributeDecryptFailed, ItemDecoder, build_decode
 from table_sync.items import Item, describe_key, key_identity
 from table_sync.models import DynamoDBDestination, S3Destination, Settings
 from table_sync.sinks import DynamoDBSink
+from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
 
 Digests = Iterator[Keyed]
 
@@ -74,7 +75,11 @@ def _table_digests(
         with translated(DestinationError, f"scan of destination table {destination.table_name}"):
             for page in client.get_paginator("scan").paginate(TableName=destination.table_name):
                 for item in page["Items"]:
-                    yield key_identity(item, keys), describe_key(item, keys), digest(item)
+                    yield (
+                        key_identity(item, keys),
+                        describe_key(item, keys),
+                        digest(item, without=BOOKKEEPING_ATTRIBUTES),
+                    )
 
     return keys, digests(), destination.uri
 

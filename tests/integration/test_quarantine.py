@@ -7,6 +7,8 @@ import json
 import pytest
 
 from table_sync.handler import lambda_handler
+from table_sync.models import Settings
+from table_sync.verify import verify_copy
 from table_sync_dev.local.seed import EmbeddedAws, encrypt_value
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
@@ -256,3 +258,37 @@ def test_declared_plaintext_types_are_kept(
     assert copy["customer#00000"]["ssn"] == aws.expected["customer#00000"]["ssn"]
     assert "customer#00002" not in copy
     assert summary["items_quarantined"] == 1
+
+
+@pytest.mark.items(10)
+def test_source_attributes_named_like_table_syncs_own_are_quarantined_or_carried(
+    aws: EmbeddedAws, function_env, lambda_context, function_session, monkeypatch
+) -> None:
+    """Before, a source item with its own _table_sync_digest had table-sync's digest in its
+    copy instead, and verify said match (it dropped the name on both sides)."""
+    set_source_attribute(aws, "customer#00002", "_table_sync_digest", {"S": "the user's own"})
+    set_source_attribute(aws, "customer#00004", "_table_sync_run", {"N": "7"})
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert summary["items_quarantined"] == 2
+    records = read_table(aws.account_b().client("dynamodb"), aws.quarantine_table, key="item")
+    got = {k: (r["attribute"]["S"], r["error"]["S"]) for k, r in records.items()}
+    assert got == {
+        '{pk=S:"customer#00002"}': ("_table_sync_digest", "ReservedAttributeName"),
+        '{pk=S:"customer#00004"}': ("_table_sync_run", "ReservedAttributeName"),
+    }
+    settings = Settings.from_env({**function_env, "SOURCE_KEY_ATTRIBUTES": "pk"})
+    table, _ = verify_copy(settings, base_session=function_session, role_session_name="reserved")
+    assert table.missing == ['{pk=S:"customer#00002"}', '{pk=S:"customer#00004"}']
+
+    # An s3:// copy keeps no bookkeeping in its items: they are carried as they are.
+    destination = f"s3://{aws.bucket}/reserved"
+    monkeypatch.setenv("DESTINATION", destination)
+    backfill = lambda_handler({"trigger": "backfill", "id": "r"}, lambda_context)
+    assert backfill["items_quarantined"] == 0
+    export = read_export(aws.account_b().client("s3"), aws.bucket, backfill["location"])
+    assert export.items["customer#00002"]["_table_sync_digest"] == {"S": "the user's own"}
+    s3_settings = settings.model_copy(update={"destination": destination})
+    exported, _ = verify_copy(
+        s3_settings, base_session=function_session, role_session_name="reserved"
+    )
+    assert exported.matches, exported

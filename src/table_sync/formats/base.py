@@ -21,6 +21,7 @@ ITEM_FAILURES = ITEM_ERRORS | {
     "HmacMismatch",
     "SignatureInvalid",
     "UndecodablePlaintext",
+    "ReservedAttributeName",
 }
 
 

@@ -87,16 +87,22 @@ class PageDecoder:
     source_table: str
     # Without a quarantine (ON_DECRYPT_ERROR=fail) every failure fails the run.
     quarantining: bool
+    # Names the destination keeps for its own bookkeeping (a dynamodb:// copy's digest): a
+    # source item that holds one cannot be copied faithfully there, and is quarantined.
+    reserved: frozenset[str] = frozenset()
 
     def decode(self, items: list[Item], digests: list[bytes], page: int) -> DecodedPage:
         """Decode ``items`` (each with its digest, which its copy keeps)."""
         decoded = DecodedPage()
+        refused = [self._reserved_name(item) for item in items]
+        todo = [item for item, failure in zip(items, refused, strict=True) if failure is None]
         if self.kms.multiplexes:
-            wanted = [self.decoder.ciphertexts(item) for item in items]
+            wanted = [self.decoder.ciphertexts(item) for item in todo]
             with self.kms.prefetched(wanted, self.concurrency):
-                results = [_decode(self.decoder, item) for item in items]
+                done = iter([_decode(self.decoder, item) for item in todo])
         else:
-            results = decode_items(self.pool, self.decoder, items, self.concurrency)
+            done = iter(decode_items(self.pool, self.decoder, todo, self.concurrency))
+        results = [failure or next(done) for failure in refused]
         for index, (item, result) in enumerate(zip(items, results, strict=True)):
             if isinstance(result, DecodedItem):
                 decoded.copies.append(result.item)
@@ -106,6 +112,19 @@ class PageDecoder:
             else:
                 decoded.records.append(self._quarantine(item, result, page, index))
         return decoded
+
+    def _reserved_name(self, item: Item) -> AttributeDecryptFailed | None:
+        """A failure naming the first of ``reserved`` the source item holds, if it holds one:
+        its copy would carry table-sync's value under that name instead of the item's."""
+        names = sorted(self.reserved & item.keys())
+        if not names:
+            return None
+        return AttributeDecryptFailed(
+            names[0],
+            "ReservedAttributeName",
+            "a name a dynamodb:// copy keeps for table-sync's own bookkeeping: rename the "
+            "attribute in the source, or copy to s3://, which carries it as it is",
+        )
 
     def key_candidates(self, items: list[Item], limit: int = 3) -> list[Wanted]:
         """The first Decrypt of each of the first ``limit`` items that have one: what the run

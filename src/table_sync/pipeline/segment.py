@@ -36,6 +36,7 @@ from table_sync.pipeline.overlap import CommitBehind, ReadAhead
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
 from table_sync.sinks import Sink
+from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ def _page_decoder(
         settings.segment or 0,
         settings.source_table_arn,
         quarantining=quarantining,
+        reserved=BOOKKEEPING_ATTRIBUTES if settings.destination_table else frozenset(),
     )
 
 
