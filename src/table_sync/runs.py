@@ -88,8 +88,9 @@ def run_step(
     skipped = _take_lease(settings, state, run_id)
     if skipped is not None:
         return skipped
+    settings = full_copy_due(settings, state)
     if invocation.trigger == "finalize":
-        return finalize_run(
+        summary = finalize_run(
             settings,
             invocation,
             run_id,
@@ -97,6 +98,8 @@ def run_step(
             state=state,
             role_session_name=role_session_name,
         )
+        _count_complete_run(settings, state)
+        return summary
     counter = AssumeRoleCounter()
     try:
         source = connect_source(settings, base_session, role_session_name, counter)
@@ -120,8 +123,27 @@ def run_step(
                 state.release_lease(settings.destination.uri, run_id)
         raise
     if state is not None and summary.status == "succeeded":
+        _count_complete_run(settings, state)
         state.release_lease(settings.destination.uri, run_id)
     return summary
+
+
+def full_copy_due(settings: Settings, state: StateStore | None) -> Settings:
+    """``settings`` as a FULL_COPY when FULL_COPY_EVERY says this run of a dynamodb:// copy is
+    due one. Every step of the run decides alike: the count changes only when a run completes,
+    and the destination's lease keeps other runs out meanwhile."""
+    every = settings.full_copy_every
+    if not every or settings.full_copy or state is None or settings.destination_table is None:
+        return settings
+    since = state.runs_since_full_copy(settings.destination.uri)
+    if since is not None and since + 1 < every:
+        return settings
+    return settings.model_copy(update={"full_copy": True})
+
+
+def _count_complete_run(settings: Settings, state: StateStore | None) -> None:
+    if state is not None and settings.full_copy_every and settings.destination_table:
+        state.record_complete_run(settings.destination.uri, full=settings.full_copy)
 
 
 def _take_lease(settings: Settings, state: StateStore | None, run_id: str) -> SkippedRun | None:

@@ -194,6 +194,18 @@ class StateStore:
     def segments(self, run_id: str, total_segments: int) -> list[Checkpoint | None]:
         return [self.load(run_id, n) for n in range(total_segments)]
 
+    # -- full copies (FULL_COPY_EVERY) --------------------------------------------------------
+
+    def runs_since_full_copy(self, destination: str) -> int | None:
+        """Complete runs into ``destination`` since its last full copy (None: none recorded)."""
+        record = self._get(f"copies#{destination}")
+        return int(record["since_full"]["N"]) if record else None
+
+    def record_complete_run(self, destination: str, *, full: bool) -> None:
+        """Count a complete run: a full copy starts the count again."""
+        since = 0 if full else (self.runs_since_full_copy(destination) or 0) + 1
+        self.put(f"copies#{destination}", {"since_full": {"N": str(since)}}, expires=False)
+
     # -- other records (see KeyLedger) ------------------------------------------------------
 
     def put(self, record_id: str, attributes: dict[str, Any], *, expires: bool = True) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from table_sync.handler import lambda_handler
 from table_sync.models import Invocation, Settings
 from table_sync.pipeline.budgets import RequestBudget
 from table_sync.runs import run_step
 from table_sync.sinks.dynamodb import DynamoDBSink
+from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.seed import EmbeddedAws, write_bulk_items
 from table_sync_dev.local.server import MotoServer, RecordedCall
 from table_sync_dev.local.verify import differences, read_table
@@ -220,3 +222,40 @@ def test_full_decrypts_and_writes_every_item_again(aws: EmbeddedAws, function_en
     again, _ = drive({"trigger": "backfill", "full": True})
     assert again["items_written"] == again["items_scanned"] == 40
     assert again["kms_requests"] > 0
+
+
+@pytest.mark.items(10)
+def test_drift_in_a_table_copy_is_found_and_every_nth_run_repairs_it(
+    aws: EmbeddedAws, function_env: Any, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    """Before, a hand edit to the copy (its digest kept) was flagged by verify but never
+    repaired: every run said succeeded and wrote nothing, and verify named no repair."""
+    env = {**aws.lambda_env(STATE_TABLE=aws.state_table), "FULL_COPY_EVERY": "3"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def night(n: int) -> dict[str, Any]:
+        return lambda_handler({"trigger": "backfill", "id": f"night-{n}"}, LocalLambdaContext())
+
+    assert night(1)["items_written"] == 10  # the first run is a full copy
+    aws.account_b().client("dynamodb").update_item(
+        TableName=aws.destination_table,
+        Key={"pk": {"S": "customer#00001"}},
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": "name"},
+        ExpressionAttributeValues={":v": {"S": "edited by hand"}},
+    )
+    found = cli(env, "verify", "--json")
+    assert found.exit_code == 1
+    result = json.loads(found.stdout)
+    assert result["different"] == ['{pk=S:"customer#00001"}']
+    assert result["repair"].startswith(
+        f"table-sync run --full --destination dynamodb://{aws.destination_table}"
+    )
+
+    assert [night(n)["items_written"] for n in (2, 3)] == [0, 0]  # not due: the edit stays
+    repaired = night(4)  # the third run after the last full copy is the next full copy
+    assert repaired["items_written"] == 10
+    copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
+    assert differences(aws.expected, copy) == []
+    assert cli(env, "verify").exit_code == 0

@@ -559,6 +559,8 @@ def verify(
             location=location,
         )
     result = {"destination": where, "matches": comparison.matches, **vars(comparison)}
+    if not comparison.matches:
+        result["repair"] = _repair_command(settings)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -577,7 +579,20 @@ def verify(
             rows.add_row(label, f"{len(keys)}" + (": " + ", ".join(keys[:10]) if keys else ""))
         rows.add_row("result", "[green]match[/]" if comparison.matches else "[red]differ[/]")
         console.print(rows)
+        if not comparison.matches:
+            console.print(f"repair: {result['repair']}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=0 if comparison.matches else 1)
+
+
+def _repair_command(settings: Any) -> str:
+    """What rewrites the copy from the source: a run that decrypts and writes every item."""
+    where = f" --destination {settings.destination.uri}"
+    if settings.destination_table:
+        return (
+            f"table-sync run --full{where} (decrypts and rewrites every item; FULL_COPY_EVERY=N "
+            "makes every Nth scheduled run do so)"
+        )
+    return f"table-sync run --full{where} (writes a full snapshot)"
 
 
 @app.command()

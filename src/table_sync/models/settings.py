@@ -149,6 +149,9 @@ class Settings(BaseModel):
         None, alias="CHANGE_INDEX_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$"
     )
     full_snapshot_every: int = Field(7, alias="FULL_SNAPSHOT_EVERY", ge=1, le=10_000)
+    # A dynamodb:// copy (with STATE_TABLE): every Nth complete run is a FULL_COPY, which
+    # repairs drift (hand edits to the copy) that runs of the changed items never touch.
+    full_copy_every: int | None = Field(None, alias="FULL_COPY_EVERY", ge=1, le=10_000)
     total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
     segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
     dry_run: bool = Field(False, alias="DRY_RUN")
@@ -298,6 +301,16 @@ class Settings(BaseModel):
             problems.append(
                 "SWEEP_DELETES: requires STATE_TABLE: deleting from the copy needs the "
                 "destination's lease, or two runs delete each other's items"
+            )
+        if (
+            self.full_copy_every
+            and isinstance(self.destination, DynamoDBDestination)
+            and not self.state_table
+            and not self.dry_run
+        ):
+            problems.append(
+                "FULL_COPY_EVERY: requires STATE_TABLE: the complete runs since the last full "
+                "copy are counted there"
             )
         if (self.total_segments or 1) > 1 and not self.state_table:
             problems.append(
