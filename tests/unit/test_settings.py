@@ -217,7 +217,8 @@ def test_full_copy_every_needs_the_state_table_that_counts_the_runs() -> None:
     with pytest.raises(ConfigurationError, match="FULL_COPY_EVERY: requires STATE_TABLE"):
         Settings.from_env({**BASE, "FULL_COPY_EVERY": "7"})
     assert (
-        Settings.from_env({**BASE, "FULL_COPY_EVERY": "7", "STATE_TABLE": "s"}).full_copy_every == 7
+        Settings.from_env({**BASE, "FULL_COPY_EVERY": "7", "STATE_TABLE": "state"}).full_copy_every
+        == 7
     )
     # A backfill into S3 from a table copy's function keeps working: S3 has FULL_SNAPSHOT_EVERY.
     s3 = {**BASE, "FULL_COPY_EVERY": "7", "DESTINATION": "s3://copy-bucket/p"}
