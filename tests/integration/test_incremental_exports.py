@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from table_sync.errors import DestinationError
+from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.items import Item, from_json_item
 from table_sync.models import Settings
 from table_sync.sinks.s3 import S3ExportSink
@@ -187,3 +187,25 @@ def test_an_abandoned_export_is_carried_by_the_next_complete_one(
     again, _ = drive_run("next", 1)
     assert again["status"] == "succeeded"
     assert load(s3, exports.bucket, PREFIX)[1] == chain
+
+
+@pytest.mark.items(20)
+def test_a_change_index_belongs_to_one_destination(
+    exports: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, two prefixes sharing one CHANGE_INDEX_TABLE both said succeeded, and the first
+    one's run settled a deletion's tombstone that the second one's chain then never got."""
+    first, _ = drive_run("first-prefix", 1)
+    assert first["status"] == "succeeded"
+    other = f"s3://{exports.bucket}/exports/other"
+    monkeypatch.setenv("DESTINATION", other)
+    index = os.environ["CHANGE_INDEX_TABLE"]
+    with pytest.raises(ConfigurationError) as refused:
+        drive_run("second-prefix", 1)
+    assert str(refused.value).endswith(
+        f"CHANGE_INDEX_TABLE: {index} is the change index of s3://{exports.bucket}/{PREFIX}; "
+        f"DESTINATION {other} needs one of its own (a table with the source's key schema): a "
+        "change index shared by two destinations loses deletions"
+    )
+    s3 = exports.account_b().client("s3")
+    assert s3.list_objects_v2(Bucket=exports.bucket, Prefix="exports/other").get("KeyCount") == 0

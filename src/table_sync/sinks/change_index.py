@@ -10,8 +10,9 @@ it is complete (``export#<destination>#<run-id>`` in the state store, written af
 export's manifests). So a run that crashes, or is abandoned, leaves entries that the next run
 ignores: what the abandoned run exported is exported again (and its deletions recorded again)
 by the next complete export, and a loader that applies the complete exports in their chain
-never misses a change. Entries are per destination in the same way: an index shared by two
-prefixes costs re-exports, never a lost change.
+never misses a change. An index belongs to one destination (ExportChain.claim): a run whose
+DESTINATION is another's is refused before it writes, since one destination's run settles and
+removes the tombstones the other's next export still needs.
 
 The chain (``exports#<destination>``) names the latest complete export, the full snapshot it
 builds on and how many incremental exports followed that snapshot. A run plans its export at its
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from table_sync.errors import DestinationError
+from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.items import Item, key_of
 from table_sync.sinks.dynamodb import DIGEST_ATTRIBUTE, DynamoDBSink
 
@@ -112,6 +113,26 @@ class ExportChain:
             full_seq=head.full_seq,
         )
 
+    def claim(self, index_table: str) -> None:
+        """The change index belongs to this destination, recorded in the state store on its
+        first use (``change-index#<table>``). Shared, one destination's run would settle and
+        remove a tombstone the other's next export still needs: a lost deletion."""
+        record_id = f"change-index#{index_table}"
+        record = self._store.get(record_id)
+        if record is None:
+            self._store.put(record_id, {"destination": {"S": self._destination}}, expires=False)
+            return
+        owner = record["destination"]["S"]
+        if owner != self._destination:
+            raise ConfigurationError(
+                [
+                    f"CHANGE_INDEX_TABLE: {index_table} is the change index of {owner}; "
+                    f"DESTINATION {self._destination} needs one of its own (a table with the "
+                    "source's key schema): a change index shared by two destinations loses "
+                    "deletions"
+                ]
+            )
+
     def position(self, export_id: str) -> int | None:
         """``export_id``'s place in the chain, if it completed (None: it did not, or not
         for this destination). Cached: while this run holds the destination's lease, only
@@ -173,6 +194,7 @@ class ChangeIndex:
             self._table.prepare()
         except DestinationError as exc:
             raise DestinationError(f"CHANGE_INDEX_TABLE: {exc}") from exc
+        self.chain.claim(self._table.table_name)
 
     def digests(self, keys: Sequence[Item], since: int) -> list[bytes | None]:
         """The digest each key's item had when a complete export at or after chain position

@@ -122,11 +122,11 @@ class S3ExportSink:
         return f"{self.base}/data/"
 
     def prepare(self) -> None:
-        # The export's first object; writing it also proves the bucket and permissions.
-        self._put("_started", b"", "application/octet-stream")
-        if self._index is not None:
+        if self._index is not None:  # first: a change index refused means nothing is written
             self._index.prepare()
             self.key_attributes = self._index.key_attributes
+        # The export's first object; writing it also proves the bucket and permissions.
+        self._put("_started", b"", "application/octet-stream")
 
     @property
     def committed(self) -> bool:
