@@ -209,3 +209,38 @@ def test_a_change_index_belongs_to_one_destination(
     )
     s3 = exports.account_b().client("s3")
     assert s3.list_objects_v2(Bucket=exports.bucket, Prefix="exports/other").get("KeyCount") == 0
+
+
+@pytest.mark.items(40)
+def test_a_run_that_crashed_after_its_chain_record_finishes_on_resume(
+    exports: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection (moto cannot crash a client): the process dies between the export's
+    chain record and latest.json. Before, the resumed run found 'already complete', reported
+    items_swept 0 although it exported the deletions, and never wrote latest.json."""
+    assert drive_run("full", 1)[0]["status"] == "succeeded"
+    ddb = exports.account_a().client("dynamodb")
+    gone = sorted(exports.expected)[:5]
+    for key in gone:
+        ddb.delete_item(TableName=exports.source_table, Key={"pk": {"S": key}})
+        del exports.expected[key]
+
+    original = S3ExportSink._write_pointer
+
+    def dies_before_the_pointer(self: S3ExportSink, *args: Any) -> None:
+        raise RuntimeError("injected crash before latest.json")
+
+    monkeypatch.setattr(S3ExportSink, "_write_pointer", dies_before_the_pointer)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        drive_run("incremental", 1)
+    monkeypatch.setattr(S3ExportSink, "_write_pointer", original)
+
+    resumed, _ = drive_run("incremental", 1)
+    assert resumed["status"] == "succeeded"
+    assert resumed["items_swept"] == 5  # the deletions this export holds
+    s3 = exports.account_b().client("s3")
+    pointer = json.loads(_get(s3, exports.bucket, f"{PREFIX}/latest.json"))
+    assert pointer["exportId"] == "incremental"
+    table, chain = load(s3, exports.bucket, PREFIX)
+    assert [s["exportType"] for s in chain] == ["FULL_EXPORT", "INCREMENTAL_EXPORT"]
+    assert differences(exports.expected, table) == []

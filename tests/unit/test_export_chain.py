@@ -30,7 +30,7 @@ def _chain() -> ExportChain:
 def _complete(chain: ExportChain, n: int, *, every: int, force: bool = False) -> str:
     plan = chain.plan(full_every=every, force_full=force)
     chain.check(f"run-{n}", plan)
-    chain.record(f"run-{n}", plan, f"2026-11-{n:02d}T03:00:00.000Z")
+    chain.record(f"run-{n}", plan, f"2026-11-{n:02d}T03:00:00.000Z", items=n, swept=0)
     return plan.export_type
 
 

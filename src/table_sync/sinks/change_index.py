@@ -142,6 +142,15 @@ class ExportChain:
             self._positions[export_id] = int(record["seq"]["N"]) if record else None
         return self._positions[export_id]
 
+    def completed(self, export_id: str) -> tuple[int, int] | None:
+        """A complete export's item count and exported deletions (None: not complete)."""
+        record = self._store.get(f"export#{self._destination}#{export_id}")
+        if record is None:
+            return None
+        return int(record.get("items", {}).get("N", "0")), int(
+            record.get("swept", {}).get("N", "0")
+        )
+
     def check(self, export_id: str, plan: ExportPlan) -> None:
         """Refuse to finish a run planned after an export that is no longer the latest."""
         head = self.head()
@@ -153,12 +162,20 @@ class ExportChain:
                 "exports; start a new run (its export will include this one's changes)"
             )
 
-    def record(self, export_id: str, plan: ExportPlan, export_time: str) -> None:
-        """Mark ``export_id`` complete (its index entries become trusted), then make it the
-        chain's head. Call after the export's manifests are written."""
+    def record(
+        self, export_id: str, plan: ExportPlan, export_time: str, *, items: int, swept: int
+    ) -> None:
+        """Mark ``export_id`` complete (its index entries become trusted), with its item
+        count and the deletions it exported, then make it the chain's head. Call after the
+        export's manifests are written."""
         self._store.put(
             f"export#{self._destination}#{export_id}",
-            {"export_type": {"S": plan.export_type}, "seq": {"N": str(plan.seq)}},
+            {
+                "export_type": {"S": plan.export_type},
+                "seq": {"N": str(plan.seq)},
+                "items": {"N": str(items)},
+                "swept": {"N": str(swept)},
+            },
             expires=False,
         )
         self._positions[export_id] = plan.seq

@@ -217,9 +217,15 @@ class S3ExportSink:
         if states and "export" in states[0]:
             self.plan = ExportPlan.from_state(dict(states[0]["export"]))
         chain = self._index.chain if self._index is not None else None
-        if chain is not None and chain.position(self.export_id) is not None:
+        done = chain.completed(self.export_id) if chain is not None else None
+        if chain is not None and done is not None:
+            # A repeated finalize (or one that crashed after its chain record): the export and
+            # its deletions stand; the pointer is written again while it heads the chain.
             logger.info("export already complete", extra={"export_id": self.export_id})
-            return Finalized()  # a repeated finalize: the export and its deletions stand
+            head = chain.head()
+            if head is not None and head.latest == self.export_id:
+                self._write_pointer(done[0], finished_at)
+            return Finalized(items_swept=done[1])
         if chain is not None:
             chain.check(self.export_id, self.plan)
         deleted = 0
@@ -232,9 +238,10 @@ class S3ExportSink:
             key=lambda f: str(f["dataFileS3Key"]),
         )
         self._write_manifests(files, started_at=started_at, finished_at=finished_at)
+        items = sum(int(f["itemCount"]) for f in files)
         if chain is not None:
-            chain.record(self.export_id, self.plan, _iso(started_at))
-        self._write_pointer(files, finished_at)
+            chain.record(self.export_id, self.plan, _iso(started_at), items=items, swept=deleted)
+        self._write_pointer(items, finished_at)
         return Finalized(items_swept=deleted)
 
     def _deleted(self, keys: list[Item]) -> None:
@@ -290,7 +297,7 @@ class S3ExportSink:
         self._put("manifest-summary.json", summary_body, "application/json")
         self._put("manifest-summary.checksum", _md5_hex(summary_body).encode(), "text/plain")
 
-    def _write_pointer(self, files: list[dict[str, Any]], finished_at: datetime) -> None:
+    def _write_pointer(self, item_count: int, finished_at: datetime) -> None:
         if not self._latest_pointer:
             return
         # One PutObject replaces the pointer atomically, and only now that the export it names
@@ -301,7 +308,7 @@ class S3ExportSink:
             "previousExportId": self.plan.previous if self.plan.incremental else None,
             "location": self.location,
             "manifestSummaryKey": f"{self.base}/manifest-summary.json",
-            "itemCount": sum(int(f["itemCount"]) for f in files),
+            "itemCount": item_count,
             "endTime": _iso(finished_at),
         }
         key = "/".join(p for p in (self._prefix, "latest.json") if p)
