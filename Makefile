@@ -108,8 +108,9 @@ build: $(SAM) requirements python313
 		{ echo "src/requirements.txt is out of date with uv.lock: commit the regenerated file"; exit 1; }
 	PYENV_VERSION=$(SAM_PYENV) $(SAM) build --template template.yaml
 
+# The suite's slowest tests are printed at its end: its time on record for the next change.
 test: lint typecheck templates build $(AWS_CLI)
-	$(RUN)/pytest
+	$(RUN)/pytest --durations=25
 
 # The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
 # rebuilt only when its inputs change.
