@@ -68,6 +68,19 @@ def load(s3: Any, bucket: str, prefix: str) -> tuple[dict[str, Item], list[dict[
     return table, chain
 
 
+def _crash_in(monkeypatch: pytest.MonkeyPatch, method: str, run_id: str) -> None:
+    """Fault injection (moto cannot crash a client): run ``run_id`` dies as the S3 sink's
+    ``method`` is called; the sink is whole again afterwards."""
+
+    def dying(self: S3ExportSink, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"injected crash in {method}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(S3ExportSink, method, dying)
+        with pytest.raises(RuntimeError, match="injected crash"):
+            drive_run(run_id, 1)
+
+
 @pytest.fixture
 def exports(aws: EmbeddedAws, function_env: Any, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
     """An s3:// copy with a change index (the source's key schema, in AccountB), a full
@@ -165,15 +178,7 @@ def test_an_abandoned_export_is_carried_by_the_next_complete_one(
     drive_run("base", 1)
     change_source(exports, updates=5, inserts=3, deletes=4)
 
-    original = S3ExportSink._write_manifests
-
-    def dying(self: S3ExportSink, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("injected crash before the manifests")
-
-    monkeypatch.setattr(S3ExportSink, "_write_manifests", dying)
-    with pytest.raises(RuntimeError, match="injected crash"):
-        drive_run("abandoned", 1)
-    monkeypatch.setattr(S3ExportSink, "_write_manifests", original)
+    _crash_in(monkeypatch, "_write_manifests", "abandoned")
 
     summary, _ = drive_run("next", 1)
     assert summary["status"] == "succeeded"
@@ -225,15 +230,7 @@ def test_a_run_that_crashed_after_its_chain_record_finishes_on_resume(
         ddb.delete_item(TableName=exports.source_table, Key={"pk": {"S": key}})
         del exports.expected[key]
 
-    original = S3ExportSink._write_pointer
-
-    def dies_before_the_pointer(self: S3ExportSink, *args: Any) -> None:
-        raise RuntimeError("injected crash before latest.json")
-
-    monkeypatch.setattr(S3ExportSink, "_write_pointer", dies_before_the_pointer)
-    with pytest.raises(RuntimeError, match="injected crash"):
-        drive_run("incremental", 1)
-    monkeypatch.setattr(S3ExportSink, "_write_pointer", original)
+    _crash_in(monkeypatch, "_write_pointer", "incremental")  # after the chain record
 
     resumed, _ = drive_run("incremental", 1)
     assert resumed["status"] == "succeeded"
