@@ -11,29 +11,17 @@ bucket policy, and the dashboard that names the alarms) are left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import boto3
 import pytest
 
 from table_sync.function import handle_event
 from table_sync.models import Settings
-from table_sync_dev.local.accounts import ACCOUNT_A, REGION, assume
-from table_sync_dev.local.paths import ROOT, SAM_PYTHON
+from table_sync_dev.local.accounts import REGION
+from table_sync_dev.local.paths import SAM_PYTHON
 from table_sync_dev.local.seed import EmbeddedAws
-from table_sync_dev.local.stacks import (
-    FUNCTION_TEMPLATE,
-    SOURCE_TEMPLATE,
-    deploy,
-    function_environment,
-    load_template,
-    physical_ids,
-    sam_transform,
-    upload_code,
-)
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.conftest import load_event
+from tests.integration.conftest import unique_name
 
 pytestmark = [
     pytest.mark.deploy,
@@ -43,61 +31,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def function_template(world: EmbeddedAws) -> dict[str, Any]:
-    """template.yaml as `sam deploy` sends it, with the code uploaded to AccountB's S3."""
-    code = upload_code(world.account_b(), "deploy-artifacts", "table-sync.zip", ROOT / "src")
-    return sam_transform(FUNCTION_TEMPLATE, code, REGION)
-
-
-@dataclass(frozen=True)
-class Deployed:
-    environment: dict[str, str]  # the function's, as Lambda gives it to the runtime
-    resources: dict[str, str]  # AccountB's stack: physical ids by logical id
-    function_role_arn: str
-
-
-def _deploy_both(
-    aws: EmbeddedAws, function_template: dict[str, Any], **parameters: str
-) -> Deployed:
-    """AccountB's stack (the parameters a user must give, plus ``parameters``), then AccountA's
-    reader role trusting the function role it made, as README's Deploying section orders it."""
-    reader_role = aws.named("reader")
-    outputs = deploy(
-        aws.account_b(),
-        aws.named("b"),
-        function_template,
-        {
-            "SourceRoleArn": f"arn:aws:iam::{ACCOUNT_A}:role/{reader_role}",
-            "SourceExternalId": aws.external_id or "",
-            "SourceTableName": aws.source_table,
-            "SourceKmsKeyArn": aws.key_arn,
-            "EncryptedAttributes": "ssn,card,api_secret",
-            **parameters,
-        },
-    )
-    deploy(
-        aws.account_a(),
-        aws.named("a"),
-        load_template(SOURCE_TEMPLATE),
-        {
-            "TrustedRoleArn": outputs["FunctionRoleArn"],
-            "ExternalId": aws.external_id or "",
-            "TableName": aws.source_table,
-            "KmsKeyArn": aws.key_arn,
-            "ReaderRoleName": reader_role,
-        },
-    )
-    resources = physical_ids(aws.account_b(), aws.named("b"))
-    return Deployed(
-        function_environment(aws.account_b(), resources["SyncFunction"]),
-        resources,
-        outputs["FunctionRoleArn"],
-    )
-
-
-def _function_session(aws: EmbeddedAws, deployed: Deployed) -> boto3.Session:
-    creds = assume(aws.endpoint, deployed.function_role_arn, session_name="table-sync")
+def _function_session(aws: EmbeddedAws) -> boto3.Session:
+    """The deployed function role's session: what Lambda hands the function."""
+    creds = aws.function_credentials()
     return boto3.Session(
         aws_access_key_id=creds.access_key_id,
         aws_secret_access_key=creds.secret_access_key,
@@ -108,40 +44,40 @@ def _function_session(aws: EmbeddedAws, deployed: Deployed) -> boto3.Session:
 
 @pytest.mark.parametrize("destination_type", ["dynamodb", "s3"])
 def test_the_deployed_environment_is_valid_settings(
-    aws: EmbeddedAws, function_template: dict[str, Any], destination_type: str
+    aws: EmbeddedAws, destination_type: str
 ) -> None:
     """Before, template.yaml gave every deployment DESTINATION_KMS_KEY_ARN, and Settings
     refused it beside the default dynamodb:// destination: every run failed."""
-    deployed = _deploy_both(aws, function_template, DestinationType=destination_type)
-    settings = Settings.from_env(deployed.environment)
+    environment = aws.deployed(
+        unique_name(), DestinationType=destination_type
+    ).function_environment()
+    settings = Settings.from_env(environment)
     assert settings.destination.uri.startswith(f"{destination_type}://")
-    assert settings.destination_kms_key_arn == deployed.environment["DESTINATION_KMS_KEY_ARN"]
+    assert settings.destination_kms_key_arn == environment["DESTINATION_KMS_KEY_ARN"]
 
 
 def test_a_deployment_with_default_parameters_makes_an_exact_copy(
-    aws: EmbeddedAws, function_template: dict[str, Any], lambda_context
+    aws: EmbeddedAws, lambda_context
 ) -> None:
-    deployed = _deploy_both(aws, function_template)
-    session = _function_session(aws, deployed)
+    deployed = aws.deployed(unique_name())
+    environment, session = deployed.function_environment(), _function_session(deployed)
 
     summary = handle_event(
         load_event("scheduled-event.json"),
         lambda_context,
-        environ=deployed.environment,
+        environ=environment,
         base_session=session,
     )
 
     assert summary.status == "succeeded"
-    copy = read_table(aws.account_b().client("dynamodb"), deployed.resources["CopyTable"])
+    copy = read_table(aws.account_b().client("dynamodb"), deployed.destination_table)
     assert differences(aws.expected, copy) == []
     # A backfill to the stack's own bucket, from the same deployment, is SSE-KMS under its key.
-    bucket = deployed.resources["CopyBucket"]
+    bucket = deployed.bucket
     event = {**load_event("backfill-s3.json"), "destination": f"s3://{bucket}/exports/my-table"}
-    backfill = handle_event(
-        event, lambda_context, environ=deployed.environment, base_session=session
-    )
+    backfill = handle_event(event, lambda_context, environ=environment, base_session=session)
     export = read_export(aws.account_b().client("s3"), bucket, backfill.location or "")
     assert differences(aws.expected, export.items) == []
     head = aws.account_b().client("s3").head_object(Bucket=bucket, Key=export.object_keys[0])
     assert head["ServerSideEncryption"] == "aws:kms"
-    assert head["SSEKMSKeyId"] == deployed.environment["DESTINATION_KMS_KEY_ARN"]
+    assert head["SSEKMSKeyId"] == environment["DESTINATION_KMS_KEY_ARN"]

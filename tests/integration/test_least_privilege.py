@@ -21,7 +21,7 @@ from table_sync.runs import apply_invocation, run_step
 from table_sync_dev.local.accounts import REGION
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
-from table_sync_dev.local.stacks import function_environment, put_role_policies, role_policies
+from table_sync_dev.local.stacks import put_role_policies, role_policies
 from table_sync_dev.local.verify import differences, read_export, read_table
 from tests.integration.conftest import unique_name
 
@@ -41,9 +41,7 @@ def deployed(aws: EmbeddedAws) -> EmbeddedAws:
 
 def _settings(aws: EmbeddedAws) -> Settings:
     """The deployed function's settings, as Lambda gives them to it."""
-    assert aws.deployment is not None
-    function = aws.deployment.resources["SyncFunction"]
-    return Settings.from_env(function_environment(aws.account_b(), function))
+    return Settings.from_env(aws.function_environment())
 
 
 def _run(aws: EmbeddedAws, server: MotoServer, invocation: Invocation | None = None) -> Any:

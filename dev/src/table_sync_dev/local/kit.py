@@ -31,7 +31,6 @@ from pathlib import Path
 from table_sync_dev.local.accounts import REGION
 from table_sync_dev.local.sam_kit import env_json
 from table_sync_dev.local.seed import EmbeddedAws
-from table_sync_dev.local.stacks import function_environment
 
 ENV_JSON = "env.json"
 CONTAINER_CREDENTIALS = "local-aws-credentials.sh"
@@ -97,9 +96,7 @@ def write_container_files(
     """env.json (every variable the template declares) and the function role's credentials,
     for `sam local invoke`. The values are the deployed function's: its environment as the
     embedded AWS's CloudFormation resolved template.yaml, plus the endpoint."""
-    assert aws.deployment is not None, "provision() deploys the stacks"
-    deployed = function_environment(aws.account_b(), aws.deployment.resources["SyncFunction"])
-    settings = {**deployed, "AWS_ENDPOINT_URL": f"http://{container_host}:{port}"}
+    settings = {**aws.function_environment(), "AWS_ENDPOINT_URL": f"http://{container_host}:{port}"}
     (directory / ENV_JSON).write_text(json.dumps(env_json(template, settings), indent=2))
     container = {**aws.function_credentials().as_env(), "AWS_DEFAULT_REGION": REGION}
     write_private(directory / CONTAINER_CREDENTIALS, exports(container))

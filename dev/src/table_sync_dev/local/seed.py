@@ -33,6 +33,7 @@ from table_sync_dev.local.accounts import (
 from table_sync_dev.local.stacks import (
     Deployment,
     deploy_table_sync,
+    function_environment,
     put_role_policies,
     role_policies,
 )
@@ -246,6 +247,12 @@ class EmbeddedAws:
             **parameters,
         )
         return self._with_deployment(deployment, operator_role_arn="")
+
+    def function_environment(self) -> dict[str, str]:
+        """The deployed function's environment, as CloudFormation resolved template.yaml."""
+        assert self.deployment is not None, "a view of provision() or deployed()"
+        function = self.deployment.resources["SyncFunction"]
+        return function_environment(self.account_b(), function)
 
     def _with_deployment(self, deployment: Deployment, *, operator_role_arn: str) -> EmbeddedAws:
         resources = deployment.resources

@@ -258,9 +258,9 @@ def enforceable(account: Account, role_arn: str) -> None:
 
 
 @functools.cache
-def _transformed(code_uri: str) -> str:
-    """The SAM transform (a subprocess of a few seconds) once per process and code URI."""
-    return json.dumps(sam_transform(FUNCTION_TEMPLATE, code_uri, "eu-west-1"))
+def _transformed(code_uri: str, region: str) -> str:
+    """The SAM transform (a subprocess of a few seconds) once per process, code and region."""
+    return json.dumps(sam_transform(FUNCTION_TEMPLATE, code_uri, region))
 
 
 _UPLOADED: set[tuple[str, str]] = set()
@@ -273,7 +273,7 @@ def function_template(account: Account) -> dict[str, Any]:
     if (account.endpoint, account.account_id) not in _UPLOADED:
         upload_code(account, bucket, key, ROOT / "src")
         _UPLOADED.add((account.endpoint, account.account_id))
-    transformed: dict[str, Any] = json.loads(_transformed(f"s3://{bucket}/{key}"))
+    transformed: dict[str, Any] = json.loads(_transformed(f"s3://{bucket}/{key}", account.region))
     return transformed
 
 
