@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from table_sync.aws import dynamodb, kms
+from table_sync.aws import errors
 from table_sync.errors import TableSyncError
 from table_sync.handler import lambda_handler
 from table_sync_dev.local.seed import EmbeddedAws
@@ -65,8 +65,7 @@ def damaged(
     target, client = request.param
     # The backoff between attempts at a damaged answer, made zero: its waits would be most of
     # these tests' time, and what is tested is the attempts, not their spacing.
-    monkeypatch.setattr(dynamodb, "DAMAGED_PAGE_BACKOFF", (0.0, 0.0))
-    monkeypatch.setattr(kms, "DAMAGED_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(errors, "DAMAGED_BACKOFF", (0.0, 0.0))
     monkeypatch.setenv("KMS_CLIENT", client)
     monkeypatch.setenv("DYNAMODB_CLIENT", client)
     monkeypatch.setenv("PAGE_SIZE", "5")

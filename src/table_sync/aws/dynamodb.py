@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from table_sync.aws.errors import require, translated
+from table_sync.aws.errors import DAMAGED_ATTEMPTS, require, translated, until_undamaged
 from table_sync.concurrency import map_concurrently
 from table_sync.errors import SourceAccessError
 from table_sync.items import Item
@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 
 # A Scan answer without Items and Count is damaged (an HTML page from a proxy, a body cut short
 # that botocore's CRC32 check retried and gave up on): never the table's end. It is asked for
-# again, with capped backoff, and then the run fails.
-DAMAGED_PAGE_ATTEMPTS = 4
-DAMAGED_PAGE_BACKOFF = (0.1, 1.0)  # base and cap, seconds
+# again (aws.errors.until_undamaged), and then the run fails.
 REQUIRED_SCAN_MEMBERS = ("Items", "Count")
 
 
@@ -82,25 +80,18 @@ def _scan_page(
     sleep: Callable[[float], None],
 ) -> Any:
     """One Scan page, asked for again while the answer is damaged (no Items or Count)."""
-    base, cap = DAMAGED_PAGE_BACKOFF
-    attempt = 1
-    while True:
-        with translated(
-            SourceAccessError,
-            f"scan of source table {table_name}",
-            hints={
-                "ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}",
-                "DamagedResponse": f" (no Items or Count, {DAMAGED_PAGE_ATTEMPTS} times): not "
-                "taken as the end of the table",
-            },
-        ):
-            response = client.scan(**kwargs)
-            if attempt == DAMAGED_PAGE_ATTEMPTS:
-                return require(response, *REQUIRED_SCAN_MEMBERS)  # damaged every time: fails
-        if all(member in response for member in REQUIRED_SCAN_MEMBERS):
-            return response
-        sleep(min(cap, base * 2 ** (attempt - 1)))
-        attempt += 1
+    with translated(
+        SourceAccessError,
+        f"scan of source table {table_name}",
+        hints={
+            "ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}",
+            "DamagedResponse": f" (no Items or Count, {DAMAGED_ATTEMPTS} times): not taken as "
+            "the end of the table",
+        },
+    ):
+        return until_undamaged(
+            lambda: require(client.scan(**kwargs), *REQUIRED_SCAN_MEMBERS), sleep
+        )
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from table_sync.errors import TableSyncError
+
+T = TypeVar("T")
 
 
 class DamagedResponse(BotoCoreError):
@@ -36,6 +38,24 @@ def require(response: Any, *members: str) -> Any:
     if missing:
         raise DamagedResponse(member=" or ".join(missing))
     return response
+
+
+# A damaged answer is asked for again this many times in all, with capped backoff (base, cap,
+# seconds) between the attempts, and then the call fails with the DamagedResponse.
+DAMAGED_ATTEMPTS = 4
+DAMAGED_BACKOFF = (0.1, 1.0)
+
+
+def until_undamaged(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
+    """``call()``'s result, ``call`` made again while it raises :class:`DamagedResponse`
+    (DAMAGED_ATTEMPTS in all); the last attempt's DamagedResponse is raised."""
+    base, cap = DAMAGED_BACKOFF
+    for attempt in range(1, DAMAGED_ATTEMPTS):
+        try:
+            return call()
+        except DamagedResponse:
+            sleep(min(cap, base * 2 ** (attempt - 1)))
+    return call()
 
 
 def error_code(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from table_sync.aws.errors import DamagedResponse, error_code, require
+from table_sync.aws.errors import DamagedResponse, error_code, require, until_undamaged
 from table_sync.aws.kms_lean import LeanKmsClient
 
 if TYPE_CHECKING:
@@ -54,12 +54,6 @@ class KmsDecryptFailed(Exception):
     @property
     def access_denied(self) -> bool:
         return self.code in ACCESS_DENIED
-
-
-# A Decrypt answered without Plaintext is asked for again this many times, with this backoff
-# (base, cap, seconds), then fails the run: see aws.errors.DamagedResponse.
-DAMAGED_ATTEMPTS = 4
-DAMAGED_BACKOFF = (0.1, 1.0)
 
 
 class KmsDecrypter:
@@ -234,22 +228,18 @@ class KmsDecrypter:
         kwargs: dict[str, Any] = {"CiphertextBlob": ciphertext, "KeyId": self.key_arn}
         if context:
             kwargs["EncryptionContext"] = dict(context)
-        base, cap = DAMAGED_BACKOFF
-        for attempt in range(1, DAMAGED_ATTEMPTS + 1):
+
+        def attempt() -> bytes:
             self._pace()
-            try:
-                plaintext = require(self._client.decrypt(**kwargs), "Plaintext")["Plaintext"]
-            except DamagedResponse as exc:
-                if attempt == DAMAGED_ATTEMPTS:
-                    raise _failure(exc) from exc
-                self._sleep(min(cap, base * 2 ** (attempt - 1)))
-                continue
-            except (ClientError, BotoCoreError) as exc:
-                raise _failure(exc) from exc
-            with self._lock:
-                self.successes += 1
-            return bytes(plaintext)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            return bytes(require(self._client.decrypt(**kwargs), "Plaintext")["Plaintext"])
+
+        try:
+            plaintext = until_undamaged(attempt, self._sleep)
+        except (ClientError, BotoCoreError) as exc:  # DamagedResponse too: no item's failure
+            raise _failure(exc) from exc
+        with self._lock:
+            self.successes += 1
+        return plaintext
 
 
 def _key(ciphertext: bytes, context: Mapping[str, str] | None) -> _CacheKey:
