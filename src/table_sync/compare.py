@@ -178,8 +178,8 @@ class Comparison:
 
     @property
     def matches(self) -> bool:
-        problems = (self.missing, self.unexpected, self.different, self.undecryptable)
-        return not any(problems) and not self.duplicated
+        lists = (self.missing, self.unexpected, self.different, self.undecryptable)
+        return not any(lists) and not self.duplicated
 
 
 # (typed key identity, the key as described for people, digest: None when undecryptable)

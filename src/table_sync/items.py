@@ -44,7 +44,8 @@ def key_identity(item: Mapping[str, Any], key_attributes: Sequence[str]) -> str:
             continue
         ((kind, raw),) = value.items()
         if kind == "N":
-            raw = format(Decimal(raw).normalize(), "f") if Decimal(raw) else "0"
+            number = Decimal(raw)
+            raw = format(number.normalize(), "f") if number else "0"
         elif isinstance(raw, bytes):
             raw = base64.b64encode(raw).decode()
         parts.append([name, kind, raw])

@@ -90,7 +90,7 @@ def run_step(
         return skipped
     settings = full_copy_due(settings, state)
     if invocation.trigger == "finalize":
-        summary = finalize_run(
+        return finalize_run(
             settings,
             invocation,
             run_id,
@@ -98,8 +98,6 @@ def run_step(
             state=state,
             role_session_name=role_session_name,
         )
-        _count_complete_run(settings, state)
-        return summary
     counter = AssumeRoleCounter()
     try:
         source = connect_source(settings, base_session, role_session_name, counter)
@@ -188,8 +186,9 @@ def finalize_run(
         raise ConfigurationError(["STATE_TABLE: required to finalize a parallel run"])
     total = invocation.total_segments or 1
     checkpoints = state.segments(run_id, total)
+    shape = run_shape(settings)
     for checkpoint in filter(None, checkpoints):
-        check_shape(run_id, checkpoint.shape, run_shape(settings), "finalized")
+        check_shape(run_id, checkpoint.shape, shape, "finalized")
         if checkpoint.total_segments != total:
             raise ConfigurationError(
                 [
@@ -220,6 +219,7 @@ def finalize_run(
             else None
         ),
     )
+    _count_complete_run(settings, state)  # before the lease goes: the next run reads it
     state.release_lease(settings.destination.uri, run_id)
     quarantine = build_quarantine(settings, base_session, run_id)
     facts = StepFacts(

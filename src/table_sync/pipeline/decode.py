@@ -87,9 +87,9 @@ class PageDecoder:
     source_table: str
     # Without a quarantine (ON_DECRYPT_ERROR=fail) every failure fails the run.
     quarantining: bool
-    # Names the destination keeps for its own bookkeeping (a dynamodb:// copy's digest): a
-    # source item that holds one cannot be copied faithfully there, and is quarantined.
-    reserved: frozenset[str] = frozenset()
+    # Names the destination keeps for its own bookkeeping (a dynamodb:// copy's digest), in
+    # order: a source item that holds one cannot be copied faithfully there, and is quarantined.
+    reserved: tuple[str, ...] = ()
 
     def decode(self, items: list[Item], digests: list[bytes], page: int) -> DecodedPage:
         """Decode ``items`` (each with its digest, which its copy keeps)."""
@@ -116,11 +116,11 @@ class PageDecoder:
     def _reserved_name(self, item: Item) -> AttributeDecryptFailed | None:
         """A failure naming the first of ``reserved`` the source item holds, if it holds one:
         its copy would carry table-sync's value under that name instead of the item's."""
-        names = sorted(self.reserved & item.keys())
-        if not names:
+        name = next((name for name in self.reserved if name in item), None)
+        if name is None:  # the common case: no set made, nothing sorted, per item
             return None
         return AttributeDecryptFailed(
-            names[0],
+            name,
             "ReservedAttributeName",
             "a name a dynamodb:// copy keeps for table-sync's own bookkeeping: rename the "
             "attribute in the source, or copy to s3://, which carries it as it is",

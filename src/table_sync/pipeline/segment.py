@@ -262,7 +262,7 @@ def _page_decoder(
         settings.segment or 0,
         settings.source_table_arn,
         quarantining=quarantining,
-        reserved=BOOKKEEPING_ATTRIBUTES if settings.destination_table else frozenset(),
+        reserved=tuple(sorted(BOOKKEEPING_ATTRIBUTES)) if settings.destination_table else (),
     )
 
 
