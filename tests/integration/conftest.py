@@ -17,7 +17,7 @@ import pytest
 
 from table_sync.handler import lambda_handler
 from table_sync.observability import logger, metrics
-from table_sync_dev.local.accounts import REGION, Account
+from table_sync_dev.local.accounts import Account
 from table_sync_dev.local.container import sam_build
 from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.paths import SAM
@@ -96,13 +96,7 @@ def function_env(aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> dict[str,
 @pytest.fixture
 def function_session(aws: EmbeddedAws) -> boto3.Session:
     """A boto3 session with the function role's credentials (the caller's own credentials)."""
-    creds = aws.function_credentials()
-    return boto3.Session(
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        aws_session_token=creds.session_token,
-        region_name=REGION,
-    )
+    return aws.function_credentials().session()
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ bucket policy, and the dashboard that names the alarms) are left out.
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from table_sync.function import handle_event
 from table_sync.models import Settings
-from table_sync_dev.local.accounts import REGION
 from table_sync_dev.local.paths import SAM_PYTHON
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.verify import differences, read_export, read_table
@@ -29,17 +27,6 @@ pytestmark = [
         not SAM_PYTHON.exists(), reason="aws-sam-cli is not installed: `make install` installs it"
     ),
 ]
-
-
-def _function_session(aws: EmbeddedAws) -> boto3.Session:
-    """The deployed function role's session: what Lambda hands the function."""
-    creds = aws.function_credentials()
-    return boto3.Session(
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        aws_session_token=creds.session_token,
-        region_name=REGION,
-    )
 
 
 @pytest.mark.parametrize("destination_type", ["dynamodb", "s3"])
@@ -60,7 +47,10 @@ def test_a_deployment_with_default_parameters_makes_an_exact_copy(
     aws: EmbeddedAws, lambda_context
 ) -> None:
     deployed = aws.deployed(unique_name())
-    environment, session = deployed.function_environment(), _function_session(deployed)
+    environment, session = (
+        deployed.function_environment(),
+        deployed.function_credentials().session(),
+    )
 
     summary = handle_event(
         load_event("scheduled-event.json"),

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
 from table_sync.errors import DecryptError, SourceAccessError
 from table_sync.models import Invocation, Settings
 from table_sync.runs import apply_invocation, run_step
-from table_sync_dev.local.accounts import REGION
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.stacks import put_role_policies, role_policies
@@ -46,13 +44,7 @@ def _settings(aws: EmbeddedAws) -> Settings:
 
 def _run(aws: EmbeddedAws, server: MotoServer, invocation: Invocation | None = None) -> Any:
     invocation = invocation or Invocation(trigger="backfill")
-    creds = aws.function_credentials()
-    session = boto3.Session(
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        aws_session_token=creds.session_token,
-        region_name=REGION,
-    )
+    session = aws.function_credentials().session()
     settings = apply_invocation(_settings(aws), invocation)
     with server.iam_enforced():
         return run_step(

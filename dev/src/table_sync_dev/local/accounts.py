@@ -26,6 +26,14 @@ class Credentials:
         creds = response["Credentials"]
         return cls(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
+    def session(self, region: str = REGION) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=region,
+        )
+
     def as_env(self) -> dict[str, str]:
         return {
             "AWS_ACCESS_KEY_ID": self.access_key_id,
@@ -48,12 +56,7 @@ class Account:
 
     def session(self) -> boto3.Session:
         if self._session is None:
-            self._session = boto3.Session(
-                aws_access_key_id=self.credentials.access_key_id,
-                aws_secret_access_key=self.credentials.secret_access_key,
-                aws_session_token=self.credentials.session_token,
-                region_name=self.region,
-            )
+            self._session = self.credentials.session(self.region)
         return self._session
 
     def client(self, service: str) -> Any:
