@@ -41,7 +41,8 @@ def read_export(
     keys: Sequence[str] | None = None,
 ) -> S3Export:
     """Read an export written by the S3 sink, checking every data file's MD5 and line count
-    against the manifest. An incremental export is read as the table it completes: its chain
+    against the manifest. Both layouts read alike (DynamoDB's, and table-sync's older one with
+    ``.checksum`` files): the manifests name the data files either way. An incremental export is read as the table it completes: its chain
     (``previousExportId``, back to a full snapshot) applied in order, each line putting its
     ``Item`` or ``NewImage``, or deleting its ``Keys`` when it has no image.
 
@@ -79,6 +80,8 @@ def read_export(
         )
         for obj in page.get("Contents", [])
     ]
+    # An incremental export's data files are in the chain's shared AWSDynamoDB/data/.
+    object_keys += [e["dataFileS3Key"] for e in manifest if e["dataFileS3Key"] not in object_keys]
     return S3Export(chain[-1][1], manifest, items, object_keys, duplicates)
 
 
@@ -88,7 +91,15 @@ def _get_json(client: Any, bucket: str, key: str) -> Any:
 
 def _read_manifest(client: Any, bucket: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
     body = client.get_object(Bucket=bucket, Key=summary["manifestFilesS3Key"])["Body"].read()
-    return [json.loads(line) for line in body.decode().splitlines() if line]
+    return [json.loads(line) for line in json_lines(body.decode("utf-8"))]
+
+
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines file, split at ``\n`` only, as DynamoDB writes and AWS Labs'
+    reader reads them. (``str.splitlines`` also splits at U+2028, U+2029, U+0085 and ``\r``,
+    which a string value written unescaped may hold.)"""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _data_lines(
@@ -99,7 +110,7 @@ def _data_lines(
         digest = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
         if digest != entry["md5Checksum"]:
             raise ValueError(f"{entry['dataFileS3Key']}: MD5 does not match manifest-files.json")
-        lines = gzip.decompress(body).decode("utf-8").splitlines()
+        lines = json_lines(gzip.decompress(body).decode("utf-8"))
         if len(lines) != entry["itemCount"]:
             raise ValueError(
                 f"{entry['dataFileS3Key']}: {len(lines)} lines, manifest says {entry['itemCount']}"

@@ -37,9 +37,9 @@ def test_backfill_to_s3_writes_an_export_that_imports(
     assert {
         "_started",
         "manifest-files.json",
-        "manifest-files.checksum",
+        "manifest-files.md5",
         "manifest-summary.json",
-        "manifest-summary.checksum",
+        "manifest-summary.md5",
     } <= names
     data = [n for n in names if n.startswith("data/")]
     assert data
@@ -114,9 +114,9 @@ def test_manifests_are_written_last_and_files_roll_over(
     assert puts[0] == "_started"
     assert puts[-5:] == [
         "manifest-files.json",
-        "manifest-files.checksum",
+        "manifest-files.md5",
         "manifest-summary.json",
-        "manifest-summary.checksum",
+        "manifest-summary.md5",
         f"{PREFIX}/latest.json",  # the pointer moves only once the snapshot is complete
     ]
     data_files = [p for p in puts if p.startswith("data/")]

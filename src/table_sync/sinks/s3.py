@@ -1,18 +1,13 @@
-"""Destination ``s3://<bucket>/<prefix>``: the layout of DynamoDB's Export to S3 (DYNAMODB_JSON).
+"""Destination ``s3://<bucket>/<prefix>``: an export in the layout of DynamoDB's own Export to S3
+(DYNAMODB_JSON), file for file (export_layout.py has the files and their fields).
 
-    <prefix>/AWSDynamoDB/<run-id>/_started                      first, empty
-    <prefix>/AWSDynamoDB/<run-id>/data/<random>.json.gz         one {"Item": {...}} per line
-    <prefix>/AWSDynamoDB/<run-id>/manifest-files.json           JSON Lines, one per data file
-    <prefix>/AWSDynamoDB/<run-id>/manifest-files.checksum
-    <prefix>/AWSDynamoDB/<run-id>/manifest-summary.json         last: its presence means complete
-    <prefix>/AWSDynamoDB/<run-id>/manifest-summary.checksum
-
-DynamoDB's Import from S3 loads ``.../data/`` as it is (DYNAMODB_JSON, GZIP). Every object is
-written with server-side encryption: SSE-KMS when a key is configured, else SSE-S3 (AES256).
-A data file is closed at the first page boundary after it holds ``max_file_bytes`` of
-uncompressed JSON; only that one file is held in memory, compressed. Data files are named by
-segment and sequence (``data/<segment>-<seq>.json.gz``), so a page repeated after a crash
-rewrites the same object rather than adding a duplicate; each closed file is a checkpoint.
+DynamoDB's Import from S3 loads a full export's ``data/`` as it is (DYNAMODB_JSON, GZIP), and AWS
+Labs' bulk executor ``load-export`` loads any export of the chain. Every object is written with
+server-side encryption: SSE-KMS when a key is configured, else SSE-S3 (AES256). A data file is
+closed at the first page boundary after it holds ``max_file_bytes`` of uncompressed JSON; only
+that one file is held in memory, compressed. A data file's name is a hash of the run, segment
+and sequence, so a page repeated after a crash rewrites the same object rather than adding a
+duplicate; each closed file is a checkpoint.
 
 A checkpoint keeps the closed files (their manifest entries and uncompressed sizes), so the
 export's manifests, item count and ``billedSizeBytes`` cover the whole run: every invocation
@@ -20,24 +15,25 @@ and every segment.
 
 With a change index (CHANGE_INDEX_TABLE, see change_index.py) a run writes either a full
 snapshot, as above, or an incremental export in the layout of DynamoDB's own (``exportType``
-INCREMENTAL_EXPORT, view NEW_IMAGE): only the items whose digest differs from the one last
-exported, one line each, ``{"Metadata": {"WriteTimestampMicros": ...}, "Keys": ..., "NewImage":
-...}``, and a line with ``Keys`` only for each key the source no longer holds (written by the
-finalize, ``data/deletes-<seq>.json.gz``). ``WriteTimestampMicros`` is when this run read the
-item: a scan cannot know when it was written. Loading the last full snapshot, then each
-incremental export of the chain in order (``previousExportId`` names the one before), gives
-the source as the last export read it.
+INCREMENTAL_EXPORT, view NEW_IMAGE, data files in the shared ``AWSDynamoDB/data/``): only the
+items whose digest differs from the one last exported, one line each, ``{"Metadata":
+{"WriteTimestampMicros": ...}, "Keys": ..., "NewImage": ...}``, and a line with ``Keys`` only
+for each key the source no longer holds (written by the finalize, once every segment's puts
+are). The window runs from the previous export's time to the run's start, in whole minutes
+(``exportFromTime`` <= ``exportToTime`` <= ``startTime``). A scan cannot know when an item was
+written, only that it changed since the last export: every line's ``WriteTimestampMicros`` is
+the window's start, so each falls inside the window and a loader that orders lines by it
+applies the exports in their chain's order. Loading the last full snapshot, then each
+incremental export of the chain in order (``previousExportId`` names the one before), gives the
+source as the last export read it.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import io
 import json
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,16 +43,23 @@ from table_sync.items import Item, key_of, to_json_item
 from table_sync.observability import logger
 from table_sync.sinks.base import Finalized, SinkState
 from table_sync.sinks.change_index import ChangeIndex, ExportPlan
+from table_sync.sinks.export_layout import (
+    MANIFEST_FIELDS,
+    compact,
+    data_file_name,
+    full_summary,
+    incremental_summary,
+    iso,
+    md5_base64,
+    micros,
+    parse_iso,
+    whole_minute,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from table_sync.source_keys import SourceKeys
-
-EXPORT_FORMAT_VERSION = "2020-06-30"
-INCREMENTAL_FORMAT_VERSION = "2023-08-01"
-# The fields of a manifest-files.json line; a checkpoint's file records add "bytes".
-MANIFEST_FIELDS = ("itemCount", "md5Checksum", "etag", "dataFileS3Key")
 
 
 def sse_arguments(kms_key_arn: str | None) -> dict[str, Any]:
@@ -87,7 +90,6 @@ class S3ExportSink:
         index: ChangeIndex | None = None,
         full_snapshot_every: int = 1,
         force_full: bool = False,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self.bucket = bucket
@@ -110,7 +112,6 @@ class S3ExportSink:
         self._index = index
         self._full_snapshot_every = full_snapshot_every
         self._force_full = force_full
-        self._clock = clock
         self.plan = ExportPlan()
 
     @property
@@ -119,6 +120,10 @@ class S3ExportSink:
 
     @property
     def data_prefix(self) -> str:
+        """Where this export's data files go: a full export's own ``data/``; an incremental
+        export's, like DynamoDB's, in the ``AWSDynamoDB/data/`` its chain shares."""
+        if self.plan.incremental:
+            return "/".join(p for p in (self._prefix, "AWSDynamoDB", "data") if p) + "/"
         return f"{self.base}/data/"
 
     def prepare(self) -> None:
@@ -182,8 +187,19 @@ class S3ExportSink:
         }
 
     def _metadata(self) -> dict[str, Any]:
-        micros = int(self._clock() * 1_000_000)
-        return {"Metadata": {"WriteTimestampMicros": {"N": str(micros)}}}
+        """A line's Metadata: the window's start (see the module's docstring)."""
+        return {"Metadata": {"WriteTimestampMicros": {"N": str(micros(self._window_start))}}}
+
+    @property
+    def _window_start(self) -> datetime:
+        """An incremental export's exportFromTime: the previous export's time (its exportTime
+        or exportToTime), in whole minutes."""
+        return whole_minute(parse_iso(self.plan.previous_time or ""))
+
+    def _window(self, started_at: datetime) -> tuple[datetime, datetime]:
+        """An incremental export's exportFromTime and exportToTime (this run's start, in whole
+        minutes)."""
+        return self._window_start, max(self._window_start, whole_minute(started_at))
 
     def _write_lines(self, lines: Iterable[dict[str, Any]]) -> None:
         for entry in lines:
@@ -233,14 +249,16 @@ class S3ExportSink:
         if self._index is not None and source is not None:
             deleted = self._index.sweep(source, self._deleted)
             self._flush(name="deletes")
-        files = sorted(
-            [f for state in states for f in state.get("files", [])] + self._files,
-            key=lambda f: str(f["dataFileS3Key"]),
-        )
+        files = [f for state in states for f in state.get("files", [])] + self._files
+        if not files:  # DynamoDB lists an empty data file in an export with nothing to hold
+            self._flush(name="empty", empty=True)
+            files = self._files
         self._write_manifests(files, started_at=started_at, finished_at=finished_at)
         items = sum(int(f["itemCount"]) for f in files)
         if chain is not None:
-            chain.record(self.export_id, self.plan, _iso(started_at), items=items, swept=deleted)
+            # The time the next incremental export's window starts from.
+            until = self._window(started_at)[1] if self.plan.incremental else started_at
+            chain.record(self.export_id, self.plan, iso(until), items=items, swept=deleted)
         self._write_pointer(items, finished_at)
         return Finalized(items_swept=deleted)
 
@@ -255,20 +273,27 @@ class S3ExportSink:
     def _write_manifests(
         self, files: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
     ) -> None:
-        item_count = sum(int(f["itemCount"]) for f in files)
         manifest = [{k: f[k] for k in MANIFEST_FIELDS} for f in files]
         files_body = "".join(
             json.dumps(entry, separators=(",", ":")) + "\n" for entry in manifest
         ).encode("utf-8")
         self._put("manifest-files.json", files_body, "application/json")
-        self._put("manifest-files.checksum", _md5_hex(files_body).encode(), "text/plain")
-        incremental = self.plan.incremental
-        summary = {
-            "version": INCREMENTAL_FORMAT_VERSION if incremental else EXPORT_FORMAT_VERSION,
+        self._put("manifest-files.md5", md5_base64(files_body).encode(), "text/plain")
+        summary = self._summary(files, started_at=started_at, finished_at=finished_at)
+        summary_body = compact(summary)
+        # Written last: a reader that finds manifest-summary.json finds a complete snapshot.
+        self._put("manifest-summary.json", summary_body, "application/json")
+        self._put("manifest-summary.md5", md5_base64(summary_body).encode(), "text/plain")
+
+    def _summary(
+        self, files: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
+    ) -> dict[str, Any]:
+        """The manifest summary, as DynamoDB writes it. ``exportArn`` and ``tableId`` are null:
+        no DynamoDB export has this ARN, and the source role may not call DescribeTable."""
+        common: dict[str, Any] = {
             "exportArn": None,
-            "startTime": _iso(started_at),
-            "endTime": _iso(finished_at),
-            "exportTime": _iso(started_at),
+            "startTime": iso(started_at),
+            "endTime": iso(finished_at),
             "tableArn": self._table_arn,
             "tableId": None,
             "s3Bucket": self.bucket,
@@ -277,25 +302,19 @@ class S3ExportSink:
             "s3SseKmsKeyId": self._sse_kms_key_arn,
             "manifestFilesS3Key": f"{self.base}/manifest-files.json",
             "billedSizeBytes": sum(int(f.get("bytes", 0)) for f in files),
-            "itemCount": item_count,
+            "itemCount": sum(int(f["itemCount"]) for f in files),
             "outputFormat": "DYNAMODB_JSON",
-            "exportType": self.plan.export_type,
-            "exportedBy": "table-sync",
         }
+        incremental = self.plan.incremental
         if self._index is not None:
             # The chain: a loader applies this export onto the one it names.
-            summary["previousExportId"] = self.plan.previous if incremental else None
-            summary["fullExportId"] = self.plan.full if incremental else self.export_id
+            common["previousExportId"] = self.plan.previous if incremental else None
+            common["fullExportId"] = self.plan.full if incremental else self.export_id
         if incremental:
-            summary.update(
-                exportFromTime=self.plan.previous_time,
-                exportToTime=_iso(started_at),
-                outputView="NEW_IMAGE",
+            return incremental_summary(
+                common, window=self._window(started_at), output_view="NEW_IMAGE"
             )
-        summary_body = json.dumps(summary, indent=2).encode("utf-8")
-        # Written last: a reader that finds manifest-summary.json finds a complete snapshot.
-        self._put("manifest-summary.json", summary_body, "application/json")
-        self._put("manifest-summary.checksum", _md5_hex(summary_body).encode(), "text/plain")
+        return full_summary(common, export_time=started_at)
 
     def _write_pointer(self, item_count: int, finished_at: datetime) -> None:
         if not self._latest_pointer:
@@ -309,24 +328,29 @@ class S3ExportSink:
             "location": self.location,
             "manifestSummaryKey": f"{self.base}/manifest-summary.json",
             "itemCount": item_count,
-            "endTime": _iso(finished_at),
+            "endTime": iso(finished_at),
         }
         key = "/".join(p for p in (self._prefix, "latest.json") if p)
         self._put_key(key, json.dumps(pointer, indent=2).encode(), "application/json")
 
-    def _flush(self, name: str | None = None) -> None:
-        if self._gzip is None:
+    def _flush(self, name: str | None = None, *, empty: bool = False) -> None:
+        """Close the data file (``empty``: one with no lines) and write it, named for the
+        segment (or the finalize's ``name``) and its place."""
+        if self._gzip is None and not empty:
             return
+        if self._gzip is None:
+            self._gzip = gzip.GzipFile(fileobj=self._buffer, mode="wb", mtime=0)
         self._gzip.close()
         body = self._buffer.getvalue()
-        key = f"data/{name or f'{self._segment:05d}'}-{len(self._files):06d}.json.gz"
-        response = self._put(key, body, "application/gzip")
+        part = f"{name or f'{self._segment:05d}'}-{len(self._files):06d}"
+        key = f"{self.data_prefix}{data_file_name(self.export_id, part)}.json.gz"
+        response = self._put_key(key, body, "application/gzip")
         self._files.append(
             {
                 "itemCount": self._file_items,
-                "md5Checksum": _md5_base64(body),
+                "md5Checksum": md5_base64(body),
                 "etag": response.get("ETag", "").strip('"'),
-                "dataFileS3Key": f"{self.base}/{key}",
+                "dataFileS3Key": key,
                 "bytes": self._file_bytes,
             }
         )
@@ -346,19 +370,7 @@ class S3ExportSink:
                     Key=key,
                     Body=body,
                     ContentType=content_type,
-                    ContentMD5=_md5_base64(body),
+                    ContentMD5=md5_base64(body),
                     **self._sse,
                 )
             )
-
-
-def _md5_base64(body: bytes) -> str:
-    return base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324 - S3's Content-MD5
-
-
-def _md5_hex(body: bytes) -> str:
-    return hashlib.md5(body).hexdigest()  # noqa: S324 - a checksum, as DynamoDB's export writes
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
