@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -84,3 +85,26 @@ def test_a_run_planned_before_another_export_completed_cannot_finish() -> None:
     _complete(chain, 2, every=7)
     with pytest.raises(DestinationError, match="export run-2 has completed since"):
         chain.check("run-late", stale)
+
+
+def test_a_chain_from_before_dynamodbs_layout_continues_with_a_full_snapshot() -> None:
+    """A chain recorded before EXPORT_LAYOUT was kept (its exports have .checksum files, data
+    named by segment, incremental data beside its manifests): the next export is a full
+    snapshot, so every export from the newest full snapshot on is in DynamoDB's layout."""
+    store = MemoryStore()
+    old_head = {"latest": "run-2", "latest_time": "2026-11-02T03:00:00.000Z", "full": "run-1"}
+    store.put(
+        "exports#s3://copies/exports",
+        {"chain": {"S": json.dumps({**old_head, "seq": 2, "full_seq": 1})}},
+    )
+    chain = ExportChain(store, "s3://copies/exports")  # type: ignore[arg-type]
+    plan = chain.plan(full_every=7, force_full=False)
+    assert (plan.export_type, plan.previous, plan.seq, plan.full_seq) == (
+        "FULL_EXPORT",
+        "run-2",
+        3,
+        3,
+    )
+    chain.check("run-3", plan)
+    chain.record("run-3", plan, "2026-11-03T03:00:00.000Z", items=3, swept=0)
+    assert _complete(chain, 4, every=7) == "INCREMENTAL_EXPORT"

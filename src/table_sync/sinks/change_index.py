@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 EXPORT_ATTRIBUTE = "_table_sync_export"
 DELETED_ATTRIBUTE = "_table_sync_deleted"
 ExportType = Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"]
+# The layout the chain's exports are written in: 1, table-sync's own (``.checksum`` files, data
+# files named by segment, incremental data beside its manifests); 2, DynamoDB's, file for file.
+# A chain in an older layout continues with a full snapshot, so every export a loader reads from
+# the newest full snapshot on is in one layout.
+EXPORT_LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,8 @@ class ExportPlan:
     """What a run's export is: a full snapshot, or the changes since export ``previous``."""
 
     export_type: ExportType = "FULL_EXPORT"
-    # The latest complete export when the run planned (None: there was none), and its
-    # exportTime (an incremental export's exportFromTime).
+    # The latest complete export when the run planned (None: there was none), and its time (a
+    # full export's exportTime, an incremental one's exportToTime): this one's exportFromTime.
     previous: str | None = None
     previous_time: str | None = None
     # The full snapshot the chain starts from (for a full snapshot: itself, named at finish).
@@ -74,6 +79,8 @@ class ChainHead:
     full: str
     seq: int
     full_seq: int
+    # EXPORT_LAYOUT of the chain's exports; a chain recorded before it was kept is layout 1.
+    layout: int = 1
 
     @property
     def since_full(self) -> int:
@@ -95,12 +102,13 @@ class ExportChain:
 
     def plan(self, *, full_every: int, force_full: bool) -> ExportPlan:
         """The next export: a full snapshot when forced, when there is no complete export yet,
-        or when ``full_every - 1`` incremental exports followed the last full one."""
+        when ``full_every - 1`` incremental exports followed the last full one, or when the
+        chain's exports are in an older layout (EXPORT_LAYOUT)."""
         head = self.head()
         if head is None:
             return ExportPlan()
         seq = head.seq + 1
-        if force_full or head.since_full + 1 >= full_every:
+        if force_full or head.since_full + 1 >= full_every or head.layout < EXPORT_LAYOUT:
             return ExportPlan(
                 previous=head.latest, previous_time=head.latest_time, seq=seq, full_seq=seq
             )
@@ -185,6 +193,7 @@ class ExportChain:
             full=(plan.full or export_id) if plan.incremental else export_id,
             seq=plan.seq,
             full_seq=plan.full_seq,
+            layout=EXPORT_LAYOUT,
         )
         self._store.put(
             f"exports#{self._destination}",
