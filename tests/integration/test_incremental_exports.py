@@ -25,8 +25,8 @@ from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences
 from tests.integration.conftest import change_source, drive_run
 
-ITEMS = 2_000
-PAGE = 500
+ITEMS = 600
+PAGE = 100
 PREFIX = "exports/nightly"
 
 

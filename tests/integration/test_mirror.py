@@ -19,8 +19,8 @@ from table_sync_dev.local.server import MotoServer, RecordedCall
 from table_sync_dev.local.verify import differences, read_table
 from tests.integration.conftest import change_source, drive, drive_run
 
-ITEMS = 10_000
-PAGE = 1_000  # 10 pages; 2 an invocation
+ITEMS = 2_000
+PAGE = 200  # 10 pages; 2 an invocation (the scale itself: `make bench`, its nightly case)
 
 
 def _count(calls: list[RecordedCall], name: str) -> int:
