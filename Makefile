@@ -108,9 +108,12 @@ build: $(SAM) requirements python313
 		{ echo "src/requirements.txt is out of date with uv.lock: commit the regenerated file"; exit 1; }
 	PYENV_VERSION=$(SAM_PYENV) $(SAM) build --template template.yaml
 
-# The suite's slowest tests are printed at its end: its time on record for the next change.
+# The suite runs on every core (JOBS=1 for one process): each pytest-xdist worker starts its
+# own embedded AWS; the sam-build group (the x86_64 build and the containers) stays on one.
+# Its slowest tests and its time by kind are printed at its end: on record for the next change.
+JOBS ?= auto
 test: lint typecheck templates build $(AWS_CLI)
-	$(RUN)/pytest --durations=25
+	$(RUN)/pytest -n $(JOBS) --dist loadgroup --durations=25
 
 # The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
 # rebuilt only when its inputs change.

@@ -8,6 +8,7 @@ through AWS_ENDPOINT_URL.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,25 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 EVENT_FILES = sorted(p.name for p in EVENTS_DIR.glob("*.json"))
+
+
+# The suite's time on record, by kind: the container and deploy tests' cost stays visible.
+KINDS = ("container", "deploy")
+_spent: dict[str, float] = defaultdict(float)
+_tests: dict[str, set[str]] = defaultdict(set)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Setup, call and teardown of every test, as each worker reports them."""
+    kind = next((k for k in KINDS if k in report.keywords), "other")
+    _spent[kind] += report.duration
+    _tests[kind].add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _spent:
+        return
+    terminalreporter.section("test time by kind (summed over workers: not the wall clock)")
+    for kind in (*KINDS, "other"):
+        count = len(_tests[kind])
+        terminalreporter.write_line(f"{kind:<10} {count:4d} tests {_spent[kind]:8.1f} s")

@@ -21,6 +21,9 @@ from table_sync_dev.local.container import PYENV
 from table_sync_dev.local.seed import DESTINATION_BUCKET, EmbeddedAws
 from tests.conftest import EVENT_FILES, ROOT
 
+# With the container tests: one worker makes the x86_64 build (see test_sam_local_invoke.py).
+pytestmark = pytest.mark.xdist_group("sam-build")
+
 INVOKE = r"""
 import json, sys
 build_dir, event_file = sys.argv[1], sys.argv[2]

@@ -27,7 +27,9 @@ from table_sync_dev.local.lambda_image import docker_unavailable, ensure_base_im
 from table_sync_dev.local.seed import DESTINATION_BUCKET
 from tests.conftest import EVENTS_DIR
 
-pytestmark = pytest.mark.container
+# One worker runs every test of the sam-build group: the x86_64 build is made once, and the
+# containers, on the host network, never run two at a time (they share the emulator's port).
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("sam-build")]
 ITEMS = 30
 
 
