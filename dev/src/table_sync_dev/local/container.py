@@ -71,8 +71,15 @@ def _run(
 
 
 def sam_build(build_dir: Path, arch: str) -> Path:
-    """``sam build`` of template.yaml for ``arch`` into ``build_dir``; its template."""
+    """``sam build`` of template.yaml for ``arch`` into ``build_dir``; its template.
+
+    Not cached (samconfig.toml's ``cached`` is for ``make build``): a cached build of another
+    architecture removes ``make build``'s dependencies from ``.aws-sam/deps``, and once, with
+    the suite on two workers, that removal failed on a file already gone (FileNotFoundError in
+    SAM's clean_redundant_folders). That cache cannot serve this build anyway: its dependencies
+    are the other architecture's. Uncached, SAM never cleans ``.aws-sam/deps``."""
     options = ["--build-dir", build_dir, "--parameter-overrides", f"Architecture={arch}"]
+    options += ["--no-cached"]
     result = _run(
         [SAM, "build", "--template", ROOT / "template.yaml", *options],
         env=_clean_environment(**PYENV, AWS_DEFAULT_REGION="eu-west-1"),
