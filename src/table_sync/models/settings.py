@@ -94,73 +94,257 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    source_role_arn: str = Field(alias="SOURCE_ROLE_ARN")
-    source_session_duration: int = Field(900, alias="SOURCE_SESSION_DURATION")
-    source_external_id: str | None = Field(None, alias="SOURCE_EXTERNAL_ID", repr=False)
+    source_role_arn: str = Field(alias="SOURCE_ROLE_ARN", description="the reader role in AccountA")
+    source_session_duration: int = Field(
+        900,
+        alias="SOURCE_SESSION_DURATION",
+        description="seconds per source session, 900-3600 (role chaining caps it at one hour)",
+    )
+    source_external_id: str | None = Field(
+        None,
+        alias="SOURCE_EXTERNAL_ID",
+        description="ExternalId the reader role's trust policy requires",
+        repr=False,
+    )
     source_table_name: str = Field(
-        "my-table", alias="SOURCE_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+        "my-table",
+        alias="SOURCE_TABLE_NAME",
+        description="the table to copy",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
     )
-    source_kms_key_arn: str = Field(alias="SOURCE_KMS_KEY_ARN")
-    source_region: str | None = Field(None, alias="SOURCE_REGION", pattern=REGION.pattern)
-    source_key_attributes: NameList = Field((), alias="SOURCE_KEY_ATTRIBUTES")
+    source_kms_key_arn: str = Field(
+        alias="SOURCE_KMS_KEY_ARN",
+        description="key (or alias) ARN that encrypted the attributes; passed as `KeyId`",
+    )
+    source_region: str | None = Field(
+        None,
+        alias="SOURCE_REGION",
+        description="region of the source table (default: the key's region)",
+        pattern=REGION.pattern,
+    )
+    source_key_attributes: NameList = Field(
+        (),
+        alias="SOURCE_KEY_ATTRIBUTES",
+        description="key attributes, to name items in errors (else the copy table's key, else the scan's)",
+    )
     item_format: Literal["attributes", "credstash", "ddb-encryption-client"] = Field(
-        "attributes", alias="ITEM_FORMAT"
+        "attributes",
+        alias="ITEM_FORMAT",
+        description="`attributes`, `credstash` or `ddb-encryption-client`",
     )
-    encrypted_attributes: NameList = Field((), alias="ENCRYPTED_ATTRIBUTES")
-    plaintext_types: PlaintextTypes = Field(default_factory=dict, alias="PLAINTEXT_TYPES")
+    encrypted_attributes: NameList = Field(
+        (),
+        alias="ENCRYPTED_ATTRIBUTES",
+        description="comma-separated attributes holding ciphertext (see Formats) (default: required for `attributes`)",
+    )
+    plaintext_types: PlaintextTypes = Field(
+        default_factory=dict,
+        alias="PLAINTEXT_TYPES",
+        description="the type of each attribute's plaintext in the copy, e.g. `ssn:S,photo:B` (see Formats) (default: `auto` for every attribute)",
+    )
     kms_encryption_context: Annotated[dict[str, str], BeforeValidator(_json_object)] = Field(
-        default_factory=dict, alias="KMS_ENCRYPTION_CONTEXT"
+        default_factory=dict,
+        alias="KMS_ENCRYPTION_CONTEXT",
+        description="JSON object; `${attr}` values come from the item",
     )
-    destination: Destination = Field(alias="DESTINATION")
+    destination: Destination = Field(
+        alias="DESTINATION", description="`dynamodb://<table>` or `s3://<bucket>/<prefix>`"
+    )
     # The SSE-KMS key of every object written to S3: an s3:// DESTINATION, a backfill's s3://
     # destination, an s3:// QUARANTINE. So it is kept beside a dynamodb:// DESTINATION too.
-    destination_kms_key_arn: str | None = Field(None, alias="DESTINATION_KMS_KEY_ARN")
-    on_decrypt_error: Literal["quarantine", "fail"] = Field("quarantine", alias="ON_DECRYPT_ERROR")
-    quarantine: Destination | None = Field(None, alias="QUARANTINE")
-    decrypt_concurrency: int = Field(48, alias="DECRYPT_CONCURRENCY", ge=1, le=64)
-    kms_cache_size: int = Field(10_000, alias="KMS_CACHE_SIZE", ge=0, le=1_000_000)
-    kms_max_attempts: int = Field(10, alias="KMS_MAX_ATTEMPTS", ge=1, le=20)
+    destination_kms_key_arn: str | None = Field(
+        None,
+        alias="DESTINATION_KMS_KEY_ARN",
+        description="SSE-KMS key for every S3 object written (an `s3://` destination, a backfill's, an `s3://` quarantine), else AES256; kept beside a `dynamodb://` destination",
+    )
+    on_decrypt_error: Literal["quarantine", "fail"] = Field(
+        "quarantine",
+        alias="ON_DECRYPT_ERROR",
+        description="what an item that cannot be decrypted does: `quarantine` (it goes to QUARANTINE, the run goes on) or `fail` (the run stops)",
+    )
+    quarantine: Destination | None = Field(
+        None,
+        alias="QUARANTINE",
+        description="`dynamodb://<table>` or `s3://<bucket>/<prefix>`; required with a DynamoDB destination (default: beside an S3 destination)",
+    )
+    decrypt_concurrency: int = Field(
+        48,
+        alias="DECRYPT_CONCURRENCY",
+        description="Decrypts in flight at once (`KMS_CLIENT=botocore`: items decrypted at once), 1-64: 48 keeps enough in flight for one vCPU to reach its CPU limit where a Decrypt takes about 5 ms (see Performance)",
+        ge=1,
+        le=64,
+    )
+    kms_cache_size: int = Field(
+        10_000,
+        alias="KMS_CACHE_SIZE",
+        description="distinct ciphertexts remembered per run (0: none)",
+        ge=0,
+        le=1_000_000,
+    )
+    kms_max_attempts: int = Field(
+        10,
+        alias="KMS_MAX_ATTEMPTS",
+        description="attempts per Decrypt, throttling included",
+        ge=1,
+        le=20,
+    )
     # How Decrypt is sent: "lean" (awscrt's signer and http.client, the same endpoint,
     # credentials, retries and errors: aws/kms_lean.py), or "botocore" (a boto3 client).
-    kms_client: Literal["lean", "botocore"] = Field("lean", alias="KMS_CLIENT")
+    kms_client: Literal["lean", "botocore"] = Field(
+        "lean",
+        alias="KMS_CLIENT",
+        description="how Decrypt is sent: `lean` (awscrt's SigV4 signer and `http.client`: the endpoint, TLS verification, credentials, standard retries and error codes botocore's client would use, at about a third of its CPU per call; see `aws/kms_lean.py` and Performance), or `botocore` (a boto3 client: the safety valve)",
+    )
     # How the scan's pages and the DynamoDB destination's batches are sent: "lean" (the same
     # transport as the lean Decrypt: aws/dynamodb_lean.py), or "botocore" (a boto3 client).
-    dynamodb_client: Literal["lean", "botocore"] = Field("lean", alias="DYNAMODB_CLIENT")
-    page_size: int | None = Field(None, alias="PAGE_SIZE", ge=1, le=100_000)
-    state_table: str | None = Field(None, alias="STATE_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
-    resume_margin_seconds: int = Field(60, alias="RESUME_MARGIN_SECONDS", ge=5, le=600)
-    lease_seconds: int = Field(1200, alias="LEASE_SECONDS", ge=60, le=86_400)
+    dynamodb_client: Literal["lean", "botocore"] = Field(
+        "lean",
+        alias="DYNAMODB_CLIENT",
+        description="how the scan's pages and the DynamoDB copy's `BatchWriteItem`/`BatchGetItem` are sent: `lean` (the lean Decrypt's transport, the items written and read with the standard library's `json`; the same endpoint, retries, CRC32 check and error codes; see `aws/dynamodb_lean.py`), or `botocore` (a boto3 client: the safety valve)",
+    )
+    page_size: int | None = Field(
+        None,
+        alias="PAGE_SIZE",
+        description="Scan `Limit` (none: full 1 MB pages, fewest requests)",
+        ge=1,
+        le=100_000,
+    )
+    state_table: str | None = Field(
+        None,
+        alias="STATE_TABLE",
+        description="run-state table: checkpoints, leases (required for segments)",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+    )
+    resume_margin_seconds: int = Field(
+        60,
+        alias="RESUME_MARGIN_SECONDS",
+        description="checkpoint and return `continue` when less time is left",
+        ge=5,
+        le=600,
+    )
+    lease_seconds: int = Field(
+        1200,
+        alias="LEASE_SECONDS",
+        description="how long a run's lease on its destination lasts unless renewed",
+        ge=60,
+        le=86_400,
+    )
     read_capacity_per_second: float | None = Field(
-        None, alias="READ_CAPACITY_PER_SECOND", gt=0, le=1_000_000
+        None,
+        alias="READ_CAPACITY_PER_SECOND",
+        description="read capacity units per second for the whole scan",
+        gt=0,
+        le=1_000_000,
     )
     kms_requests_per_second: float | None = Field(
-        None, alias="KMS_REQUESTS_PER_SECOND", gt=0, le=1_000_000
+        None,
+        alias="KMS_REQUESTS_PER_SECOND",
+        description="Decrypt requests per second for the whole run",
+        gt=0,
+        le=1_000_000,
     )
     # List prices in us-east-1 (USD), for the summary's cost estimate: KMS requests, and
     # on-demand write request units (a put of up to 1 KB, or a delete, is one).
-    kms_price_per_10k_requests: float = Field(0.03, alias="KMS_PRICE_PER_10K_REQUESTS", ge=0)
-    write_price_per_million_units: float = Field(0.625, alias="WRITE_PRICE_PER_MILLION_UNITS", ge=0)
+    kms_price_per_10k_requests: float = Field(
+        0.03,
+        alias="KMS_PRICE_PER_10K_REQUESTS",
+        description="price of 10,000 KMS requests, for the summary's cost estimate (us-east-1, USD)",
+        ge=0,
+    )
+    write_price_per_million_units: float = Field(
+        0.625,
+        alias="WRITE_PRICE_PER_MILLION_UNITS",
+        description="price of a million on-demand write request units, for the cost estimate (us-east-1, USD)",
+        ge=0,
+    )
     # Unset: a mirror (deletes swept) wherever it can be, a dynamodb:// copy with STATE_TABLE.
-    sweep_deletes: bool | None = Field(None, alias="SWEEP_DELETES")
-    full_copy: bool = Field(False, alias="FULL_COPY")
+    sweep_deletes: bool | None = Field(
+        None,
+        alias="SWEEP_DELETES",
+        description="delete from a DynamoDB copy what the source no longer holds (the mirror) (default: on for a DynamoDB copy with `STATE_TABLE`)",
+    )
+    full_copy: bool = Field(
+        False,
+        alias="FULL_COPY",
+        description="decrypt and write every item, not only those changed since their copies were made (S3: a full snapshot)",
+    )
     # An s3:// copy's change index (a DynamoDB table in AccountB with the source's key schema):
     # with it, runs write incremental exports between full snapshots.
     change_index_table: str | None = Field(
-        None, alias="CHANGE_INDEX_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$"
+        None,
+        alias="CHANGE_INDEX_TABLE",
+        description="S3 only: the change index (a table with the source's key schema) for incremental exports; needs `STATE_TABLE`; belongs to the first destination that uses it (another is refused: a shared index would lose deletions)",
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
     )
-    full_snapshot_every: int = Field(7, alias="FULL_SNAPSHOT_EVERY", ge=1, le=10_000)
+    full_snapshot_every: int = Field(
+        7,
+        alias="FULL_SNAPSHOT_EVERY",
+        description="S3 with `CHANGE_INDEX_TABLE`: every Nth run is a full snapshot, the others incremental exports (1: all full)",
+        ge=1,
+        le=10_000,
+    )
     # A dynamodb:// copy (with STATE_TABLE): every Nth complete run is a FULL_COPY, which
     # repairs drift (hand edits to the copy) that runs of the changed items never touch.
-    full_copy_every: int | None = Field(None, alias="FULL_COPY_EVERY", ge=1, le=10_000)
-    total_segments: int | None = Field(None, alias="TOTAL_SEGMENTS", ge=1, le=1_000_000)
-    segment: int | None = Field(None, alias="SEGMENT", ge=0, le=999_999)
-    dry_run: bool = Field(False, alias="DRY_RUN")
-    write_max_attempts: int = Field(8, alias="WRITE_MAX_ATTEMPTS", ge=1, le=30)
-    write_concurrency: int = Field(8, alias="WRITE_CONCURRENCY", ge=1, le=32)
-    write_backoff_base: float = Field(0.05, alias="WRITE_BACKOFF_BASE_SECONDS", gt=0, le=10)
-    write_backoff_cap: float = Field(5.0, alias="WRITE_BACKOFF_CAP_SECONDS", gt=0, le=60)
+    full_copy_every: int | None = Field(
+        None,
+        alias="FULL_COPY_EVERY",
+        description="a `dynamodb://` copy: every Nth complete run decrypts and rewrites every item, repairing drift (needs `STATE_TABLE`)",
+        ge=1,
+        le=10_000,
+    )
+    total_segments: int | None = Field(
+        None,
+        alias="TOTAL_SEGMENTS",
+        description="parallel scan: how many segments the run has (with SEGMENT)",
+        ge=1,
+        le=1_000_000,
+    )
+    segment: int | None = Field(
+        None,
+        alias="SEGMENT",
+        description="parallel scan: this invocation's segment, from 0 (with TOTAL_SEGMENTS)",
+        ge=0,
+        le=999_999,
+    )
+    dry_run: bool = Field(
+        False,
+        alias="DRY_RUN",
+        description="scan and decrypt what a real run would, write nothing, report what it would do",
+    )
+    write_max_attempts: int = Field(
+        8,
+        alias="WRITE_MAX_ATTEMPTS",
+        description="BatchWriteItem attempts for unprocessed items",
+        ge=1,
+        le=30,
+    )
+    write_concurrency: int = Field(
+        8,
+        alias="WRITE_CONCURRENCY",
+        description="BatchWriteItem requests of a page in flight at once, 1-32",
+        ge=1,
+        le=32,
+    )
+    write_backoff_base: float = Field(
+        0.05,
+        alias="WRITE_BACKOFF_BASE_SECONDS",
+        description="first backoff between BatchWriteItem attempts for unprocessed items; doubles up to WRITE_BACKOFF_CAP_SECONDS, with full jitter",
+        gt=0,
+        le=10,
+    )
+    write_backoff_cap: float = Field(
+        5.0,
+        alias="WRITE_BACKOFF_CAP_SECONDS",
+        description="the longest backoff between BatchWriteItem attempts",
+        gt=0,
+        le=60,
+    )
     s3_file_max_bytes: int = Field(
-        64 * 1024 * 1024, alias="S3_FILE_MAX_BYTES", ge=1024, le=1024 * 1024 * 1024
+        64 * 1024 * 1024,
+        alias="S3_FILE_MAX_BYTES",
+        description="uncompressed bytes per S3 data file",
+        ge=1024,
+        le=1024 * 1024 * 1024,
     )
 
     @field_validator("source_role_arn")
