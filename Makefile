@@ -31,13 +31,14 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 SAM_PYENV := 3.11.7:3.12.1:3.13.0
 
 .PHONY: help install demo bench test lint typecheck unit integration templates build requirements clean \
-	lambda-image sam-local python313
+	lambda-image sam-local python313 docs
 
 help:
 	@echo "make demo   - run the real sync on the embedded two-account AWS (moto) and check it"
 	@echo "make install - .venv/bin/table-sync, and sam and aws in .tools/bin/ (for deploying)"
 	@echo "make test   - lint, type-check, all tests, template validation and sam build"
 	@echo "make build  - sam build (python3.13, arm64)"
+	@echo "make docs   - the documentation site, from docs/, into site/ (mkdocs build --strict)"
 	@echo "make bench  - benchmark table-sync (20-35 minutes): embedded AWS, then a latency model"
 	@echo "make sam-local - sam build, then sam local invoke in a Lambda container against local-aws (needs Docker)"
 
@@ -112,8 +113,12 @@ build: $(SAM) requirements python313
 # own embedded AWS; the sam-build group (the x86_64 build and the containers) stays on one.
 # Its slowest tests and its time by kind are printed at its end: on record for the next change.
 JOBS ?= auto
-test: lint typecheck templates build $(AWS_CLI)
+test: lint typecheck templates docs build $(AWS_CLI)
 	$(RUN)/pytest -n $(JOBS) --dist loadgroup --durations=25
+
+# The documentation site: --strict, so a broken link or anchor fails the build (and make test).
+docs: $(VENV)/.synced
+	NO_MKDOCS_2_WARNING=1 $(RUN)/mkdocs build --strict --quiet
 
 # The Lambda base image sam local invoke runs on, built locally (no registry is reachable here);
 # rebuilt only when its inputs change.
@@ -127,4 +132,4 @@ sam-local: $(VENV)/.synced $(SAM) python313
 	ARCH=$(ARCH) $(RUN)/python -m table_sync_dev.local.container $(EVENTS)
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache site
