@@ -121,7 +121,7 @@ def run_step(
                 state.release_lease(settings.destination.uri, run_id)
         raise
     if state is not None and summary.status == "succeeded":
-        _count_complete_run(settings, state)
+        _count_complete_run(settings, state, summary.items_scanned)
         state.release_lease(settings.destination.uri, run_id)
     return summary
 
@@ -139,9 +139,14 @@ def full_copy_due(settings: Settings, state: StateStore | None) -> Settings:
     return settings.model_copy(update={"full_copy": True})
 
 
-def _count_complete_run(settings: Settings, state: StateStore | None) -> None:
-    if state is not None and settings.full_copy_every and settings.destination_table:
+def _count_complete_run(settings: Settings, state: StateStore | None, scanned: int) -> None:
+    """A run completed: count it toward FULL_COPY_EVERY, and keep how many items it scanned
+    (the next run's expected total)."""
+    if state is None:
+        return
+    if settings.full_copy_every and settings.destination_table:
         state.record_complete_run(settings.destination.uri, full=settings.full_copy)
+    state.record_source_items(settings.source_table_arn, scanned)
 
 
 def _take_lease(settings: Settings, state: StateStore | None, run_id: str) -> SkippedRun | None:
@@ -219,7 +224,7 @@ def finalize_run(
             else None
         ),
     )
-    _count_complete_run(settings, state)  # before the lease goes: the next run reads it
+    _count_complete_run(settings, state, run.items_scanned)  # before the lease goes
     state.release_lease(settings.destination.uri, run_id)
     quarantine = build_quarantine(settings, base_session, run_id)
     facts = StepFacts(

@@ -206,6 +206,15 @@ class StateStore:
         since = 0 if full else (self.runs_since_full_copy(destination) or 0) + 1
         self.put(f"copies#{destination}", {"since_full": {"N": str(since)}}, expires=False)
 
+    def source_items(self, source_table: str) -> int | None:
+        """How many items the last complete run scanned in ``source_table`` (None: no run has
+        recorded it): what the CLI's progress line expects a run to scan."""
+        record = self._get(f"source#{source_table}")
+        return int(record["items"]["N"]) if record and "items" in record else None
+
+    def record_source_items(self, source_table: str, items: int) -> None:
+        self.put(f"source#{source_table}", {"items": {"N": str(items)}}, expires=False)
+
     # -- other records (see KeyLedger) ------------------------------------------------------
 
     def put(self, record_id: str, attributes: dict[str, Any], *, expires: bool = True) -> None:

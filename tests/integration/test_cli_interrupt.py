@@ -82,6 +82,11 @@ def test_ctrl_c_stops_at_a_checkpoint_and_the_printed_command_resumes_it(
         os.close(main)
     text = ANSI.sub("", b"".join(output).decode(errors="replace"))
     assert "Traceback" not in text
+    # The progress line is erased once Ctrl-C stops the run (before, its last frame stayed,
+    # above the "interrupted" line): nothing but the erase comes between them.
+    raw = b"".join(output).decode(errors="replace")
+    between = raw[raw.rindex("syncing") : raw.index("interrupted:")]
+    assert "\x1b[2K" in between, repr(between)
     match = re.search(r"resume with: (table-sync [^\r\n]*)", text)
     assert match, text
     pages_before = _pages_done(aws)

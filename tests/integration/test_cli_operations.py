@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -193,42 +191,7 @@ def test_verify_an_s3_export(aws: EmbeddedAws, cli) -> None:
     assert cli(env, "run", "--json").exit_code == 0
     result = cli(env, "verify")
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "match" in result.stdout
-    assert "source items" in result.stdout
-
-
-def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(aws: EmbeddedAws, cli) -> None:
-    """A real process under a pseudo-terminal: the progress display needs a real TTY."""
-    env = {**os.environ, **aws.lambda_env(PAGE_SIZE="10"), "TERM": "xterm", "COLUMNS": "200"}
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [*CLI, "run"], env=env, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True
-    )
-    os.close(terminal)
-    screen = b""
-    while True:
-        ready, _, _ = select.select([controller], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    proc.wait(timeout=60)
-    os.close(controller)
-    text = screen.decode("utf-8", "replace")
-    assert proc.returncode == 0, text
-    for field in ("items/s", "pages", "KMS requests", "quarantined", "40 items", "done"):
-        assert field in text, field
-    assert "items written" in text  # the summary table after the bar
-
-    piped = cli({**aws.lambda_env(PAGE_SIZE="10"), "COLUMNS": "200"}, "run")
-    assert piped.exit_code == 0
-    assert "items/s" not in piped.stderr  # quiet without a TTY
-    assert aws.source_table in piped.stdout
+    assert result.stdout.startswith("result=match source_items=40 destination_items=40 ")
 
 
 @pytest.mark.items(0)

@@ -25,20 +25,20 @@ import boto3
 import typer
 from botocore.exceptions import CredentialRetrievalError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from table_sync.aws.clients import caller_client, new_session
 from table_sync.aws.errors import translated
 from table_sync.aws.sts import session_name
 from table_sync.errors import ConfigurationError, SourceAccessError, TableSyncError
-from table_sync.models import Invocation, Settings, SkippedRun, SyncSummary
+from table_sync.models import Invocation, Settings, SkippedRun
 from table_sync.models.events import RUN_ID_PATTERN
 from table_sync.models.settings import ROLE_ARN, SESSION_MAX, SESSION_MIN
 from table_sync.observability import keep_sdk_loggers_above_debug, logger
-from table_sync.pipeline.report import Progress as PageProgress
 from table_sync.runs import new_run_id, run_step
+from table_sync.state import StateStore
 from table_sync.verify import verify_copy
+from table_sync_dev.cli_output import progress, summary_line, summary_table, verify_line
 
 app = typer.Typer(
     help="Copy a DynamoDB table with KMS-encrypted attributes from another account, decrypted.",
@@ -66,7 +66,37 @@ PageSize = Annotated[int | None, typer.Option(help="PAGE_SIZE (Scan Limit).")]
 Destination = Annotated[
     str | None, typer.Option(help="DESTINATION: dynamodb://<table> or s3://<bucket>/<prefix>.")
 ]
+SourceRegion = Annotated[
+    str | None, typer.Option("--region", help="SOURCE_REGION: the source table's region.")
+]
+StateTable = Annotated[
+    str | None, typer.Option(help="STATE_TABLE: checkpoints, leases, the chain of exports.")
+]
+Quarantine = Annotated[
+    str | None,
+    typer.Option(help="QUARANTINE: dynamodb://<table> or s3://<bucket>/<prefix>."),
+]
 AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"table-sync {version('table-sync')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Copy a DynamoDB table with KMS-encrypted attributes from another account, decrypted."""
 
 
 def seed_session_name() -> str:
@@ -92,6 +122,14 @@ SETTING_OPTIONS = {
     "segment": "segment",
     "dry_run": "dry_run",
     "full": "full_copy",
+    "region": "source_region",
+    "state_table": "state_table",
+    "quarantine": "quarantine",
+}
+# The option that sets each variable: "--" and the parameter's name with dashes.
+OPTION_OF = {
+    str(Settings.model_fields[field].alias): "--" + name.replace("_", "-")
+    for name, field in SETTING_OPTIONS.items()
 }
 
 
@@ -119,28 +157,44 @@ def _settings(**options: Any) -> Settings:
         raise ConfigurationError(problems) from None
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+def _fail(exc: Exception, *, options: bool = False) -> typer.Exit:
+    message = _with_options(str(exc)) if options else str(exc)
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
+def _with_options(message: str) -> str:
+    """``message``, ending with the option that sets each variable it names (unless it names
+    that option already): ``... SOURCE_TABLE_NAME my-tabel ... (--table sets SOURCE_TABLE_NAME)``."""
+    named = [
+        f"{option} sets {variable}"
+        for variable, option in OPTION_OF.items()
+        if re.search(rf"(?<![A-Za-z0-9_]){variable}(?![A-Za-z0-9_])", message)
+        and option not in message
+    ]
+    return f"{message} ({'; '.join(named)})" if named else message
+
+
 @contextlib.contextmanager
-def _failing_with_one_line() -> Iterator[None]:
-    """Any error table-sync can name ends the command with one line on stderr and status 1."""
+def _failing_with_one_line(*, options: bool = False) -> Iterator[None]:
+    """Any error table-sync can name ends the command with one line on stderr and status 1;
+    with ``options`` (run and verify), naming the option beside each variable it names."""
     try:
         yield
     except TableSyncError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, options=options) from None
 
 
 @contextlib.contextmanager
 def _quiet_logs() -> Iterator[None]:
-    """The run's JSON log lines go to stderr (stdout is the result), warnings and up by default;
-    the logger is as it was afterwards (the commands also run inside other programs)."""
+    """The run's JSON log lines go to stderr (stdout is the result), and only at the level
+    POWERTOOLS_LOG_LEVEL asks for: none by default, since the command reports errors and the
+    summary itself. The logger is as it was afterwards (the commands also run inside other
+    programs)."""
     handler = logger.registered_handler
     level = logger.log_level
     stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
-    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "CRITICAL"))
     keep_sdk_loggers_above_debug()  # botocore's DEBUG would log the decrypted values
     try:
         yield
@@ -148,40 +202,6 @@ def _quiet_logs() -> Iterator[None]:
         logger.setLevel(level)
         if stream is not None and isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A live progress line on a terminal; nothing at all otherwise (cron, CI, pipes)."""
-    if not enabled:
-        yield None
-        return
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.completed:,} items"),
-        TextColumn("{task.fields[rate]:,.0f} items/s"),
-        TextColumn("{task.fields[pages]} pages"),
-        TextColumn("{task.fields[kms]} KMS requests"),
-        TextColumn("{task.fields[quarantined]} quarantined"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("syncing", total=None, rate=0.0, pages=0, kms=0, quarantined=0)
-
-        def update(p: PageProgress) -> None:
-            progress.update(
-                task,
-                completed=p.items_scanned,
-                rate=p.items_scanned / p.seconds if p.seconds else 0.0,
-                pages=p.pages,
-                kms=p.kms_requests,
-                quarantined=p.items_quarantined,
-            )
-
-        yield update
-        progress.update(task, description="done")
 
 
 @app.command()
@@ -196,6 +216,9 @@ def run(
     external_id: ExternalId = None,
     session_duration: SessionDuration = None,
     page_size: PageSize = None,
+    region: SourceRegion = None,
+    state_table: StateTable = None,
+    quarantine: Quarantine = None,
     segments: Annotated[int | None, typer.Option(help="TOTAL_SEGMENTS of a parallel scan.")] = None,
     segment: Annotated[int | None, typer.Option(help="SEGMENT to scan, from 0.")] = None,
     dry_run: Annotated[
@@ -229,9 +252,11 @@ def run(
 ) -> None:
     """Run one sync now (a backfill from a laptop): assume the source role with your credentials.
 
+    On a terminal it shows a progress line (with a total and an ETA once a run has completed) and a summary table; in a pipe it prints one line of key=value pairs; --json prints the whole summary.
+
     Exit status: 0 when the run (or segment) is done, 1 on an error, 75 when it was skipped because another run holds the destination's lease (try again later, or resume that run), 130 after Ctrl-C (it prints the command that resumes the run).
     """
-    with _quiet_logs(), _failing_with_one_line():
+    with _quiet_logs(), _failing_with_one_line(options=True):
         invocation = _invocation(run_id, segments, finalize=finalize, dry_run=dry_run)
         settings = _settings(
             role_arn=role_arn,
@@ -244,18 +269,24 @@ def run(
             external_id=external_id,
             session_duration=session_duration,
             page_size=page_size,
+            region=region,
+            state_table=state_table,
+            quarantine=quarantine,
             segments=segments,
             segment=0 if finalize else segment,
             dry_run=dry_run,
             full=full,
         )
         this_run = invocation.run_id or new_run_id()
+        session = new_session()
+        live = err.is_terminal and not as_json
+        expected = _expected_items(settings, session) if live and not segments else None
         try:
-            with _progress(err.is_terminal and not as_json) as on_page:
+            with progress(err, enabled=live, expected=expected) as on_page:
                 summary = run_step(
                     settings,
                     invocation,
-                    base_session=new_session(),
+                    base_session=session,
                     role_session_name=seed_session_name(),
                     run_id=this_run,
                     on_page=on_page,
@@ -264,8 +295,10 @@ def run(
             raise _interrupted(settings, this_run) from None
     if as_json:
         typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+    elif sys.stdout.isatty():
+        Console().print(summary_table(summary))
     else:
-        Console().print(_summary_table(summary))
+        typer.echo(summary_line(summary))
     if isinstance(summary, SkippedRun):
         err.print(
             f"skipped: run {summary.held_by} holds the lease on {summary.destination} until "
@@ -274,6 +307,16 @@ def run(
             soft_wrap=True,
         )
         raise typer.Exit(code=EXIT_SKIPPED)
+
+
+def _expected_items(settings: Settings, session: boto3.Session) -> int | None:
+    """How many items the last complete run scanned (STATE_TABLE keeps it), for the progress
+    line's total; None when unknown. The run itself reports any problem with the state table."""
+    try:
+        state = StateStore.for_settings(settings, session)
+        return state.source_items(settings.source_table_arn) if state else None
+    except TableSyncError:
+        return None
 
 
 # EX_TEMPFAIL (sysexits.h): a temporary condition; the same command may succeed later.
@@ -337,20 +380,6 @@ def _invocation(
     if finalize:
         return Invocation(trigger="finalize", run_id=run_id, total_segments=segments)
     return Invocation(trigger="backfill", run_id=run_id, dry_run=dry_run)
-
-
-def _summary_table(summary: SyncSummary | SkippedRun) -> Table:
-    table = Table(title="table-sync run", show_header=False)
-    values = summary.model_dump(mode="json")
-    for name, value in values.items():
-        if name == "quarantine":  # where it is and what it holds, or why there is none
-            value = (
-                f"{value} ({values.get('items_quarantined', 0)} items this run)"
-                if value
-                else "none: ON_DECRYPT_ERROR=fail stops the run at an undecryptable item"
-            )
-        table.add_row(name.replace("_", " "), "-" if value is None else str(value))
-    return table
 
 
 class Shell(StrEnum):
@@ -530,6 +559,8 @@ def verify(
     external_id: ExternalId = None,
     session_duration: SessionDuration = None,
     page_size: PageSize = None,
+    region: SourceRegion = None,
+    state_table: StateTable = None,
     location: Annotated[
         str | None,
         typer.Option(help="An S3 export to check (default: the one latest.json names)."),
@@ -538,8 +569,9 @@ def verify(
 ) -> None:
     """Compare the source (decrypted) with the copy, item by item; list differing keys, never
     values. Exits 0 when they match, 1 when they differ or cannot be compared. Takes the same
-    settings and options as `run`."""
-    with _quiet_logs(), _failing_with_one_line():
+    settings and options as `run`. In a pipe it prints one line of key=value pairs (the keys
+    themselves with --json)."""
+    with _quiet_logs(), _failing_with_one_line(options=True):
         settings = _settings(
             role_arn=role_arn,
             table=table,
@@ -551,6 +583,8 @@ def verify(
             external_id=external_id,
             session_duration=session_duration,
             page_size=page_size,
+            region=region,
+            state_table=state_table,
         )
         comparison, where = verify_copy(
             settings,
@@ -563,6 +597,8 @@ def verify(
         result["repair"] = _repair_command(settings)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
+    elif not sys.stdout.isatty():
+        typer.echo(verify_line(result))
     else:
         console = Console()
         # Above the table, not its title: a long S3 location must not wrap to the table's width.
@@ -669,6 +705,10 @@ def local_aws(
         return
     if not template.is_file():
         raise typer.BadParameter(f"{template}: not found (run from the project, or pass it)")
+    running = (directory / kit.PID_FILE).exists()  # kit.detach says so
+    if not pid_file and not running and (problem := _port_taken(host, port)):
+        err.print(f"error: {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
     directory.mkdir(parents=True, exist_ok=True)
     if detach:
         argv = [
@@ -692,6 +732,20 @@ def local_aws(
         )
         return
     _serve_local_aws(port, host, container_host, directory, items, template, pid_file=pid_file)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the embedded AWS cannot listen on ``host:port`` (another program has it: AirPlay
+    holds 5000 on macOS), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"port {port} on {host} is in use ({exc.strerror}): choose another with --port "
+                "(or LOCAL_AWS_PORT)"
+            )
+    return None
 
 
 def _serve_local_aws(

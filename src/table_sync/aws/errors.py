@@ -13,11 +13,17 @@ the original exception is not chained, and only its code survives.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from table_sync.errors import TableSyncError
 
@@ -91,12 +97,23 @@ def translated(
             return
         if isinstance(exc, ClientError) and code == passing:
             raise
-        hint = (hints or {}).get(code, "")
+        hint = (hints or {}).get(code, "") or unreachable_hint(exc)
         message = what(code) if callable(what) else f"{what} failed: {code}"
         raised = error(message + hint)
         if values_in_request:
             raise raised from None
         raise raised from exc
+
+
+def unreachable_hint(exc: BaseException) -> str:
+    """For an endpoint nothing answers at: the endpoint, and the setting that chose it."""
+    if not isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return ""
+    url = getattr(exc, "kwargs", {}).get("endpoint_url", "")
+    where = f"nothing answers at {url}" if url else "nothing answers at the endpoint"
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return f" ({where}: AWS_ENDPOINT_URL names it; unset it to reach AWS itself)"
+    return f" ({where}: check AWS_REGION and the network path to AWS)"
 
 
 def response_item(exc: ClientError) -> dict[str, Any]:

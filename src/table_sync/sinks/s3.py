@@ -363,7 +363,16 @@ class S3ExportSink:
         return self._put_key(f"{self.base}/{name}", body, content_type)
 
     def _put_key(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
-        with translated(DestinationError, f"PutObject s3://{self.bucket}/{key}"):
+        with translated(
+            DestinationError,
+            f"PutObject s3://{self.bucket}/{key}",
+            hints={
+                "AccessDenied": f" (the bucket {self.bucket} does not exist, or these credentials "
+                "may not write under this prefix: check DESTINATION, and the caller's "
+                "s3:PutObject on it)",
+                "NoSuchBucket": f" (there is no bucket {self.bucket}: check DESTINATION)",
+            },
+        ):
             return dict(
                 self._client.put_object(
                     Bucket=self.bucket,
