@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import scale
+from bench import charts, scale
 from table_sync_dev.local.seed import SOURCE_TABLE, EmbeddedAws, provision
 from table_sync_dev.local.server import MotoServer
 
@@ -87,6 +87,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
     print(f"\nwritten {RESULTS / 'latest.json'}")
+    for chart in charts.write_charts(result):  # the documentation's, from this run
+        print(f"written {chart}")
     return 0
 
 
