@@ -366,3 +366,56 @@ def test_aws_labs_reader_loads_the_chain_in_order_and_gets_the_source(
     assert where.endswith(f"/AWSDynamoDB/{chain.exports[-1]}/")
     assert comparison.matches, comparison
     assert comparison.source_items == len(chain.expected)
+
+
+def _old_export(
+    s3: Any, bucket: str, export_id: str, lines: list[dict[str, Any]], **summary: Any
+) -> None:
+    """An export as table-sync wrote them before DynamoDB's layout (248b9f7): hex .checksum
+    files, data named by segment and sequence beside the manifests, an indented summary with
+    exportType on full exports too."""
+    base = f"old/AWSDynamoDB/{export_id}"
+    data = gzip.compress("".join(json.dumps(x) + "\n" for x in lines).encode(), mtime=0)
+    s3.put_object(Bucket=bucket, Key=f"{base}/_started", Body=b"")
+    s3.put_object(Bucket=bucket, Key=f"{base}/data/00000-000000.json.gz", Body=data)
+    entry = {
+        "itemCount": len(lines),
+        "md5Checksum": _md5(data),
+        "etag": "",
+        "dataFileS3Key": f"{base}/data/00000-000000.json.gz",
+    }
+    files = (json.dumps(entry) + "\n").encode()
+    body = json.dumps(
+        {**summary, "manifestFilesS3Key": f"{base}/manifest-files.json", "itemCount": len(lines)},
+        indent=2,
+    ).encode()
+    for name, content in (("manifest-files", files), ("manifest-summary", body)):
+        s3.put_object(Bucket=bucket, Key=f"{base}/{name}.json", Body=content)
+        checksum = hashlib.md5(content).hexdigest().encode()  # noqa: S324
+        s3.put_object(Bucket=bucket, Key=f"{base}/{name}.checksum", Body=checksum)
+
+
+def test_a_chain_in_the_old_layout_is_still_read(aws: EmbeddedAws) -> None:
+    """README's upgrade promise: verify (compare.read_export) still reads a chain written
+    before the change; the next run after the upgrade is a full snapshot (tests/unit/
+    test_export_chain.py)."""
+    from table_sync.compare import read_export
+
+    s3 = aws.account_b().client("s3")
+    a, b = {"pk": {"S": "a"}, "v": {"S": "1"}}, {"pk": {"S": "b"}, "v": {"S": "2"}}
+    changed = {"pk": {"S": "a"}, "v": {"S": "3"}}
+    _old_export(s3, aws.bucket, "old-1", [{"Item": a}, {"Item": b}], exportType="FULL_EXPORT")
+    _old_export(
+        s3,
+        aws.bucket,
+        "old-2",
+        [
+            {"Metadata": {}, "Keys": {"pk": a["pk"]}, "NewImage": changed},
+            {"Metadata": {}, "Keys": {"pk": b["pk"]}},
+        ],
+        exportType="INCREMENTAL_EXPORT",
+        previousExportId="old-1",
+    )
+    export = read_export(s3, aws.bucket, f"s3://{aws.bucket}/old/AWSDynamoDB/old-2/")
+    assert export.items == {"a": from_json_item(changed)}
+    assert export.duplicates == []
