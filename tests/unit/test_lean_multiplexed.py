@@ -46,6 +46,9 @@ class _Handler(CountingHandler):
             if call.get("silent"):
                 time.sleep(2)  # longer than the client's read timeout
                 return
+            if call.get("truncate_first") and attempt == 1:
+                self._truncated({"n": call["n"], "padding": "x" * 64})
+                return
             if call.get("throttle_first") and attempt == 1:
                 self._answer(400, {"__type": "ThrottlingException", "message": "slow down"})
                 return
@@ -55,6 +58,17 @@ class _Handler(CountingHandler):
         finally:
             with self.server.lock:
                 self.server.in_flight -= 1
+
+    def _truncated(self, payload: dict[str, object]) -> None:
+        """The whole Content-Length promised, half the body sent, then the connection closed."""
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
 
     def _answer(self, status: int, payload: dict[str, object]) -> None:
         data = json.dumps(payload).encode()
@@ -132,3 +146,19 @@ def test_an_error_that_is_not_retried_is_the_one_call_raises(server: _Server) ->
     assert result.response["Error"] == raised.value.response["Error"]
     assert result.response["Error"]["Code"] == "ThrottlingException"
     assert str(result) == str(raised.value)
+
+
+def test_a_body_cut_short_is_retried_as_botocore_retries_it(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response closed mid-body (http.client's IncompleteRead, an HTTPException and not an
+    OSError): before, the lean client failed the run at once, where botocore retries it."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    client = _client()
+    one = client.call("Decrypt", json.dumps({"n": 9, "truncate_first": True}).encode())
+    assert json.loads(one)["n"] == 9
+    results = client.call_many("Decrypt", _bodies(4, truncate_first=True), concurrency=4)
+    assert [json.loads(result)["n"] for result in results] == list(range(4))  # type: ignore[arg-type]
+    assert server.attempts == Counter({9: 2, **dict.fromkeys(range(4), 2)})

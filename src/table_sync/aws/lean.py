@@ -75,6 +75,10 @@ from botocore.retries import quota, standard
 # server had closed. Only the idempotent operations are sent here, so the request is sent again
 # at once on a new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# What a failed exchange raises: a refused or reset connection (OSError), and a response cut
+# short or malformed (http.client's IncompleteRead, BadStatusLine..., HTTPException and not
+# OSError), which botocore retries as ConnectionClosedError.
+_EXCHANGE_FAULTS = (OSError, http.client.HTTPException)
 CRC32_HEADER = "x-amz-crc32"
 
 
@@ -282,7 +286,7 @@ class LeanJsonClient:
             try:
                 connection, reused = self._connection(fresh)
                 connection.request_at_once(self._path, call.body, dict(call.headers))
-            except (_ConnectFailed, OSError) as exc:
+            except (_ConnectFailed, *_EXCHANGE_FAULTS) as exc:
                 fail(call, connection, exc, resendable=reused and not fresh)
                 return
             call.connection, call.resendable = connection, reused and not fresh
@@ -303,7 +307,7 @@ class LeanJsonClient:
             connection = taken(call)
             try:
                 outcome = self._receive(connection)
-            except OSError as exc:
+            except _EXCHANGE_FAULTS as exc:
                 fail(call, connection, exc, resendable=call.resendable)
                 return
             settle(call, (*outcome, None))
@@ -404,7 +408,7 @@ class LeanJsonClient:
                 connection, reused = self._connection(fresh)
                 connection.request_at_once(self._path, body, dict(headers))
                 return (*self._receive(connection), None)
-            except (_ConnectFailed, OSError) as exc:
+            except (_ConnectFailed, *_EXCHANGE_FAULTS) as exc:
                 failed, again = self._failed(exc, resendable=reused and not fresh)
                 _close(connection)  # a failed exchange's connection is never used again
                 if not again:
