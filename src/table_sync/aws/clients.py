@@ -15,6 +15,8 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
+from botocore.httpsession import ProxyConfiguration
+from botocore.utils import get_environ_proxies
 
 from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms import KmsDecrypter
@@ -22,6 +24,7 @@ from table_sync.aws.kms_lean import LeanKmsClient
 from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
 from table_sync.errors import ConfigurationError
 from table_sync.models import Settings
+from table_sync.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -62,10 +65,33 @@ def caller_client(session: boto3.Session, service: str) -> Any:
         ) from None
 
 
+def proxy_for(client: Any) -> str | None:
+    """The proxy botocore sends ``client``'s requests through: its config's ``proxies``, else
+    HTTPS_PROXY / HTTP_PROXY unless NO_PROXY exempts the endpoint (None: none)."""
+    url = client.meta.endpoint_url
+    proxies = client.meta.config.proxies or get_environ_proxies(url)
+    proxy: str | None = ProxyConfiguration(proxies=proxies).proxy_url_for(url)
+    return proxy
+
+
+def lean_allowed(client: Any, setting: str) -> bool:
+    """Whether ``client``'s calls may go lean: not when a proxy carries them, since the lean
+    transport speaks to the endpoint directly (a proxy-only network would refuse it). Then
+    they go through botocore's transport, which honours the proxy, and the log says so (never
+    the proxy's URL: it may hold a password)."""
+    if proxy_for(client) is None:
+        return True
+    logger.info(
+        "a proxy carries these calls: botocore's transport sends them",
+        extra={"setting": setting, "service": client.meta.service_model.service_name},
+    )
+    return False
+
+
 def dynamodb_client(settings: Settings, client: Any, session: boto3.Session) -> Any:
     """``client``, its Scan, BatchWriteItem and BatchGetItem sent lean unless
-    DYNAMODB_CLIENT=botocore (``session``: the one it was made from)."""
-    if settings.dynamodb_client == "lean":
+    DYNAMODB_CLIENT=botocore or a proxy carries them (``session``: the one it was made from)."""
+    if settings.dynamodb_client == "lean" and lean_allowed(client, "DYNAMODB_CLIENT"):
         return LeanDynamoDBClient(client, session)
     return client
 
@@ -119,13 +145,11 @@ def connect_source(
         counter=counter,
     )
     kms_config = kms_client_config(settings)
-    kms_client: Any
-    if settings.kms_client == "lean":
+    kms_client: Any = source_session.client(
+        "kms", region_name=settings.kms_region, config=kms_config
+    )
+    if settings.kms_client == "lean" and lean_allowed(kms_client, "KMS_CLIENT"):
         kms_client = LeanKmsClient(source_session, settings.kms_region, kms_config)
-    else:
-        kms_client = source_session.client(
-            "kms", region_name=settings.kms_region, config=kms_config
-        )
     dynamodb = source_session.client(
         "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
     )
