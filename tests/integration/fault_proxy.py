@@ -29,6 +29,27 @@ DAMAGED = "damaged"
 DAMAGED_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
+def relay(
+    request: BaseHTTPRequestHandler,
+    upstream: http.client.HTTPConnection,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> None:
+    """Send ``request`` on to ``upstream`` and its response back, read in full (its length
+    given, whatever framing the upstream used)."""
+    upstream.request(request.command, path, body=body, headers=headers)
+    response = upstream.getresponse()
+    data = response.read()
+    request.send_response(response.status)
+    for name, value in response.getheaders():
+        if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+            request.send_header(name, value)
+    request.send_header("Content-Length", str(len(data)))
+    request.end_headers()
+    request.wfile.write(data)
+
+
 class FaultProxy:
     def __init__(
         self,
@@ -97,17 +118,10 @@ class FaultProxy:
                     if proxy._keep_host
                     else f"{proxy._upstream.hostname}:{proxy._upstream.port}"
                 )
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
+                try:
+                    relay(self, conn, self.path, body or None, headers)
+                finally:
+                    conn.close()
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from tests.integration.fault_proxy import relay
+
 
 class ForwardProxy:
     def __init__(self, names: dict[str, str]) -> None:
@@ -47,21 +49,12 @@ class ForwardProxy:
             self.carried[request.headers.get("X-Amz-Target") or target.hostname] += 1
         host = self.names.get(target.hostname, target.hostname)
         upstream = http.client.HTTPConnection(host, target.port or 80, timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "proxy-connection"}
+        path = target.path + (f"?{target.query}" if target.query else "")
         try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "proxy-connection"}
-            path = target.path + (f"?{target.query}" if target.query else "")
-            upstream.request(request.command, path or "/", body=body, headers=headers)
-            response = upstream.getresponse()
-            data = response.read()
+            relay(request, upstream, path or "/", body, headers)
         finally:
             upstream.close()
-        request.send_response(response.status)
-        for name, value in response.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                request.send_header(name, value)
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
 
     def __enter__(self) -> ForwardProxy:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
