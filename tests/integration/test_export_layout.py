@@ -271,6 +271,9 @@ def test_the_summaries_and_lines_are_a_real_exports(chain: Chain) -> None:
             assert re.fullmatch(r"\d{16}", stamp)
             assert _micros(start) <= int(stamp) <= _micros(end)
             assert sorted(line["Keys"]) == ["pk", "sk"]
+    # A run of one segment writes its delete lines after its last puts, in one file.
+    second = [_lines(chain, entry) for entry in _manifest(chain, chain.exports[1])]
+    assert any({"NewImage" in line for line in lines} == {True, False} for lines in second), second
     empty = chain.summary(chain.exports[2])
     assert empty["itemCount"] == 0
     # DynamoDB lists an empty data file (itemCount 0) rather than writing an empty manifest.

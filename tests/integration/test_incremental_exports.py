@@ -179,7 +179,11 @@ def test_an_abandoned_export_is_carried_by_the_next_complete_one(
     """Fault injection (moto cannot crash a client): a run dies at the worst moment for the
     index, after its items and tombstones are in the index but before its manifests exist,
     and is never resumed. The next run's export holds that run's changes; the dead run can
-    then never join the chain; finishing a complete run again changes nothing."""
+    then never join the chain; finishing a complete run again changes nothing. (Small pages
+    and data files, so that the dead run has checkpoints: a run that crashes before its first
+    one simply starts again when invoked again.)"""
+    monkeypatch.setenv("PAGE_SIZE", "10")
+    monkeypatch.setenv("S3_FILE_MAX_BYTES", "1024")
     s3 = exports.account_b().client("s3")
     drive_run("base", 1)
     change_source(exports, updates=5, inserts=3, deletes=4)

@@ -128,14 +128,19 @@ class PageCommitter:
         return "continue"
 
     def finish(self) -> StepStatus:
-        """The segment's scan is complete; a run of one segment is then finalized here."""
-        self.sink.flush()
-        self.checkpoint.done = True
-        self.save()
+        """The segment's scan is complete; a run of one segment is then finalized here.
+
+        A run of one segment hands the finalize its last data file unwritten, so that an S3
+        incremental export's delete lines share it with the last puts, as in DynamoDB's own;
+        its checkpoint is done only once the finalize is, so a finalize that fails resumes
+        from the last page written and writes that file again."""
         if self.checkpoint.total_segments > 1:
+            self.sink.flush()
+            self.checkpoint.done = True
+            self.save()
             return "segment-done"
         self.finalized = self.sink.finalize(
-            [self.checkpoint.sink],
+            [self.sink.state()],
             started_at=datetime.fromisoformat(self.checkpoint.started_at),
             finished_at=datetime.now(UTC),
             source=(
@@ -144,6 +149,8 @@ class PageCommitter:
                 else None  # not a mirror
             ),
         )
+        self.checkpoint.done = True
+        self.save()
         return "succeeded"
 
     def _record(self, records: list[QuarantineRecord]) -> None:

@@ -19,7 +19,8 @@ INCREMENTAL_EXPORT, view NEW_IMAGE, data files in the shared ``AWSDynamoDB/data/
 items whose digest differs from the one last exported, one line each, ``{"Metadata":
 {"WriteTimestampMicros": ...}, "Keys": ..., "NewImage": ...}``, and a line with ``Keys`` only
 for each key the source no longer holds (written by the finalize, once every segment's puts
-are). The window runs from the previous export's time to the run's start, in whole minutes
+are: a run of one segment writes them after its last puts, in the same file, as DynamoDB
+mixes them; a parallel run's segments have written their files by then). The window runs from the previous export's time to the run's start, in whole minutes
 (``exportFromTime`` <= ``exportToTime`` <= ``startTime``). A scan cannot know when an item was
 written, only that it changed since the last export: every line's ``WriteTimestampMicros`` is
 the window's start, so each falls inside the window and a loader that orders lines by it
@@ -245,10 +246,12 @@ class S3ExportSink:
         if chain is not None:
             chain.check(self.export_id, self.plan)
         deleted = 0
-        self._files = []  # from here, the finalize's own files: the delete lines
+        # From here, the finalize's own files: the last data file a run of one segment left
+        # unwritten, with the delete lines after its puts (as DynamoDB mixes them).
+        self._files = []
         if self._index is not None and source is not None:
             deleted = self._index.sweep(source, self._deleted)
-            self._flush(name="deletes")
+        self._flush(name="final")
         files = [f for state in states for f in state.get("files", [])] + self._files
         if not files:  # DynamoDB lists an empty data file in an export with nothing to hold
             self._flush(name="empty", empty=True)
@@ -268,7 +271,7 @@ class S3ExportSink:
         if self.plan.incremental:
             self._write_lines({**self._metadata(), "Keys": to_json_item(key)} for key in keys)
             if self._file_bytes >= self._max_file_bytes:
-                self._flush(name="deletes")
+                self._flush(name="final")
 
     def _write_manifests(
         self, files: list[dict[str, Any]], *, started_at: datetime, finished_at: datetime
