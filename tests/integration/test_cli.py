@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from table_sync.state import StateStore
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences, read_table
@@ -138,6 +139,9 @@ def test_state_table_region_and_quarantine_have_options(aws: EmbeddedAws, cli) -
         .get_item(TableName=aws.state_table, Key={"id": {"S": f"source#{aws.source_table_arn}"}})
     )
     assert record["Item"]["items"]["N"] == "2"
+    store = StateStore(aws.account_b().client("dynamodb"), aws.state_table)
+    assert store.source_items(aws.source_table_arn) == 2
+    assert store.source_items(f"{aws.source_table_arn}-never-run") is None
     bad = cli(env, "run", "--region", "mars")
     _one_line_error(bad, "--region (SOURCE_REGION)")
 

@@ -60,3 +60,21 @@ def test_item_size_follows_dynamodbs_rules() -> None:
     assert item_size({"l": {"L": [{"S": "ab"}, {"BOOL": True}]}}) == 1 + 3 + (1 + 2) + (1 + 1)
     assert item_size({"m": {"M": {"k": {"NULL": True}}}}) == 1 + 3 + 1 + 1 + 1
     assert item_size({"n": {"N": "12345"}}) <= 1 + 6  # at most the digits plus one
+
+
+def test_an_unreachable_endpoint_names_where_and_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from table_sync.aws.errors import unreachable_hint
+
+    refused = EndpointConnectionError(endpoint_url="https://kms.eu-west-1.amazonaws.com")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert unreachable_hint(refused) == (
+        " (nothing answers at https://kms.eu-west-1.amazonaws.com: check AWS_REGION and the "
+        "network path to AWS)"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert "AWS_ENDPOINT_URL names it" in unreachable_hint(refused)
+    assert unreachable_hint(ValueError("not a connection error")) == ""
