@@ -149,7 +149,9 @@ def connect_source(
         "kms", region_name=settings.kms_region, config=kms_config
     )
     if settings.kms_client == "lean" and lean_allowed(kms_client, "KMS_CLIENT"):
-        kms_client = LeanKmsClient(source_session, settings.kms_region, kms_config)
+        kms_client = LeanKmsClient(
+            source_session, settings.kms_region, kms_config, botocore_client=kms_client
+        )
     dynamodb = source_session.client(
         "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG
     )

@@ -19,8 +19,15 @@ from table_sync.aws.lean import LeanJsonClient
 class LeanKmsClient(LeanJsonClient):
     """``decrypt(CiphertextBlob=..., KeyId=..., EncryptionContext=...)`` -> ``{"Plaintext"}``."""
 
-    def __init__(self, session: boto3.Session, region: str | None, config: Config) -> None:
-        super().__init__(session, "kms", region, config)
+    def __init__(
+        self,
+        session: boto3.Session,
+        region: str | None,
+        config: Config,
+        *,
+        botocore_client: Any = None,
+    ) -> None:
+        super().__init__(session, "kms", region, config, botocore_client=botocore_client)
 
     def decrypt(
         self,
