@@ -737,7 +737,10 @@ def local_aws(
 def _port_taken(host: str, port: int) -> str | None:
     """Why the embedded AWS cannot listen on ``host:port`` (another program has it: AirPlay
     holds 5000 on macOS), or None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server binds (SO_REUSEADDR): a port a stopped server left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
