@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,11 +101,19 @@ def sam_local_invoke(
     invoke = [SAM_PYTHON, HOST_NETWORK, "local", "invoke", FUNCTION, "--template", template]
     options = ["--parameter-overrides", f"Architecture={arch}", "--skip-pull-image"]
     inputs = ["--env-vars", local_aws / ENV_JSON, "--event", event]
-    result = _run(
-        [*invoke, *options, *inputs],
-        env=_clean_environment(**credentials),
-        timeout=timeout,
-    )
+    for attempt in (1, 2):
+        _wait_for_emulator_port()
+        result = _run(
+            [*invoke, *options, *inputs],
+            env=_clean_environment(**credentials),
+            timeout=timeout,
+        )
+        # Once, on a CI run with two workers, the emulator found its port still held as it
+        # started (the previous container's, going away): an invoke that never ran is sent
+        # again, once; any other failure is the function's and is reported as it is.
+        if attempt == 1 and EMULATOR_PORT_TAKEN in result.stdout + result.stderr:
+            continue
+        break
     lines = result.stdout.strip().splitlines()
     response: Any = json.loads(lines[-1]) if lines else None
     if result.returncode != 0 or not isinstance(response, dict) or "errorType" in response:
@@ -115,6 +125,28 @@ def sam_local_invoke(
 
 
 LOOPBACK = ("--host", "127.0.0.1", "--container-host", "127.0.0.1")
+# The Lambda emulator's Runtime API listens here; on the host network, on the host's port.
+EMULATOR_PORT = 9001
+EMULATOR_PORT_TAKEN = "Runtime API Server failed to listen"
+
+
+def _wait_for_emulator_port(timeout: float = 30) -> None:
+    """Until the emulator's port is free (bound as the emulator binds it, SO_REUSEADDR)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", EMULATOR_PORT))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise InvokeFailed(
+                        f"127.0.0.1:{EMULATOR_PORT} stayed in use for {timeout:.0f} s: the "
+                        "Lambda emulator on the host network needs it (is another sam local "
+                        "invoke running?)"
+                    ) from None
+        time.sleep(0.2)
 
 
 def start_local_aws(
