@@ -22,14 +22,17 @@ finishes only if no other export completed since it planned, so the chain has no
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.items import Item, key_of
 from table_sync.sinks.dynamodb import DIGEST_ATTRIBUTE, DynamoDBSink
+from table_sync.sinks.export_layout import parse_iso, whole_minute
 
 if TYPE_CHECKING:
     from table_sync.source_keys import SourceKeys
@@ -63,6 +66,12 @@ class ExportPlan:
     @property
     def incremental(self) -> bool:
         return self.export_type == "INCREMENTAL_EXPORT"
+
+    @functools.cached_property
+    def window_start(self) -> datetime:
+        """An incremental export's exportFromTime: the previous export's time, in whole
+        minutes (worked out once a plan: every line of the export carries it)."""
+        return whole_minute(parse_iso(self.previous_time or ""))
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)

@@ -53,7 +53,6 @@ from table_sync.sinks.export_layout import (
     iso,
     md5_base64,
     micros,
-    parse_iso,
     whole_minute,
 )
 
@@ -189,18 +188,14 @@ class S3ExportSink:
 
     def _metadata(self) -> dict[str, Any]:
         """A line's Metadata: the window's start (see the module's docstring)."""
-        return {"Metadata": {"WriteTimestampMicros": {"N": str(micros(self._window_start))}}}
-
-    @property
-    def _window_start(self) -> datetime:
-        """An incremental export's exportFromTime: the previous export's time (its exportTime
-        or exportToTime), in whole minutes."""
-        return whole_minute(parse_iso(self.plan.previous_time or ""))
+        stamp = micros(self.plan.window_start)
+        return {"Metadata": {"WriteTimestampMicros": {"N": str(stamp)}}}
 
     def _window(self, started_at: datetime) -> tuple[datetime, datetime]:
         """An incremental export's exportFromTime and exportToTime (this run's start, in whole
         minutes)."""
-        return self._window_start, max(self._window_start, whole_minute(started_at))
+        start = self.plan.window_start
+        return start, max(start, whole_minute(started_at))
 
     def _write_lines(self, lines: Iterable[dict[str, Any]]) -> None:
         for entry in lines:
