@@ -109,21 +109,24 @@ def monthly_cost(share_percent: float, *, items: int = 10_000_000, attributes: i
     """A month (30 nights) of the mirror at ``share_percent`` of items changed a night: KMS
     for the changed items' attributes, their writes, and a strongly consistent read of every
     copy's digest (one read unit per item of up to 4 KB)."""
-    prices = Settings.model_fields
-    kms = float(prices["kms_price_per_10k_requests"].default) / 10_000
-    write = float(prices["write_price_per_million_units"].default) / 1e6
-    read = (
-        0.125 / 1e6
-    )  # on-demand read request unit, us-east-1 (not a setting: no estimate uses it)
+    kms, write = _prices()
+    read = 0.125 / 1e6  # on-demand read unit, us-east-1 (not a setting: no estimate uses it)
     changed = items * share_percent / 100
     return 30 * (changed * attributes * kms + changed * write + items * read)
 
 
 def full_cost(*, items: int = 10_000_000, attributes: int = 2) -> float:
-    prices = Settings.model_fields
-    kms = float(prices["kms_price_per_10k_requests"].default) / 10_000
-    write = float(prices["write_price_per_million_units"].default) / 1e6
+    kms, write = _prices()
     return 30 * items * (attributes * kms + write)
+
+
+def _prices() -> tuple[float, float]:
+    """USD per KMS request and per write unit: the settings' defaults (us-east-1 list prices)."""
+    fields = Settings.model_fields
+    return (
+        float(fields["kms_price_per_10k_requests"].default) / 10_000,
+        float(fields["write_price_per_million_units"].default) / 1e6,
+    )
 
 
 def write_charts(result: dict[str, Any], out: Path = OUT) -> list[Path]:

@@ -85,29 +85,34 @@ def summary_table(summary: SyncSummary | SkippedRun) -> Table:
 def summary_line(summary: SyncSummary | SkippedRun) -> str:
     """One line of ``key=value`` pairs (values quoted as a shell would need them)."""
     values = summary.model_dump(mode="json")
-    pairs = []
+    line: dict[str, Any] = {}
     for name in LINE_FIELDS if isinstance(summary, SyncSummary) else tuple(values):
         value = values.get(name)
         if name == "estimated_cost_usd":
             name, value = "cost_usd", (value or {}).get("total", 0.0)
         if value is None and name != "quarantine":
             continue
-        pairs.append(f"{name}={shlex.quote('none' if value is None else str(value))}")
-    return " ".join(pairs)
+        line[name] = "none" if value is None else value
+    return _pairs(line)
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    """``key=value`` pairs on one line, each value quoted as a shell would need it."""
+    return " ".join(f"{name}={shlex.quote(str(value))}" for name, value in values.items())
 
 
 def verify_line(result: Mapping[str, Any]) -> str:
     counts = ("missing", "unexpected", "different", "undecryptable", "duplicated")
-    pairs = [
-        f"result={'match' if result['matches'] else 'differ'}",
-        f"source_items={result['source_items']}",
-        f"destination_items={result['destination_items']}",
-        *(f"{name}={len(result[name])}" for name in counts),
-        f"destination={shlex.quote(str(result['destination']))}",
-    ]
+    line = {
+        "result": "match" if result["matches"] else "differ",
+        "source_items": result["source_items"],
+        "destination_items": result["destination_items"],
+        **{name: len(result[name]) for name in counts},
+        "destination": result["destination"],
+    }
     if "repair" in result:
-        pairs.append(f"repair={shlex.quote(str(result['repair']))}")
-    return " ".join(pairs)
+        line["repair"] = result["repair"]
+    return _pairs(line)
 
 
 @contextlib.contextmanager

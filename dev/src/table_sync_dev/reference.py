@@ -6,6 +6,7 @@ of `table-sync run` that sets it). The documentation site's configuration page e
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -46,12 +47,8 @@ def _references(value: Any, parameters: set[str]) -> tuple[list[str], list[str]]
 
 
 def _sub_names(text: str) -> list[str]:
-    names, rest = [], text
-    while "${" in rest:
-        rest = rest.split("${", 1)[1]
-        name, rest = rest.split("}", 1)
-        names.append(name)
-    return names
+    """The names a ``!Sub`` string refers to (``${!Literal}`` is no reference)."""
+    return re.findall(r"\$\{([^!}][^}]*)\}", text)
 
 
 def template_settings() -> dict[str, str]:
