@@ -14,6 +14,9 @@ import pytest
 
 class CountingServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a client that opens more connections at once (as
+    # awscrt does) would have a SYN dropped and resent a second later.
+    request_queue_size = 128
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(("127.0.0.1", 0), handler)

@@ -9,7 +9,6 @@ every request with an empty JSON object; nothing reaches AWS.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,24 +70,3 @@ def test_concurrent_requests_open_no_more_connections_than_are_in_flight(
             results = list(page_pool.map(lambda _: client.call("Decrypt", b"{}"), range(40)))
         assert results == [b"{}"] * 40
     assert 1 <= server.connections <= 4
-
-
-def test_a_request_leaves_in_one_send(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> None:
-    """http.client's ``request`` sends the head and the body apart: two system calls, and with
-    TCP_NODELAY two TCP segments, for every Decrypt. Failed before: 6 sends for 3 requests."""
-    client = _client()
-    client.call("Decrypt", b"{}")  # the connection is open before counting
-    sends: list[int] = []
-    original = socket.socket.sendall
-
-    def counting_sendall(sock: socket.socket, data: bytes, *args: int) -> None:
-        if sock.getpeername()[1] == server.server_address[1]:  # the client's, not the server's
-            sends.append(len(data))
-        original(sock, data, *args)
-
-    monkeypatch.setattr(socket.socket, "sendall", counting_sendall)
-    bodies = [b'{"CiphertextBlob":"QUJD","KeyId":"k%d"}' % n for n in range(3)]
-    for body in bodies:
-        assert client.call("Decrypt", body) == b"{}"
-    assert len(sends) == 3
-    assert server.bodies[1:] == bodies  # each body whole, after its own head

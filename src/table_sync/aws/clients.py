@@ -7,6 +7,7 @@ missing region into a configuration error are decided once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,8 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
-from botocore.httpsession import ProxyConfiguration
-from botocore.utils import get_environ_proxies
 
+from table_sync.aws.crt_http import Unsupported
 from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.aws.kms_lean import LeanKmsClient
@@ -65,34 +65,24 @@ def caller_client(session: boto3.Session, service: str) -> Any:
         ) from None
 
 
-def proxy_for(client: Any) -> str | None:
-    """The proxy botocore sends ``client``'s requests through: its config's ``proxies``, else
-    HTTPS_PROXY / HTTP_PROXY unless NO_PROXY exempts the endpoint (None: none)."""
-    url = client.meta.endpoint_url
-    proxies = client.meta.config.proxies or get_environ_proxies(url)
-    proxy: str | None = ProxyConfiguration(proxies=proxies).proxy_url_for(url)
-    return proxy
-
-
-def lean_allowed(client: Any, setting: str) -> bool:
-    """Whether ``client``'s calls may go lean: not when a proxy carries them, since the lean
-    transport speaks to the endpoint directly (a proxy-only network would refuse it). Then
-    they go through botocore's transport, which honours the proxy, and the log says so (never
-    the proxy's URL: it may hold a password)."""
-    if proxy_for(client) is None:
-        return True
-    logger.info(
-        "a proxy carries these calls: botocore's transport sends them",
-        extra={"setting": setting, "service": client.meta.service_model.service_name},
-    )
-    return False
+def _lean(make: Callable[[], Any], client: Any, setting: str) -> Any:
+    """The lean client ``make`` makes, or ``client`` itself where the lean transport cannot
+    honour one of botocore's transport settings (the log names which, never its value)."""
+    try:
+        return make()
+    except Unsupported as unsupported:
+        logger.info(
+            "botocore's transport sends these calls: the lean one cannot honour a setting",
+            extra={"setting": setting, "unsupported": str(unsupported)},
+        )
+        return client
 
 
 def dynamodb_client(settings: Settings, client: Any, session: boto3.Session) -> Any:
     """``client``, its Scan, BatchWriteItem and BatchGetItem sent lean unless
-    DYNAMODB_CLIENT=botocore or a proxy carries them (``session``: the one it was made from)."""
-    if settings.dynamodb_client == "lean" and lean_allowed(client, "DYNAMODB_CLIENT"):
-        return LeanDynamoDBClient(client, session)
+    DYNAMODB_CLIENT=botocore (``session``: the one it was made from)."""
+    if settings.dynamodb_client == "lean":
+        return _lean(lambda: LeanDynamoDBClient(client, session), client, "DYNAMODB_CLIENT")
     return client
 
 
@@ -148,9 +138,14 @@ def connect_source(
     kms_client: Any = source_session.client(
         "kms", region_name=settings.kms_region, config=kms_config
     )
-    if settings.kms_client == "lean" and lean_allowed(kms_client, "KMS_CLIENT"):
-        kms_client = LeanKmsClient(
-            source_session, settings.kms_region, kms_config, botocore_client=kms_client
+    if settings.kms_client == "lean":
+        botocore_kms = kms_client
+        kms_client = _lean(
+            lambda: LeanKmsClient(
+                source_session, settings.kms_region, kms_config, botocore_client=botocore_kms
+            ),
+            botocore_kms,
+            "KMS_CLIENT",
         )
     dynamodb = source_session.client(
         "dynamodb", region_name=settings.table_region, config=CLIENT_CONFIG

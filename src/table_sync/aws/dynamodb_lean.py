@@ -75,7 +75,7 @@ class LeanDynamoDBClient:
 
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
-        data = self._lean.call(operation, body)
+        data = self._lean.call(operation, body, params)
         try:
             response: dict[str, Any] = json.loads(data)
         except ValueError:  # a 200 that is no JSON (an HTML page from a proxy): no members

@@ -1,6 +1,6 @@
 """KMS Decrypt without botocore's per-call machinery (``KMS_CLIENT=lean``): the request body
 botocore would serialise, sent by :class:`~table_sync.aws.lean.LeanJsonClient` (awscrt's
-signer, the standard library's HTTP, botocore's retries and errors; see lean.py)."""
+signer and HTTP client, botocore's endpoint, retries and errors; see lean.py)."""
 
 from __future__ import annotations
 

@@ -2,29 +2,25 @@
 
 A call through a botocore client costs about a millisecond of CPU, most of it the client's own
 (serialising by walking the operation's shapes, its event system, SigV4 in Python, urllib3):
-see bench/. :class:`LeanJsonClient` sends the same requests with AWS's own parts and the
-standard library, for the few operations a sync makes once per ciphertext or per batch (KMS
-Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_lean.py):
+see bench/. :class:`LeanJsonClient` sends the same requests with AWS's own parts, for the few
+operations a sync makes once per ciphertext or per batch (KMS Decrypt, kms_lean.py; DynamoDB
+Scan, BatchWriteItem and BatchGetItem, dynamodb_lean.py):
 
-* **endpoint, TLS, timeouts**: the endpoint is the one a botocore client made from the same
-  session, region and config resolves (``AWS_ENDPOINT_URL`` and the service's own variable
-  honoured); certificates are verified against ``AWS_CA_BUNDLE`` (or the profile's
-  ``ca_bundle``), else botocore's own bundle; the config's connect and read timeouts apply;
-  kept-alive connections are shared by all threads (up to the config's
-  ``max_pool_connections`` kept idle), as botocore's pool shares them: a page's writes run on
-  threads made for that page, and a connection per thread would be a new TLS handshake per
-  thread per page.
-* **signing**: awscrt's SigV4 signer (the AWS Common Runtime, boto3's optional native
-  dependency), each request signed for the moment it is sent, with the session's credentials
-  read on every request, so an assumed role's refresh (botocore's refreshable credentials) is
-  picked up mid-run.
+* **endpoint**: the one the botocore client made from the same session, region and config
+  resolves for the call (its endpoint ruleset: ``AWS_ENDPOINT_URL`` and the service's own
+  variable, FIPS, dual-stack, and DynamoDB's account-ID endpoints from the credentials'
+  account);
+* **transport**: awscrt's HTTP client (crt_http.py): TLS, proxies, timeouts and kept-alive
+  connections as botocore's transport takes them from the same session and config;
+* **signing**: awscrt's SigV4 signer, each request signed for the moment it is sent, with the
+  session's credentials read on every request, so an assumed role's refresh (botocore's
+  refreshable credentials) is picked up mid-run;
 * **retries**: botocore's standard retry mode, its own objects (``StandardRetryConditions``,
   ``ExponentialBackoff`` with full jitter and the service's base, the retry quota), so the same
-  codes are retried (throttling, transient errors, DynamoDB's CRC32 mismatch), as many times
-  as the botocore client made from the same config would.
-* **many at once**: ``call_many`` keeps many calls in flight from one thread (``selectors``
-  over kept-alive connections), each made, retried and judged as ``call`` makes it; a
-  segment's Decrypts go this way (see KmsDecrypter.prefetched).
+  codes and faults are retried (throttling, transient errors, connection faults, DynamoDB's
+  CRC32 mismatch), as many times as the botocore client made from the same config would;
+* **many at once**: ``call_many`` keeps many calls in flight from one thread; awscrt's event
+  loop does the waiting, and each call is made, retried and judged as ``call`` makes it;
 * **errors**: a failed call raises what the botocore client would: ``ClientError`` with the
   response botocore's own JSON parser makes of the error body, or botocore's connection error
   classes; so callers see the same codes either way.
@@ -32,23 +28,19 @@ Decrypt, kms_lean.py; DynamoDB Scan, BatchWriteItem and BatchGetItem, dynamodb_l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
-import http.client
-import selectors
-import socket
-import ssl
+import queue
 import threading
 import time
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import boto3
-import botocore.httpsession
 from awscrt.auth import (
     AwsCredentialsProvider,
     AwsSignatureType,
@@ -59,27 +51,27 @@ from awscrt.auth import (
 from awscrt.http import HttpHeaders, HttpRequest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import ClientError
 from botocore.model import OperationModel
 from botocore.parsers import create_parser
 from botocore.retries import quota, standard
 
-# The connection failed after the request may have been sent: a kept-alive connection the
-# server had closed. Only the idempotent operations are sent here, so the request is sent again
-# at once on a new connection.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-# What a failed exchange raises: a refused or reset connection (OSError), and a response cut
-# short or malformed (http.client's IncompleteRead, BadStatusLine..., HTTPException and not
-# OSError), which botocore retries as ConnectionClosedError.
-_EXCHANGE_FAULTS = (OSError, http.client.HTTPException)
+from table_sync.aws.crt_http import CrtTransport, Exchange, Outcome, Response
+
 CRC32_HEADER = "x-amz-crc32"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a call goes, as botocore resolves it: the URL, headers the ruleset adds, and the
+    region and name to sign for."""
+
+    url: str
+    host: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    region: str
+    signing_name: str
 
 
 class LeanJsonClient:
@@ -102,31 +94,20 @@ class LeanJsonClient:
         model = client.meta.service_model
         self.region: str = client.meta.region_name
         self.endpoint_url: str = client.meta.endpoint_url
-        url = urlsplit(self.endpoint_url)
-        self._https = url.scheme == "https"
-        self._host = url.hostname or ""
-        self._port = url.port or (443 if self._https else 80)
-        self._host_header = url.netloc
-        self._path = url.path or "/"
         self._service_model = model
         self._signing_name: str = model.signing_name
         self._target_prefix: str = model.metadata["targetPrefix"]
         self._content_type = f"application/x-amz-json-{model.metadata['jsonVersion']}"
         resolved = client.meta.config  # the config with botocore's defaults filled in
         max_attempts = _max_attempts(resolved, model.service_id.hyphenize())
-        self._connect_timeout = float(getattr(resolved, "connect_timeout", 60))
-        self._read_timeout = float(getattr(resolved, "read_timeout", 60))
         credentials = session.get_credentials()
         if credentials is None:
             raise ValueError(f"the {service} session has no credentials")
         self._credentials = credentials
         agent = getattr(resolved, "user_agent", None) or "botocore"
         self._user_agent = f"{agent} table-sync-lean"
-        self._tls = self._tls_context(session) if self._https else None
+        self.transport = CrtTransport(session, resolved, self.endpoint_url)
         self._local = threading.local()
-        self._idle: list[_Connection] = []  # kept alive, not in use
-        self._idle_lock = threading.Lock()
-        self._max_idle = int(getattr(resolved, "max_pool_connections", 10))
         self._operations: dict[str, OperationModel] = {}
         self._parser = create_parser("json")
         detector = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
@@ -142,92 +123,42 @@ class LeanJsonClient:
         # Called once per throttled attempt (KmsDecrypter counts them).
         self.on_throttle: Callable[[], None] | None = None
 
-    @staticmethod
-    def _tls_context(session: boto3.Session) -> ssl.SSLContext:
-        bundle = session._session.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE, or profile
-        return ssl.create_default_context(cafile=bundle or botocore.httpsession.get_cert_path(True))
-
     def _operation(self, name: str) -> OperationModel:
         operation = self._operations.get(name)
         if operation is None:
             operation = self._operations[name] = self._service_model.operation_model(name)
         return operation
 
-    # -- one call ----------------------------------------------------------------------------
-
-    def call(self, operation_name: str, body: bytes) -> bytes:
-        """The operation's response body (status 200, its CRC32 checked where the service sends
-        one); retried as botocore would; raises what botocore would."""
-        request_context: dict[str, Any] = {}
-        attempt = 0
-        while True:
-            attempt += 1
-            verdict = self._judge(
-                operation_name, attempt, request_context, *self._attempt(operation_name, body)
-            )
-            if isinstance(verdict, _Retry):
-                time.sleep(verdict.delay)
-                continue
-            if isinstance(verdict, Exception):
-                raise verdict
-            return verdict
-
-    def _judge(
-        self,
-        operation_name: str,
-        attempt: int,
-        request_context: dict[str, Any],
-        status: int,
-        headers: dict[str, str],
-        data: bytes,
-        exc: Exception | None,
-    ) -> bytes | _Retry | Exception:
-        """What one attempt's outcome means, as botocore's standard retry mode decides it: the
-        body (a success), a retry after a delay, or the error the call raises."""
-        if exc is None and status == 200 and _crc32_matches(headers, data):
-            self._release_quota(request_context, status)
-            return data
-        operation = self._operation(operation_name)
-        parsed = None
-        response = None
-        if exc is None:
-            response = AWSResponse(self.endpoint_url, status, cast(Any, headers), _Raw(data))
-            if status != 200:
-                assert operation.output_shape is not None
-                parsed = self._parser.parse(
-                    {"status_code": status, "headers": headers, "body": data},
-                    operation.output_shape,
-                )
-            else:  # a checksum mismatch: retried, as botocore's special case does
-                parsed = {"ResponseMetadata": {"HTTPStatusCode": status}}
-        context = standard.RetryContext(
-            attempt_number=attempt,
-            operation_model=operation,
-            parsed_response=parsed,
-            http_response=response,
-            caught_exception=exc,
-            request_context=request_context,
+    def endpoint(self, operation_name: str, params: Mapping[str, Any] | None = None) -> Endpoint:
+        """The endpoint botocore's client sends ``operation_name`` with ``params`` to (its own
+        resolver; the credentials' account for DynamoDB's account-ID endpoints)."""
+        context: dict[str, Any] = {}
+        url, headers, _ = self.botocore_client._resolve_endpoint_ruleset(
+            self._operation(operation_name), dict(params or {}), context
         )
-        if self.on_throttle is not None and self._detector.is_throttling_error_from_context(
-            context
-        ):
-            self.on_throttle()
-        if self._policy.should_retry(context) and self._acquire_quota(context):
-            return _Retry(self._policy.compute_retry_delay(context))
-        if exc is not None:
-            return exc
-        assert parsed is not None
-        # As botocore's retry handler and endpoint record them (the error's message says
-        # "reached max retries" from these).
-        metadata = parsed.setdefault("ResponseMetadata", {})
-        metadata.update(context.get_retry_metadata())
-        metadata["RetryAttempts"] = attempt - 1
-        if status == 200:
-            return ClientError(
-                {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},
-                operation_name,
-            )
-        return ClientError(cast(Any, parsed), operation_name)
+        signing = context.get("signing", {})
+        parts = urlsplit(url)
+        return Endpoint(
+            url=url,
+            host=parts.netloc,
+            path=parts.path or "/",
+            headers=tuple((name, value) for name, value in (headers or {}).items()),
+            region=signing.get("region") or self.region,
+            signing_name=signing.get("signing_name") or self._signing_name,
+        )
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call(
+        self, operation_name: str, body: bytes, params: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """The operation's response body (status 200, its CRC32 checked where the service sends
+        one); retried as botocore would; raises what botocore would. ``params``: the call's
+        parameters, for its endpoint (DynamoDB's depends on the table's account)."""
+        [result] = self.call_many(operation_name, [body], 1, params=params)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def call_many(
         self,
@@ -235,112 +166,66 @@ class LeanJsonClient:
         bodies: Sequence[bytes],
         concurrency: int,
         pace: Callable[[], None] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> list[bytes | Exception]:
-        """Every body's call, each as :meth:`call` makes it (the same attempts, judged the same
-        way, with the same stale-connection resend), up to ``concurrency`` in flight at once on
-        kept-alive connections, all from this one thread: sent, then waited for together with
-        ``selectors``, each response read by the standard library's HTTP client once its
-        socket is readable, each retry's backoff a timer rather than a sleep. Results in order:
-        a body, or the error :meth:`call` would have raised. ``pace`` is called before each
-        call's first attempt (the request budget's turn).
+        """Every body's call, each as :meth:`call` makes it, up to ``concurrency`` in flight at
+        once, from this one thread: awscrt's event loop sends them and waits for them, this
+        thread judges each outcome as it comes (a retry's backoff is a timer, not a sleep).
+        Results in order: a body, or the error :meth:`call` would have raised. ``pace`` is
+        called before each call's first attempt (the request budget's turn)."""
+        endpoint = self.endpoint(operation_name, params)
+        return _Batch(self, operation_name, endpoint, bodies, concurrency, pace).run()
 
-        Measured (bench/multiplexed.py), one thread waiting on many sockets costs each call
-        less CPU than threads taking turns on the GIL, and no more than calls made one after
-        another: one ``select`` wakes for several responses."""
-        calls = [_Call(index, body) for index, body in enumerate(bodies)]
-        results: list[bytes | Exception | None] = [None] * len(calls)
-        ready: deque[_Call] = deque(calls)
-        backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
-        # By index, in the order sent, which is the order of their deadlines (each is the
-        # moment it was sent plus the one read timeout): the first is always the next due.
-        in_flight: dict[int, _Call] = {}
-        selector = selectors.DefaultSelector()
+    def judge(
+        self, operation_name: str, attempt: int, context: dict[str, Any], outcome: Outcome
+    ) -> bytes | float | Exception:
+        """What one attempt's outcome means, as botocore's standard retry mode decides it: the
+        body (a success), a delay to retry after, or the error the call raises."""
+        if isinstance(outcome, Response) and outcome.status == 200 and _crc32_matches(outcome):
+            self._release_quota(context, outcome.status)
+            return outcome.body
+        operation = self._operation(operation_name)
+        parsed = response = exc = None
+        if isinstance(outcome, Exception):
+            exc = outcome
+        else:
+            response = AWSResponse(
+                self.endpoint_url, outcome.status, cast(Any, outcome.headers), _Raw(outcome.body)
+            )
+            parsed = self._parsed(operation, outcome)
+        retry = standard.RetryContext(
+            attempt_number=attempt,
+            operation_model=operation,
+            parsed_response=parsed,
+            http_response=response,
+            caught_exception=exc,
+            request_context=context,
+        )
+        if self.on_throttle is not None and self._detector.is_throttling_error_from_context(retry):
+            self.on_throttle()
+        if self._policy.should_retry(retry) and self._acquire_quota(retry):
+            return float(self._policy.compute_retry_delay(retry))
+        if exc is not None:
+            return exc
+        assert parsed is not None
+        # As botocore's retry handler and endpoint record them (the error's message says
+        # "reached max retries" from these).
+        metadata = parsed.setdefault("ResponseMetadata", {})
+        metadata.update(retry.get_retry_metadata())
+        metadata["RetryAttempts"] = attempt - 1
+        if outcome.status == 200:  # type: ignore[union-attr]
+            return ClientError(
+                {"Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"}},
+                operation_name,
+            )
+        return ClientError(cast(Any, parsed), operation_name)
 
-        def settle(
-            call: _Call, outcome: tuple[int, dict[str, str], bytes, Exception | None]
-        ) -> None:
-            verdict = self._judge(operation_name, call.attempt, call.request_context, *outcome)
-            if isinstance(verdict, _Retry):
-                heapq.heappush(backoff, (time.monotonic() + verdict.delay, call.index, call))
-            else:
-                results[call.index] = verdict
-
-        def fail(
-            call: _Call, connection: _Connection | None, exc: Exception, *, resendable: bool
-        ) -> None:
-            """A failed exchange: its connection never used again; the request sent again at
-            once on a new one when the kept-alive one was stale, else the attempt judged."""
-            _close(connection)
-            failed, again = self._failed(exc, resendable=resendable)
-            if again:
-                send(call, fresh=True)
-            else:
-                settle(call, (0, {}, b"", failed))
-
-        def send(call: _Call, *, fresh: bool) -> None:
-            if not fresh:  # a new attempt (not the resend of one): signed anew
-                call.attempt += 1
-                call.headers = self._signed_headers(operation_name, call.body)
-            connection: _Connection | None = None
-            reused = False
-            try:
-                connection, reused = self._connection(fresh)
-                connection.request_at_once(self._path, call.body, dict(call.headers))
-            except (_ConnectFailed, *_EXCHANGE_FAULTS) as exc:
-                fail(call, connection, exc, resendable=reused and not fresh)
-                return
-            call.connection, call.resendable = connection, reused and not fresh
-            call.deadline = time.monotonic() + self._read_timeout
-            selector.register(cast(socket.socket, connection.sock), selectors.EVENT_READ, call)
-            in_flight[call.index] = call
-
-        def taken(call: _Call) -> _Connection:
-            """``call``'s connection, no longer in flight nor waited on."""
-            connection = call.connection
-            assert connection is not None
-            del in_flight[call.index]
-            selector.unregister(cast(socket.socket, connection.sock))
-            call.connection = None
-            return connection
-
-        def receive(call: _Call) -> None:
-            connection = taken(call)
-            try:
-                outcome = self._receive(connection)
-            except _EXCHANGE_FAULTS as exc:
-                fail(call, connection, exc, resendable=call.resendable)
-                return
-            settle(call, (*outcome, None))
-
-        try:
-            while ready or backoff or in_flight:
-                now = time.monotonic()
-                while backoff and backoff[0][0] <= now:
-                    ready.append(heapq.heappop(backoff)[2])
-                while ready and len(in_flight) < concurrency:
-                    call = ready.popleft()
-                    if pace is not None and call.attempt == 0:
-                        pace()
-                    send(call, fresh=False)
-                if not in_flight:
-                    if backoff and not ready:
-                        time.sleep(max(0.0, backoff[0][0] - time.monotonic()))
-                    continue
-                wake = next(iter(in_flight.values())).deadline
-                if backoff:
-                    wake = min(wake, backoff[0][0])
-                for key, _ in selector.select(max(0.0, wake - time.monotonic())):
-                    receive(key.data)
-                now = time.monotonic()
-                while in_flight and (due := next(iter(in_flight.values()))).deadline <= now:
-                    # No answer within the read timeout: the connection is given up, as a
-                    # blocking read's timeout gives it up.
-                    fail(due, taken(due), TimeoutError("timed out"), resendable=False)
-        finally:
-            for call in in_flight.values():  # only when an error escaped: nothing half-read
-                _close(call.connection)
-            selector.close()
-        return cast(list[bytes | Exception], results)
+    def _parsed(self, operation: OperationModel, response: Response) -> dict[str, Any]:
+        if response.status == 200:  # a checksum mismatch: retried, as botocore's special case does
+            return {"ResponseMetadata": {"HTTPStatusCode": 200}}
+        assert operation.output_shape is not None
+        raw = {"status_code": response.status, "headers": response.headers, "body": response.body}
+        return cast(dict[str, Any], self._parser.parse(raw, operation.output_shape))
 
     def _acquire_quota(self, context: standard.RetryContext) -> bool:
         with self._quota_lock:
@@ -355,16 +240,19 @@ class LeanJsonClient:
                 AWSResponse(self.endpoint_url, status, cast(Any, {}), None),
             )
 
-    def _signed_headers(self, operation_name: str, body: bytes) -> list[tuple[str, str]]:
+    def signed_headers(
+        self, operation_name: str, body: bytes, endpoint: Endpoint
+    ) -> list[tuple[str, str]]:
         request = HttpRequest(
             "POST",
-            self._path,
+            endpoint.path,
             HttpHeaders(
                 [
-                    ("Host", self._host_header),
+                    ("Host", endpoint.host),
                     ("Content-Type", self._content_type),
                     ("X-Amz-Target", f"{self._target_prefix}.{operation_name}"),
                     ("Content-Length", str(len(body))),
+                    *endpoint.headers,
                 ]
             ),
             None,
@@ -375,8 +263,8 @@ class LeanJsonClient:
             algorithm=AwsSigningAlgorithm.V4,
             signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
             credentials_provider=self._credentials_provider(),
-            region=self.region,
-            service=self._signing_name,
+            region=endpoint.region,
+            service=endpoint.signing_name,
             signed_body_value=hashlib.sha256(body).hexdigest(),
         )
         aws_sign_request(request, signing).result()
@@ -395,120 +283,102 @@ class LeanJsonClient:
         self._local.provider = (frozen, provider)
         return provider
 
-    def _attempt(
-        self, operation_name: str, body: bytes
-    ) -> tuple[int, dict[str, str], bytes, Exception | None]:
-        """One HTTP exchange: (status, headers by lower-case name, body, None), or the botocore
-        error a failed exchange is."""
-        headers = self._signed_headers(operation_name, body)
-        for fresh in (False, True):
-            connection: _Connection | None = None
-            reused = False
-            try:
-                connection, reused = self._connection(fresh)
-                connection.request_at_once(self._path, body, dict(headers))
-                return (*self._receive(connection), None)
-            except (_ConnectFailed, *_EXCHANGE_FAULTS) as exc:
-                failed, again = self._failed(exc, resendable=reused and not fresh)
-                _close(connection)  # a failed exchange's connection is never used again
-                if not again:
-                    return 0, {}, b"", failed
-        raise AssertionError("unreachable: a fresh connection is never resent")
 
-    def _receive(self, connection: _Connection) -> tuple[int, dict[str, str], bytes]:
-        """The response to the request sent on ``connection``, read in full; the connection
-        goes back to the idle ones unless the server is closing it."""
-        response = connection.getresponse()
-        data = response.read()
-        if not response.will_close:
-            self._release(connection)
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+@dataclass(slots=True)
+class _Call:
+    """One call of a batch, between its attempts."""
 
-    def _failed(self, exc: Exception, *, resendable: bool) -> tuple[Exception, bool]:
-        """The botocore error a failed exchange is, and whether to send it again at once on a
-        new connection (``resendable``: it was sent on a reused kept-alive one)."""
-        if isinstance(exc, _ConnectFailed):
-            return exc.error, False
-        if isinstance(exc, _STALE):
-            return ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc), resendable
-        if isinstance(exc, TimeoutError):
-            return ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc), False
-        if isinstance(exc, ssl.SSLError):
-            return SSLError(endpoint_url=self.endpoint_url, error=exc), False
-        return ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc), False
+    index: int
+    body: bytes
+    attempt: int = 0
+    context: dict[str, Any] = field(default_factory=dict)
+    exchange: Exchange | None = None
 
-    # -- connections -------------------------------------------------------------------------
 
-    def _connection(self, fresh: bool) -> tuple[_Connection, bool]:
-        """An idle kept-alive connection (True: reused), else (or when ``fresh``) a new one."""
-        if not fresh:
-            with self._idle_lock:
-                if self._idle:
-                    return self._idle.pop(), True
-        connection: _Connection
-        if self._https:
-            connection = _HTTPSConnection(
-                self._host, self._port, timeout=self._connect_timeout, context=self._tls
-            )
-        else:
-            connection = _Connection(self._host, self._port, timeout=self._connect_timeout)
+class _Batch:
+    """The calls of one :meth:`LeanJsonClient.call_many`: sent from the calling thread, their
+    outcomes handed back to it by awscrt's callbacks through a queue, judged there."""
+
+    def __init__(
+        self,
+        client: LeanJsonClient,
+        operation_name: str,
+        endpoint: Endpoint,
+        bodies: Sequence[bytes],
+        concurrency: int,
+        pace: Callable[[], None] | None,
+    ) -> None:
+        self._client = client
+        self._operation = operation_name
+        self._endpoint = endpoint
+        self._ready = [_Call(index, body) for index, body in enumerate(bodies)][::-1]
+        self._results: list[bytes | Exception | None] = [None] * len(bodies)
+        self._concurrency = max(1, concurrency)
+        self._pace = pace
+        self._backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
+        self._in_flight: dict[int, _Call] = {}
+        self._outcomes: queue.SimpleQueue[tuple[_Call, Outcome]] = queue.SimpleQueue()
+
+    def run(self) -> list[bytes | Exception]:
         try:
-            connection.connect()
-        except TimeoutError as exc:
-            raise _ConnectFailed(
-                ConnectTimeoutError(endpoint_url=self.endpoint_url, error=exc)
-            ) from exc
-        except ssl.SSLError as exc:  # a certificate that does not verify, as botocore says it
-            raise _ConnectFailed(SSLError(endpoint_url=self.endpoint_url, error=exc)) from exc
-        except OSError as exc:
-            raise _ConnectFailed(
-                EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc)
-            ) from exc
-        assert connection.sock is not None
-        connection.sock.settimeout(self._read_timeout)
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection, False
-
-    def _release(self, connection: _Connection) -> None:
-        """A connection whose response was read in full, back to the idle ones (or closed,
-        past ``max_pool_connections`` of them)."""
-        with self._idle_lock:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(connection)
-                return
-        connection.close()
-
-
-class _Connection(http.client.HTTPConnection):
-    """``request_at_once``: a POST whose head and body leave in one ``send``. ``request`` sends
-    them in two, which is two system calls (each a point where the thread gives up the GIL to
-    the others) and, with TCP_NODELAY, two TCP segments per request."""
-
-    _held: list[bytes] | None = None
-
-    def send(self, data: Any) -> None:
-        if self._held is None:
-            super().send(data)
-        else:
-            self._held.append(data)
-
-    def request_at_once(self, path: str, body: bytes, headers: dict[str, str]) -> None:
-        self._held = []
-        try:
-            self.request("POST", path, body=body, headers=headers)
-            whole = b"".join(self._held)
+            while self._ready or self._backoff or self._in_flight:
+                self._send_due()
+                self._settle(self._wait())
         finally:
-            self._held = None
-        self.send(whole)
+            for call in self._in_flight.values():  # only when an error escaped
+                if call.exchange is not None:
+                    call.exchange.abandon()
+        return cast(list[bytes | Exception], self._results)
 
+    def _send_due(self) -> None:
+        now = time.monotonic()
+        while self._backoff and self._backoff[0][0] <= now:
+            self._ready.append(heapq.heappop(self._backoff)[2])
+        while self._ready and len(self._in_flight) < self._concurrency:
+            call = self._ready.pop()
+            if self._pace is not None and call.attempt == 0:
+                self._pace()
+            call.attempt += 1
+            self._in_flight[call.index] = call
+            client = self._client
+            headers = client.signed_headers(self._operation, call.body, self._endpoint)
+            call.exchange = client.transport.send(
+                self._endpoint.url, headers, call.body, functools.partial(self._arrived, call)
+            )
 
-class _HTTPSConnection(_Connection, http.client.HTTPSConnection):
-    pass
+    def _arrived(self, call: _Call, outcome: Outcome) -> None:
+        """awscrt's callback (on its event loop thread): the outcome, to the calling thread."""
+        self._outcomes.put((call, outcome))
 
+    def _wait(self) -> Iterator[tuple[_Call, Outcome]]:
+        """The outcomes that arrive before the next timer is due (a retry's backoff, or an
+        exchange's read timeout), all that are there once one is."""
+        due = [self._backoff[0][0]] if self._backoff else []
+        if self._in_flight:
+            timeout = self._client.transport.read_timeout
+            due.append(
+                min(c.exchange.last_activity for c in self._in_flight.values() if c.exchange)
+                + timeout
+            )
+        wait = max(0.0, min(due) - time.monotonic()) if due else None
+        try:
+            yield self._outcomes.get(timeout=wait)
+        except queue.Empty:
+            now = time.monotonic()
+            for call in list(self._in_flight.values()):
+                if call.exchange is not None:
+                    call.exchange.idle(now)  # a timed-out one's outcome is queued
+        while not self._outcomes.empty():
+            yield self._outcomes.get_nowait()
 
-def _close(connection: _Connection | None) -> None:
-    if connection is not None:
-        connection.close()
+    def _settle(self, outcomes: Iterator[tuple[_Call, Outcome]]) -> None:
+        for call, outcome in outcomes:
+            self._in_flight.pop(call.index, None)
+            verdict = self._client.judge(self._operation, call.attempt, call.context, outcome)
+            if isinstance(verdict, float):
+                heapq.heappush(self._backoff, (time.monotonic() + verdict, call.index, call))
+            else:
+                self._results[call.index] = verdict
 
 
 def _max_attempts(config: Config, service: str) -> int:
@@ -526,10 +396,10 @@ def _max_attempts(config: Config, service: str) -> int:
     return defaults.get(service, standard.DEFAULT_MAX_ATTEMPTS)
 
 
-def _crc32_matches(headers: dict[str, str], data: bytes) -> bool:
+def _crc32_matches(response: Response) -> bool:
     """Whether the body matches the CRC32 the service sent with it (DynamoDB does), if any."""
-    expected = headers.get(CRC32_HEADER)
-    return expected is None or zlib.crc32(data) & 0xFFFFFFFF == int(expected)
+    expected = response.headers.get(CRC32_HEADER)
+    return expected is None or zlib.crc32(response.body) & 0xFFFFFFFF == int(expected)
 
 
 class _Raw:
@@ -540,31 +410,3 @@ class _Raw:
 
     def stream(self) -> Iterator[bytes]:
         yield self._data
-
-
-@dataclass(slots=True)
-class _Call:
-    """One call of :meth:`LeanJsonClient.call_many`, between its attempts."""
-
-    index: int
-    body: bytes
-    attempt: int = 0
-    request_context: dict[str, Any] = field(default_factory=dict)
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    connection: _Connection | None = None
-    resendable: bool = False  # sent on a reused kept-alive connection: resent once if stale
-    deadline: float = 0.0
-
-
-class _Retry:
-    """An attempt to be made again after ``delay`` seconds (botocore's backoff)."""
-
-    __slots__ = ("delay",)
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-
-class _ConnectFailed(Exception):
-    def __init__(self, error: Exception) -> None:
-        self.error = error
