@@ -23,7 +23,7 @@ are medians of each round's own.
 The multiplexed sender is a measuring device, not a client: plain HTTP, no retries, no
 timeouts, no error handling, a response read only as far as its status, Content-Length and
 body. It builds each request as the lean client does (the same JSON body,
-``kms_lean.decrypt_body``, signed by awscrt through ``LeanJsonClient.signed_headers``, the
+``kms_lean.decrypt_body``, signed by awscrt through ``LeanJsonClient.signed_request``, the
 session's credentials read per request), and every plaintext it gets back is checked against
 the model's, so it does the work a Decrypt needs. What it leaves out (retries, timeouts,
 error handling and TLS) is not measured here.
@@ -97,7 +97,8 @@ class MultiplexedDecrypts:
     def _send(self, sock: socket.socket, blob: bytes) -> None:
         body = decrypt_body(blob, KEY_ARN)
         head = "".join(
-            f"{k}: {v}\r\n" for k, v in self._signer.signed_headers("Decrypt", body, self._endpoint)
+            f"{k}: {v}\r\n"
+            for k, v in list(self._signer.signed_request("Decrypt", body, self._endpoint).headers)
         )
         request = f"POST {self._path} HTTP/1.1\r\n{head}\r\n".encode() + body
         if sock.send(request) != len(request):  # a few hundred bytes into an empty buffer
@@ -167,7 +168,7 @@ class CrtMultiplexedDecrypts:
 
         def start(connection: crt_http.HttpClientConnection, index: int) -> None:
             body = decrypt_body(blobs[index], KEY_ARN)
-            headers = self._signer.signed_headers("Decrypt", body, self._endpoint)
+            headers = list(self._signer.signed_request("Decrypt", body, self._endpoint).headers)
             request = crt_http.HttpRequest(
                 "POST", self._path, crt_http.HttpHeaders(headers), io.BytesIO(body)
             )

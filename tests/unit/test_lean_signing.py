@@ -25,7 +25,7 @@ def _client() -> LeanJsonClient:
 
 
 def _signed_at(client: LeanJsonClient) -> datetime:
-    headers = dict(client.signed_headers("Decrypt", b"{}", client.endpoint("Decrypt")))
+    headers = dict(client.signed_request("Decrypt", b"{}", client.endpoint("Decrypt")).headers)
     return datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
@@ -43,8 +43,8 @@ def test_every_request_is_signed_for_the_time_it_is_sent() -> None:
 
 def test_the_signature_covers_the_body_and_names_the_credentials() -> None:
     client = _client()
-    one = dict(client.signed_headers("Decrypt", b'{"a":1}', client.endpoint("Decrypt")))
-    other = dict(client.signed_headers("Decrypt", b'{"a":2}', client.endpoint("Decrypt")))
+    one = dict(client.signed_request("Decrypt", b'{"a":1}', client.endpoint("Decrypt")).headers)
+    other = dict(client.signed_request("Decrypt", b'{"a":2}', client.endpoint("Decrypt")).headers)
     assert one["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIATESTSIGNING/")
     assert "/eu-west-1/kms/aws4_request" in one["Authorization"]
     assert one["Authorization"] != other["Authorization"]  # the body's hash is signed

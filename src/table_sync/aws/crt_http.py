@@ -38,7 +38,6 @@ from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError
 from awscrt.http import (
     HttpClientConnection,
-    HttpHeaders,
     HttpProxyAuthenticationType,
     HttpProxyConnectionType,
     HttpProxyOptions,
@@ -120,14 +119,11 @@ class CrtTransport:
         self._lock = threading.Lock()
 
     def send(
-        self,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        on_done: Callable[[Outcome], None],
+        self, origin: Origin, request: HttpRequest, body: bytes, on_done: Callable[[Outcome], None]
     ) -> Exchange:
-        """POST ``body`` to ``url`` (its path included); ``on_done`` gets the outcome once."""
-        exchange = Exchange(self, url, headers, body, on_done)
+        """Send ``request`` (its body ``body``) to ``origin``; ``on_done`` gets the outcome once
+        (on awscrt's event loop thread, or on this one for a connection refused at once)."""
+        exchange = Exchange(self, origin, request, body, on_done)
         exchange.start(fresh=False)
         return exchange
 
@@ -183,17 +179,15 @@ class Exchange:
     def __init__(
         self,
         transport: CrtTransport,
-        url: str,
-        headers: list[tuple[str, str]],
+        origin: Origin,
+        request: HttpRequest,
         body: bytes,
         on_done: Callable[[Outcome], None],
     ) -> None:
         self._transport = transport
-        self._url = url
-        self._origin = Origin.of(url)
-        parts = urlsplit(url)
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._headers = headers
+        self._origin = origin
+        self._url = f"{origin.scheme}://{origin.host}:{origin.port}"
+        self._request_message = request
         self._body = body
         self._on_done: Callable[[Outcome], None] | None = on_done
         self._lock = threading.Lock()
@@ -243,9 +237,8 @@ class Exchange:
                 connection.close()
                 return
             self._connection = connection
-        request = HttpRequest(
-            "POST", self._path, HttpHeaders(self._headers), io.BytesIO(self._body)
-        )
+        request = self._request_message
+        request.body_stream = io.BytesIO(self._body)  # from its start, on a resend too
         try:
             stream = connection.request(request, self._on_response, self._on_body)
             stream.completion_future.add_done_callback(lambda f: self._completed(f, reused))

@@ -41,6 +41,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import boto3
+import jmespath
 from awscrt.auth import (
     AwsCredentialsProvider,
     AwsSignatureType,
@@ -56,7 +57,7 @@ from botocore.model import OperationModel
 from botocore.parsers import create_parser
 from botocore.retries import quota, standard
 
-from table_sync.aws.crt_http import CrtTransport, Exchange, Outcome, Response
+from table_sync.aws.crt_http import CrtTransport, Exchange, Origin, Outcome, Response
 
 CRC32_HEADER = "x-amz-crc32"
 
@@ -67,6 +68,7 @@ class Endpoint:
     region and name to sign for."""
 
     url: str
+    origin: Origin
     host: str
     path: str
     headers: tuple[tuple[str, str], ...]
@@ -109,6 +111,7 @@ class LeanJsonClient:
         self.transport = CrtTransport(session, resolved, self.endpoint_url)
         self._local = threading.local()
         self._operations: dict[str, OperationModel] = {}
+        self._endpoints: dict[tuple[Any, ...], Endpoint] = {}
         self._parser = create_parser("json")
         detector = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
         self._detector = detector
@@ -131,15 +134,30 @@ class LeanJsonClient:
 
     def endpoint(self, operation_name: str, params: Mapping[str, Any] | None = None) -> Endpoint:
         """The endpoint botocore's client sends ``operation_name`` with ``params`` to (its own
-        resolver; the credentials' account for DynamoDB's account-ID endpoints)."""
+        resolver; the credentials' account for DynamoDB's account-ID endpoints). Resolved once
+        per operation, account and context parameters: the ruleset's other inputs (region,
+        FIPS, dual-stack, endpoint URL) are fixed when the botocore client is made."""
+        operation = self._operation(operation_name)
+        call_args = dict(params or {})
+        account = self._credentials.get_frozen_credentials().account_id
+        key = (operation_name, account, *_context_values(operation, call_args))
+        found = self._endpoints.get(key)
+        if found is None:
+            if len(self._endpoints) >= 256:
+                self._endpoints.clear()
+            found = self._endpoints[key] = self._resolve(operation, call_args)
+        return found
+
+    def _resolve(self, operation: OperationModel, call_args: dict[str, Any]) -> Endpoint:
         context: dict[str, Any] = {}
         url, headers, _ = self.botocore_client._resolve_endpoint_ruleset(
-            self._operation(operation_name), dict(params or {}), context
+            operation, call_args, context
         )
         signing = context.get("signing", {})
         parts = urlsplit(url)
         return Endpoint(
             url=url,
+            origin=Origin.of(url),
             host=parts.netloc,
             path=parts.path or "/",
             headers=tuple((name, value) for name, value in (headers or {}).items()),
@@ -240,9 +258,8 @@ class LeanJsonClient:
                 AWSResponse(self.endpoint_url, status, cast(Any, {}), None),
             )
 
-    def signed_headers(
-        self, operation_name: str, body: bytes, endpoint: Endpoint
-    ) -> list[tuple[str, str]]:
+    def signed_request(self, operation_name: str, body: bytes, endpoint: Endpoint) -> HttpRequest:
+        """The request to send: its headers signed by awscrt for this moment."""
         request = HttpRequest(
             "POST",
             endpoint.path,
@@ -255,7 +272,6 @@ class LeanJsonClient:
                     *endpoint.headers,
                 ]
             ),
-            None,
         )
         # A config of its own for every request: AwsSigningConfig takes its date when it is
         # made (``replace`` keeps it), and AWS refuses a signature more than five minutes old.
@@ -268,7 +284,8 @@ class LeanJsonClient:
             signed_body_value=hashlib.sha256(body).hexdigest(),
         )
         aws_sign_request(request, signing).result()
-        return [*request.headers, ("User-Agent", self._user_agent)]
+        request.headers.add("User-Agent", self._user_agent)  # unsigned, as botocore leaves it
+        return request
 
     def _credentials_provider(self) -> AwsCredentialsProvider:
         """The signer's credentials of the moment (read on every request, so a refresh is
@@ -341,9 +358,9 @@ class _Batch:
             call.attempt += 1
             self._in_flight[call.index] = call
             client = self._client
-            headers = client.signed_headers(self._operation, call.body, self._endpoint)
+            request = client.signed_request(self._operation, call.body, self._endpoint)
             call.exchange = client.transport.send(
-                self._endpoint.url, headers, call.body, functools.partial(self._arrived, call)
+                self._endpoint.origin, request, call.body, functools.partial(self._arrived, call)
             )
 
     def _arrived(self, call: _Call, outcome: Outcome) -> None:
@@ -394,6 +411,16 @@ def _max_attempts(config: Config, service: str) -> int:
         return int(retries["total_max_attempts"])
     defaults: dict[str, int] = getattr(standard, "_SERVICE_MAX_ATTEMPTS", {})
     return defaults.get(service, standard.DEFAULT_MAX_ATTEMPTS)
+
+
+def _context_values(operation: OperationModel, params: dict[str, Any]) -> list[Any]:
+    """The values the endpoint ruleset reads from a call's parameters (DynamoDB's table names,
+    which may be ARNs in another account), hashable."""
+    values = [params.get(p.member_name) for p in operation.context_parameters]
+    found: Any = operation.operation_context_parameters or {}  # a dict by name, or []
+    for parameter in found.values():
+        values.append(jmespath.search(parameter["path"], params))
+    return [tuple(v) if isinstance(v, list) else v for v in values]
 
 
 def _crc32_matches(response: Response) -> bool:
