@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
+import struct
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -25,6 +28,14 @@ THROTTLES = {
 }
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """socketserver's backlog is 5: a client that opens many connections at once (awscrt does)
+    would see a SYN dropped and sent again a second later."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 DAMAGED = "damaged"
 DAMAGED_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
@@ -35,19 +46,50 @@ def relay(
     path: str,
     body: bytes | None,
     headers: dict[str, str],
+    replace: dict[str, str] | None = None,
 ) -> None:
     """Send ``request`` on to ``upstream`` and its response back, read in full (its length
-    given, whatever framing the upstream used)."""
+    given, whatever framing the upstream used); ``replace``: response headers to send instead
+    of the upstream's (by lower-case name)."""
     upstream.request(request.command, path, body=body, headers=headers)
     response = upstream.getresponse()
     data = response.read()
     request.send_response(response.status)
+    replace = replace or {}
     for name, value in response.getheaders():
-        if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+        if name.lower() not in ("transfer-encoding", "connection", "content-length", *replace):
             request.send_header(name, value)
+    for name, value in replace.items():
+        request.send_header(name, value)
     request.send_header("Content-Length", str(len(data)))
     request.end_headers()
     request.wfile.write(data)
+
+
+# Transport faults, as a network or a failing server makes them (moto makes none of them):
+FAULTS = {
+    "reset": "the connection reset (RST) before any response",
+    "close": "the connection closed (FIN) before any response",
+    "truncate": "the whole Content-Length promised, half the body sent, the connection closed",
+    "silent": "no answer for SILENT seconds (past the client's read timeout), then closed",
+    "crc": "the response relayed whole, with an x-amz-crc32 that does not match it",
+}
+SILENT = 2.0
+
+
+def _inject(request: BaseHTTPRequestHandler, fault: str) -> None:
+    request.close_connection = True
+    if fault == "reset":
+        request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif fault == "truncate":
+        data = json.dumps({"message": "x" * 200}).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "application/x-amz-json-1.1")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data[: len(data) // 2])
+    elif fault == "silent":
+        time.sleep(SILENT)
 
 
 class FaultProxy:
@@ -60,6 +102,7 @@ class FaultProxy:
         keep_host: bool = False,
         tls: ssl.SSLContext | None = None,
         max_in_a_row: int | None = None,
+        fault: str | None = None,
     ) -> None:
         """``errors`` replaces the throttling error of a target with another AWS error code.
         ``keep_host`` forwards the Host header as signed, so moto's signature check (IAM
@@ -67,7 +110,8 @@ class FaultProxy:
         serves HTTPS with that server context (moto behind it stays plain HTTP).
         ``max_in_a_row`` passes a request on after it was refused that many times in a row
         (by its body): threads that take turns in step with ``every`` would otherwise see one
-        request refused on every attempt, which is no throttling AWS does."""
+        request refused on every attempt, which is no throttling AWS does. ``fault`` injects a
+        transport fault instead of an error response (:data:`FAULTS`)."""
         self._upstream = urlparse(upstream)
         self._targets = targets if targets is not None else frozenset(THROTTLES)
         self._errors = {**THROTTLES, **(errors or {})}
@@ -77,6 +121,7 @@ class FaultProxy:
         # Access key ids seen per target: which credentials signed the requests.
         self.access_keys: dict[str, set[str]] = {}
         self._keep_host = keep_host
+        self._fault = fault
         self._max_in_a_row = max_in_a_row
         self._streaks: Counter[bytes] = Counter()
         self._lock = threading.Lock()
@@ -92,7 +137,11 @@ class FaultProxy:
                 credential = self.headers.get("Authorization", "").partition("Credential=")[2]
                 with proxy._lock:
                     proxy.access_keys.setdefault(target, set()).add(credential.split("/")[0])
-                if target in proxy._targets and proxy._should_throttle(target, body):
+                injected = target in proxy._targets and proxy._should_throttle(target, body)
+                if injected and proxy._fault is not None and proxy._fault != "crc":
+                    _inject(self, proxy._fault)
+                    return
+                if injected and proxy._fault is None:
                     damaged = proxy._errors[target] == DAMAGED
                     payload = (
                         DAMAGED_PAGE
@@ -118,14 +167,15 @@ class FaultProxy:
                     if proxy._keep_host
                     else f"{proxy._upstream.hostname}:{proxy._upstream.port}"
                 )
+                replace = {"x-amz-crc32": "1"} if injected else None  # the "crc" fault
                 try:
-                    relay(self, conn, self.path, body or None, headers)
+                    relay(self, conn, self.path, body or None, headers, replace)
                 finally:
                     conn.close()
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
         self._scheme = "https" if tls else "http"
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from table_sync.aws.errors import translated
+from table_sync.aws.errors import require, translated, until_undamaged
 from table_sync.changes import DIGEST_BYTES, key_hash
 from table_sync.concurrency import map_concurrently
 from table_sync.errors import DestinationError, UnprocessedItemsError
@@ -158,8 +158,12 @@ class DynamoDBSink:
                     f" (the function's role needs dynamodb:BatchGetItem on {self.table_name})",
                 ),
             ):
-                response = self._client.batch_get_item(
-                    RequestItems={self.table_name: request}  # type: ignore[dict-item]
+                response = until_undamaged(  # an answer without Responses is no "none found"
+                    lambda request=request: require(  # type: ignore[misc]
+                        self._client.batch_get_item(RequestItems={self.table_name: request}),
+                        "Responses",
+                    ),
+                    self._sleep,
                 )
             for item in response.get("Responses", {}).get(self.table_name, []):
                 found[self.key_id(item)] = item
@@ -288,7 +292,15 @@ class DynamoDBSink:
                 hints={"ParamValidationError": " (an item is not valid DynamoDB JSON)"},
                 values_in_request=True,
             ):
-                response = self._client.batch_write_item(RequestItems={self.table_name: requests})
+                # DynamoDB always answers with UnprocessedItems ({} when none): an answer without
+                # it (a body cut short, or a proxy's page) is damaged, never "all written".
+                response = until_undamaged(
+                    lambda requests=requests: require(  # type: ignore[misc]
+                        self._client.batch_write_item(RequestItems={self.table_name: requests}),
+                        "UnprocessedItems",
+                    ),
+                    self._sleep,
+                )
             unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
             if not delete:
                 with self._lock:
