@@ -2,10 +2,12 @@
 reachable through the proxy alone (its host name resolves only there). Before, botocore's calls
 (AssumeRole, the state) went through the proxy but the lean Scan, Decrypt and BatchWriteItem
 went direct, and the default settings failed: `scan of source table ... EndpointConnectionError`
-(issue 27). Now a call a proxy carries goes through botocore's transport."""
+(issue 27). Now the lean transport (awscrt) goes through the proxy itself, as botocore's does:
+forwarded for an http:// endpoint, tunnelled (CONNECT) for an https:// one, with basic auth."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +19,9 @@ from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences, read_table
 from tests.conftest import load_event
+from tests.integration.fault_proxy import FaultProxy
 from tests.integration.forward_proxy import ForwardProxy
+from tests.integration.test_kms_lean_tls import _ca, _server_context
 
 HIDDEN = "aws.internal"  # a name only the proxy resolves
 
@@ -60,3 +64,53 @@ def test_no_proxy_sends_the_calls_direct(
     with pytest.raises(TableSyncError, match=f"nothing answers at http://{HIDDEN}"):
         lambda_handler(load_event("scheduled-event.json"), lambda_context)
     assert sum(behind_a_proxy.carried.values()) == 0
+
+
+@pytest.mark.items(6)
+def test_an_https_endpoint_through_a_proxy_that_needs_basic_auth(
+    aws: EmbeddedAws,
+    function_env: Any,
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    lambda_context: Any,
+    no_retry_delay: None,
+) -> None:
+    """KMS and DynamoDB at https://aws.internal (a TLS front for moto, its certificate signed by
+    a test CA, AWS_CA_BUNDLE), reached only through an authenticating CONNECT proxy: both
+    transports tunnel, authenticate and verify the certificate; with the wrong password both
+    are refused alike, and nothing is written."""
+    ca, ca_key, ca_cert = _ca(tmp_path, "proxy")
+    tls = _server_context(tmp_path, ca_key, ca_cert, names=(HIDDEN,))
+    with (
+        FaultProxy(moto_server.endpoint, targets=frozenset(), tls=tls) as front,
+        ForwardProxy({HIDDEN: "127.0.0.1"}, auth=("egress", "p@ss word")) as proxy,
+    ):
+        endpoint = f"https://{HIDDEN}:{urlsplit(front.endpoint).port}"
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
+        for name in ("AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_DYNAMODB"):
+            monkeypatch.setenv(name, endpoint)
+        for name in ("NO_PROXY", "no_proxy", "https_proxy", "HTTP_PROXY", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        errors = {}
+        for path in ("botocore", "lean"):
+            view = aws.isolated(f"{aws.name}-tunnel-{path}")
+            for name, value in view.lambda_env(KMS_CLIENT=path, DYNAMODB_CLIENT=path).items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "p%40ss%20word"))
+            tunnels = proxy.tunnels.total()
+            summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+            assert summary["status"] == "succeeded", path
+            assert proxy.tunnels.total() > tunnels, path
+            copy = read_table(view.account_b().client("dynamodb"), view.destination_table)
+            assert differences(view.expected, copy) == [], path
+            wrong = aws.isolated(f"{aws.name}-refused-{path}")
+            for name, value in wrong.lambda_env(KMS_CLIENT=path, DYNAMODB_CLIENT=path).items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "wrong"))
+            with pytest.raises(TableSyncError) as refused:
+                lambda_handler(load_event("scheduled-event.json"), lambda_context)
+            errors[path] = str(refused.value)
+            assert read_table(wrong.account_b().client("dynamodb"), wrong.destination_table) == {}
+    assert proxy.refused["407"] > 0
+    assert {error.rsplit(": ", 1)[1] for error in errors.values()} == {"ProxyConnectionError"}

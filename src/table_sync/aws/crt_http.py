@@ -315,9 +315,11 @@ def _tls(error: BaseException) -> bool:
 def _connect_error(error: Exception, url: str) -> Exception:
     """The botocore error for a connection that could not be made."""
     name = getattr(error, "name", "")
-    if name in ("AWS_IO_SOCKET_TIMEOUT", "AWS_IO_TLS_NEGOTIATION_TIMEOUT"):
+    if name == "AWS_IO_SOCKET_TIMEOUT":
         return ConnectTimeoutError(endpoint_url=url, error=error)
-    if _tls(error):
+    # A handshake that never completed is a TLS failure: awscrt reports a certificate that
+    # fails verification this way against some servers, after the connect timeout.
+    if _tls(error) or name == "AWS_IO_TLS_NEGOTIATION_TIMEOUT":
         return SSLError(endpoint_url=url, error=error)
     if "PROXY" in name:
         return ProxyConnectionError(proxy_url="(the configured proxy)", error=error)
