@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from table_sync.aws.errors import DAMAGED_ATTEMPTS, require, translated, until_undamaged
 from table_sync.concurrency import map_concurrently
-from table_sync.errors import SourceAccessError
+from table_sync.errors import SourceAccessError, TableSyncError
 from table_sync.items import Item
 
 if TYPE_CHECKING:
@@ -44,14 +44,22 @@ def scan_pages(
     total_segments: int | None = None,
     region: str = "the source account and region",
     sleep: Callable[[float], None] = time.sleep,
+    attributes: Sequence[str] | None = None,
+    failure: tuple[type[TableSyncError], str] | None = None,
 ) -> Iterator[ScanPage]:
     """Yield the table's pages in order, following LastEvaluatedKey; one page in memory at a time.
-    ``region`` says, for a table not found, where it was looked for."""
+    ``region`` says, for a table not found, where it was looked for. ``attributes``: only
+    these (the key's included) in each item. ``failure``: the error and the words for what
+    failed, for a table that is not the source (a copy's sweep)."""
     kwargs: dict[str, Any] = {
         "TableName": table_name,
         "ReturnConsumedCapacity": "TOTAL",
         "ConsistentRead": consistent_read,
     }
+    if attributes is not None:
+        names = {f"#k{i}": name for i, name in enumerate(attributes)}
+        kwargs["ProjectionExpression"] = ", ".join(names)
+        kwargs["ExpressionAttributeNames"] = names
     if page_size:
         kwargs["Limit"] = page_size
     if total_segments is not None and segment is not None:
@@ -61,7 +69,7 @@ def scan_pages(
     while True:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
-        response = _scan_page(client, kwargs, table_name, region, sleep)
+        response = _scan_page(client, kwargs, table_name, region, sleep, failure)
         start_key = response.get("LastEvaluatedKey")
         yield ScanPage(
             items=response.get("Items", []),
@@ -78,17 +86,17 @@ def _scan_page(
     table_name: str,
     region: str,
     sleep: Callable[[float], None],
+    failure: tuple[type[TableSyncError], str] | None,
 ) -> Any:
     """One Scan page, asked for again while the answer is damaged (no Items or Count)."""
-    with translated(
-        SourceAccessError,
-        f"scan of source table {table_name}",
-        hints={
-            "ResourceNotFoundException": f": SOURCE_TABLE_NAME names no table in {region}",
-            "DamagedResponse": f" (no Items or Count, {DAMAGED_ATTEMPTS} times): not taken as "
-            "the end of the table",
-        },
-    ):
+    hints = {
+        "DamagedResponse": f" (no Items or Count, {DAMAGED_ATTEMPTS} times): not taken as "
+        "the end of the table",
+    }
+    if failure is None:
+        failure = (SourceAccessError, f"scan of source table {table_name}")
+        hints["ResourceNotFoundException"] = f": SOURCE_TABLE_NAME names no table in {region}"
+    with translated(*failure, hints=hints):
         return until_undamaged(
             lambda: require(client.scan(**kwargs), *REQUIRED_SCAN_MEMBERS), sleep
         )

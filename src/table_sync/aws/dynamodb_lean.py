@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -51,14 +52,19 @@ class LeanDynamoDBClient:
         return response
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
-        response = self._call("BatchGetItem", params)
-        for items in response.get("Responses", {}).values():
-            for item in items:
-                _item_blobs(item)
-        for request in response.get("UnprocessedKeys", {}).values():
-            for key in request.get("Keys", ()):
-                _item_blobs(key)
-        return response
+        return _got(self._call("BatchGetItem", params))
+
+    def batch_get_item_many(
+        self, requests: Sequence[dict[str, Any]], concurrency: int
+    ) -> list[dict[str, Any] | Exception]:
+        """Each ``RequestItems``'s BatchGetItem, up to ``concurrency`` in flight at once from
+        this thread (``LeanJsonClient.call_many``): an answer, or the error its call raised."""
+        bodies = [_body({"RequestItems": request}) for request in requests]
+        params = {"RequestItems": requests[0]} if requests else None  # the endpoint's table
+        return [
+            result if isinstance(result, Exception) else _got(_parsed(result))
+            for result in self._lean.call_many("BatchGetItem", bodies, concurrency, params=params)
+        ]
 
     def batch_write_item(self, **params: Any) -> dict[str, Any]:
         response = self._call("BatchWriteItem", params)
@@ -74,13 +80,30 @@ class LeanDynamoDBClient:
         return response
 
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
-        data = self._lean.call(operation, body, params)
-        try:
-            response: dict[str, Any] = json.loads(data)
-        except ValueError:  # a 200 that is no JSON (an HTML page from a proxy): no members
-            return {}
-        return response
+        return _parsed(self._lean.call(operation, _body(params), params))
+
+
+def _body(params: dict[str, Any]) -> bytes:
+    return json.dumps(params, separators=(",", ":"), default=_blob).encode()
+
+
+def _parsed(data: bytes) -> dict[str, Any]:
+    try:
+        response: dict[str, Any] = json.loads(data)
+    except ValueError:  # a 200 that is no JSON (an HTML page from a proxy): no members
+        return {}
+    return response
+
+
+def _got(response: dict[str, Any]) -> dict[str, Any]:
+    """A BatchGetItem answer, its binary values decoded."""
+    for items in response.get("Responses", {}).values():
+        for item in items:
+            _item_blobs(item)
+    for request in response.get("UnprocessedKeys", {}).values():
+        for key in request.get("Keys", ()):
+            _item_blobs(key)
+    return response
 
 
 def _blob(value: Any) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from table_sync.aws.dynamodb import scan_pages
 from table_sync.aws.errors import require, translated, until_undamaged
 from table_sync.changes import DIGEST_BYTES, key_hash
 from table_sync.concurrency import map_concurrently
@@ -131,8 +132,12 @@ class DynamoDBSink:
     def read(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
         """The items of ``keys`` that exist, with their keys and ``attributes`` only, by
         :meth:`key_id`: BatchGetItem, strongly consistent, up to ``concurrency`` requests at
-        once, unprocessed keys retried with backoff."""
+        once, unprocessed keys retried with backoff. With the lean client, the requests are in
+        flight together from this thread (as a page's Decrypts are); else on threads."""
         batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
+        many = getattr(self._client, "batch_get_item_many", None)
+        if many is not None:
+            return self._read_many(many, batches, attributes)
         found: dict[KeyId, Item] = {}
         for result in map_concurrently(
             lambda batch: self._read_batch(batch, attributes), batches, self._concurrency, "read"
@@ -140,24 +145,68 @@ class DynamoDBSink:
             found.update(result)
         return found
 
-    def _read_batch(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
+    def _get_request(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[str, Any]:
         names = {f"#k{i}": name for i, name in enumerate((*self.key_attributes, *attributes))}
-        request: dict[str, Any] = {
+        return {
             "Keys": list(keys),
             "ConsistentRead": True,
             "ProjectionExpression": ", ".join(names),
             "ExpressionAttributeNames": names,
         }
+
+    def _read_many(
+        self,
+        many: Callable[..., list[Any]],
+        batches: list[Sequence[Item]],
+        attributes: Sequence[str],
+    ) -> dict[KeyId, Item]:
+        """Every batch's BatchGetItem in flight at once, in rounds: a round sends what is left
+        (unprocessed keys, or a batch whose answer was damaged: no Responses, never "none
+        found"), after a backoff."""
+        found: dict[KeyId, Item] = {}
+        pending = list(batches)
+        for attempt in range(1, self._max_attempts + 1):
+            with self._getting():
+                requests = [{self.table_name: self._get_request(k, attributes)} for k in pending]
+                answers = many(requests, self._concurrency)
+                for answer in answers:
+                    if isinstance(answer, Exception):
+                        raise answer
+            left: list[Sequence[Item]] = []
+            for keys, answer in zip(pending, answers, strict=True):
+                if "Responses" not in answer:
+                    left.append(keys)
+                    continue
+                for item in answer["Responses"].get(self.table_name, []):
+                    found[self.key_id(item)] = item
+                if unprocessed := answer.get("UnprocessedKeys", {}).get(self.table_name):
+                    left.append(unprocessed["Keys"])
+            if not (pending := left):
+                return found
+            if attempt < self._max_attempts:
+                self._sleep(
+                    backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
+                )
+        raise DestinationError(
+            f"BatchGetItem from {self.table_name}: {sum(map(len, pending))} key(s) still "
+            f"unprocessed or unanswered after {self._max_attempts} attempts"
+        )
+
+    def _getting(self) -> Any:
+        return translated(
+            DestinationError,
+            f"BatchGetItem from {self.table_name}",
+            hints=dict.fromkeys(
+                ("AccessDeniedException", "403"),
+                f" (the function's role needs dynamodb:BatchGetItem on {self.table_name})",
+            ),
+        )
+
+    def _read_batch(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
+        request = self._get_request(keys, attributes)
         found: dict[KeyId, Item] = {}
         for attempt in range(1, self._max_attempts + 1):
-            with translated(
-                DestinationError,
-                f"BatchGetItem from {self.table_name}",
-                hints=dict.fromkeys(
-                    ("AccessDeniedException", "403"),
-                    f" (the function's role needs dynamodb:BatchGetItem on {self.table_name})",
-                ),
-            ):
+            with self._getting():
                 response = until_undamaged(  # an answer without Responses is no "none found"
                     lambda request=request: require(  # type: ignore[misc]
                         self._client.batch_get_item(RequestItems={self.table_name: request}),
@@ -261,23 +310,22 @@ class DynamoDBSink:
         """For each page of a scan of this table (keys and ``attributes`` only), its items
         whose keys the run's scan did not see; in ``source.parts`` passes, each holding the
         seen hashes of one part of the keys. ``what`` names the table in errors."""
-        names = {f"#k{i}": name for i, name in enumerate((*self.key_attributes, *attributes))}
         parts = source.parts
         for part in range(parts):
             seen = source.seen(part, parts)
-            pages = self._client.get_paginator("scan").paginate(
-                TableName=self.table_name,
-                ProjectionExpression=", ".join(names),
-                ExpressionAttributeNames=names,
-            )
-            with translated(DestinationError, f"{what}sweep of {self.table_name}"):
-                for page in pages:
-                    yield [
-                        item
-                        for item in page.get("Items", [])
-                        if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
-                        and not _in_sorted(seen, h)
-                    ]
+            for page in scan_pages(
+                self._client,
+                self.table_name,
+                attributes=(*self.key_attributes, *attributes),
+                failure=(DestinationError, f"{what}sweep of {self.table_name}"),
+                sleep=self._sleep,
+            ):
+                yield [
+                    item
+                    for item in page.items
+                    if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
+                    and not _in_sorted(seen, h)
+                ]
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
         requests: list[Any] = [
