@@ -3,8 +3,8 @@ same copy, the same retries, and the same one-line error once the faults outlast
 (issue 27).
 
 Each run syncs the same table through the fault proxy in front of the embedded AWS, with IAM
-enforced. The proxy injects one fault (fault_proxy.FAULTS) into every 3rd Decrypt, Scan and
-BatchWriteItem (the CRC32 mismatch into DynamoDB's calls only: KMS sends no CRC32), never more
+enforced. The proxy injects one fault (fault_proxy.FAULTS) into every 3rd Decrypt, Scan, BatchGetItem
+and BatchWriteItem (the CRC32 mismatch into DynamoDB's calls only: KMS sends no CRC32), never more
 than twice in a row for one request, so every call succeeds in the end. A reset, a close, a
 body cut short, a response that never comes and a damaged checksum are faults moto cannot
 produce: injected, and only they. Retries are counted where botocore's standard retry policy
@@ -30,10 +30,11 @@ from tests.conftest import load_event
 from tests.integration.fault_proxy import FAULTS, SILENT, FaultProxy
 
 PATHS = ("botocore", "lean")
-DECRYPT, SCAN, WRITE = (
+DECRYPT, SCAN, WRITE, READ = (
     "TrentService.Decrypt",
     "DynamoDB_20120810.Scan",
     "DynamoDB_20120810.BatchWriteItem",
+    "DynamoDB_20120810.BatchGetItem",  # the copy's digests, read before each page's writes
 )
 
 
@@ -93,7 +94,7 @@ def test_both_transports_recover_from_the_same_faults_with_the_same_retries(
     no_retry_delay: None,
     short_read_timeout: None,
 ) -> None:
-    targets = {SCAN, WRITE} if fault == "crc" else {DECRYPT, SCAN, WRITE}
+    targets = {SCAN, WRITE, READ} if fault == "crc" else {DECRYPT, SCAN, WRITE, READ}
     seen: dict[str, dict[str, Any]] = {}
     for path in PATHS:
         view = aws.isolated(f"{aws.name}-{fault}-{path}")

@@ -133,17 +133,22 @@ class DynamoDBSink:
         """The items of ``keys`` that exist, with their keys and ``attributes`` only, by
         :meth:`key_id`: BatchGetItem, strongly consistent, up to ``concurrency`` requests at
         once, unprocessed keys retried with backoff. With the lean client, the requests are in
-        flight together from this thread (as a page's Decrypts are); else on threads."""
+        flight together from this thread (as a page's Decrypts are); with botocore's, on
+        threads."""
         batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
-        many = getattr(self._client, "batch_get_item_many", None)
-        if many is not None:
-            return self._read_many(many, batches, attributes)
-        found: dict[KeyId, Item] = {}
-        for result in map_concurrently(
-            lambda batch: self._read_batch(batch, attributes), batches, self._concurrency, "read"
-        ):
-            found.update(result)
-        return found
+        many = getattr(self._client, "batch_get_item_many", None) or self._batch_get_on_threads
+        return self._read_many(many, batches, attributes)
+
+    def _batch_get_on_threads(
+        self, requests: Sequence[dict[str, Any]], concurrency: int
+    ) -> list[Any]:
+        """botocore's client: one BatchGetItem a thread (raises the first error)."""
+        return map_concurrently(
+            lambda request: self._client.batch_get_item(RequestItems=request),
+            requests,
+            concurrency,
+            "read",
+        )
 
     def _get_request(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[str, Any]:
         names = {f"#k{i}": name for i, name in enumerate((*self.key_attributes, *attributes))}
@@ -200,33 +205,6 @@ class DynamoDBSink:
                 ("AccessDeniedException", "403"),
                 f" (the function's role needs dynamodb:BatchGetItem on {self.table_name})",
             ),
-        )
-
-    def _read_batch(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
-        request = self._get_request(keys, attributes)
-        found: dict[KeyId, Item] = {}
-        for attempt in range(1, self._max_attempts + 1):
-            with self._getting():
-                response = until_undamaged(  # an answer without Responses is no "none found"
-                    lambda request=request: require(  # type: ignore[misc]
-                        self._client.batch_get_item(RequestItems={self.table_name: request}),
-                        "Responses",
-                    ),
-                    self._sleep,
-                )
-            for item in response.get("Responses", {}).get(self.table_name, []):
-                found[self.key_id(item)] = item
-            unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
-            if not unprocessed:
-                return found
-            request = {**request, "Keys": unprocessed["Keys"]}
-            if attempt < self._max_attempts:
-                self._sleep(
-                    backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._rng)
-                )
-        raise DestinationError(
-            f"BatchGetItem from {self.table_name}: {len(request['Keys'])} key(s) "
-            f"still unprocessed after {self._max_attempts} attempts"
         )
 
     def write(self, items: Sequence[Item], digests: Sequence[bytes] | None = None) -> int:
