@@ -315,11 +315,11 @@ def _tls(error: BaseException) -> bool:
 def _connect_error(error: Exception, url: str) -> Exception:
     """The botocore error for a connection that could not be made."""
     name = getattr(error, "name", "")
-    if name == "AWS_IO_SOCKET_TIMEOUT":
+    if name in ("AWS_IO_SOCKET_TIMEOUT", "AWS_IO_TLS_NEGOTIATION_TIMEOUT"):
         return ConnectTimeoutError(endpoint_url=url, error=error)
-    # A handshake that never completed is a TLS failure: awscrt reports a certificate that
-    # fails verification this way against some servers, after the connect timeout.
-    if _tls(error) or name == "AWS_IO_TLS_NEGOTIATION_TIMEOUT":
+    # A certificate that fails verification: s2n (awscrt's TLS) reports it only after its
+    # blinding delay, 10-30 s, a defence against timing attacks that Python cannot turn off.
+    if _tls(error):
         return SSLError(endpoint_url=url, error=error)
     if "PROXY" in name:
         return ProxyConnectionError(proxy_url="(the configured proxy)", error=error)
