@@ -169,9 +169,6 @@ class CrtTransport:
                 self._proxies[origin] = _proxy_options(found, self._settings) if found else None
             return self._proxies[origin]
 
-    def proxied(self, url: str) -> bool:
-        return self._proxy(Origin.of(url)) is not None
-
 
 class Exchange:
     """One request and its response, on a kept-alive connection or a new one."""

@@ -60,6 +60,13 @@ from botocore.retries import quota, standard
 from table_sync.aws.crt_http import CrtTransport, Exchange, Origin, Outcome, Response
 
 CRC32_HEADER = "x-amz-crc32"
+# awscrt runs every connection's callbacks on its one event loop thread, and each needs the GIL:
+# while this thread holds it (signing the next requests), that loop stalls, and the requests
+# already activated wait to be written. Releasing the GIL every YIELD_EVERY sends lets them
+# go. One 25,000-item segment on the latency model, pinned to one core (the transport before
+# awscrt: 9.8 s wall, 7.3 s CPU): never 12.1 s / 5.6 s, every 8th 9.9 / 6.1, 4th 9.8 / 6.7,
+# 2nd 9.5 / 7.0, every send 9.4 / 7.8.
+YIELD_EVERY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +342,7 @@ class _Batch:
         self._backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
         self._in_flight: dict[int, _Call] = {}
         self._outcomes: queue.SimpleQueue[tuple[_Call, Outcome]] = queue.SimpleQueue()
+        self._sent = 0
 
     def run(self) -> list[bytes | Exception]:
         try:
@@ -362,6 +370,9 @@ class _Batch:
             call.exchange = client.transport.send(
                 self._endpoint.origin, request, call.body, functools.partial(self._arrived, call)
             )
+            self._sent += 1
+            if self._sent % YIELD_EVERY == 0:
+                time.sleep(0)  # the GIL, to awscrt's event loop (see YIELD_EVERY)
 
     def _arrived(self, call: _Call, outcome: Outcome) -> None:
         """awscrt's callback (on its event loop thread): the outcome, to the calling thread."""
