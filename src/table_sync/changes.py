@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,17 +101,19 @@ def page_changes(
     items: Sequence[Item],
     keys: Sequence[Item] | None,
     fingerprint: bytes,
-    copy_digests: Sequence[bytes | None] | None,
+    copy_digests: Callable[[], Sequence[bytes | None]] | None,
 ) -> PageChanges:
-    """Compare each item's digest with its copy's (``copy_digests``, in the same order; None
-    to treat every item as changed). ``keys`` are the items' keys, when the copy's key
-    attributes are known."""
+    """Compare each item's digest with its copy's (``copy_digests()``, in the same order, asked
+    for once this page's own are computed, so a read of them can go on meanwhile; None to treat
+    every item as changed). ``keys`` are the items' keys, when the copy's key attributes are
+    known."""
     changes = PageChanges()
     if keys is not None:
         changes.key_hashes = [key_hash(key) for key in keys]
-    for index, item in enumerate(items):
-        digest = item_digest(item, fingerprint)
-        if copy_digests is not None and copy_digests[index] == digest:
+    digests = [item_digest(item, fingerprint) for item in items]
+    copies = copy_digests() if copy_digests is not None else None
+    for index, (item, digest) in enumerate(zip(items, digests, strict=True)):
+        if copies is not None and copies[index] == digest:
             changes.unchanged += 1
             continue
         changes.changed.append(item)

@@ -53,6 +53,12 @@ class SegmentContext:
     remaining_ms: Callable[[], int] | None = None
 
 
+# A page of which at most 1 / QUIET_SHARE changed has little to decrypt and write: after it, the
+# next page is read as soon as a page arrives, while it is compared with the copy. At most three
+# pages are held still: the one read ahead, the one compared, and the last one's changes.
+QUIET_SHARE = 10
+
+
 def copy_segment(
     settings: Settings,
     context: SegmentContext,
@@ -105,10 +111,14 @@ def copy_segment(
         try:
             source_pages = remaining_pages(source, settings, checkpoint)
             ahead = ReadAhead(source_pages, reader, lambda p: budget.consume(p.consumed_capacity))
+            quiet = False  # the last page changed little (a nightly run's pages)
             for page in ahead:
                 number += 1
+                if quiet:
+                    ahead.start()  # read the next page while this one is compared
                 candidates = candidates or pages.key_candidates(page.items)
-                changes = _changes(settings, sink, page.items, fingerprint)
+                changes = _changes(settings, sink, page.items, fingerprint, pool)
+                quiet = len(changes.changed) * QUIET_SHARE <= len(page.items)
                 decoded = pages.decode(changes.changed, changes.digests, number)
                 scanned = ScannedPage.of(page, changes)
                 del page, changes  # the source items: not kept while the page is written
@@ -169,15 +179,18 @@ def _ledger(settings: Settings, context: SegmentContext) -> KeyLedger | MemoryLe
     return MemoryLedger() if settings.dry_run else None
 
 
-def _changes(settings: Settings, sink: Sink, items: list[Item], fingerprint: bytes) -> PageChanges:
+def _changes(
+    settings: Settings, sink: Sink, items: list[Item], fingerprint: bytes, pool: ThreadPoolExecutor
+) -> PageChanges:
     """The page's items sorted by whether their copies were made from them as they are now
-    (their keys are the copy's key attributes; with none known, every item is changed)."""
+    (their keys are the copy's key attributes; with none known, every item is changed). The
+    copy's digests are read on ``pool`` while the page's own are computed."""
     key_attributes = sink.key_attributes
     keys = [key_of(item, key_attributes) for item in items] if key_attributes else None
-    copy_digests = None
-    if keys is not None and not settings.full_copy:
-        copy_digests = sink.digests(keys)
-    return page_changes(items, keys, fingerprint, copy_digests)
+    if keys is None or settings.full_copy:
+        return page_changes(items, keys, fingerprint, None)
+    reading = pool.submit(sink.digests, keys)
+    return page_changes(items, keys, fingerprint, reading.result)
 
 
 def load_checkpoint(settings: Settings, context: SegmentContext) -> Checkpoint:
