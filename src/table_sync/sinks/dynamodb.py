@@ -17,6 +17,7 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -291,19 +292,24 @@ class DynamoDBSink:
         parts = source.parts
         for part in range(parts):
             seen = source.seen(part, parts)
-            for page in scan_pages(
+            pages = scan_pages(
                 self._client,
                 self.table_name,
                 attributes=(*self.key_attributes, *attributes),
                 failure=(DestinationError, f"{what}sweep of {self.table_name}"),
                 sleep=self._sleep,
-            ):
-                yield [
-                    item
-                    for item in page.items
-                    if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
-                    and not _in_sorted(seen, h)
-                ]
+            )
+            # The next page is read while this one's keys are hashed (one page ahead).
+            with ThreadPoolExecutor(1, thread_name_prefix="sweep") as reader:
+                ahead = reader.submit(next, pages, None)
+                while (page := ahead.result()) is not None:
+                    ahead = reader.submit(next, pages, None)
+                    yield [
+                        item
+                        for item in page.items
+                        if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
+                        and not _in_sorted(seen, h)
+                    ]
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
         requests: list[Any] = [
