@@ -28,6 +28,7 @@ from table_sync.formats import build_decoder
 from table_sync.formats.base import Wanted, kms_hint
 from table_sync.items import Item, key_of
 from table_sync.models import Invocation, Settings, SyncSummary
+from table_sync.models.summary import StepStatus
 from table_sync.pipeline.budgets import Deadline, ReadBudget, RequestBudget
 from table_sync.pipeline.commit import Checkpointer, PageCommitter, ScannedPage
 from table_sync.pipeline.decode import ItemNamer, PageDecoder
@@ -75,16 +76,8 @@ def copy_segment(
     checkpoint = load_checkpoint(settings, context)
     sink.prepare()
     sink.resume(checkpoint.sink)
-    committer = PageCommitter(
-        checkpoint,
-        sink,
-        quarantine,
-        _checkpointer(settings, context),
-        kms,
-        settings.dry_run,
-        _ledger(settings, context),
-        SourceTable(source, settings.source_table_name, settings.write_concurrency),
-        RequestBudget.for_settings(settings, clock, sleep),
+    committer = _committer(
+        settings, context, checkpoint, source, kms, sink, quarantine, clock, sleep
     )
     kms.budget = committer.kms_budget
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
@@ -92,47 +85,27 @@ def copy_segment(
     deadline = Deadline(
         context.remaining_ms, settings.resume_margin_seconds, context.state is not None
     )
-    fingerprint = copy_fingerprint(settings)
     with (
         start_up_frozen(),
         ThreadPoolExecutor(settings.decrypt_concurrency, thread_name_prefix="decrypt") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="scan") as reader,
         ThreadPoolExecutor(1, thread_name_prefix="commit") as writer,
     ):
-        pages = _page_decoder(
-            settings, context, kms, namer, pool, quarantining=quarantine is not None
-        )
         behind = CommitBehind(
             writer,
             lambda: on_page(_progress(committer, clock() - started)) if on_page else None,
         )
-        number = checkpoint.pages
-        candidates: list[Wanted] = []  # the key's proof (see _prove_key)
         try:
-            source_pages = remaining_pages(source, settings, checkpoint)
-            ahead = ReadAhead(source_pages, reader, lambda p: budget.consume(p.consumed_capacity))
-            quiet = False  # the last page changed little (a nightly run's pages)
-            for page in ahead:
-                number += 1
-                if quiet:
-                    ahead.start()  # read the next page while this one is compared
-                candidates = candidates or pages.key_candidates(page.items)
-                changes = _changes(settings, sink, page.items, fingerprint, pool)
-                quiet = len(changes.changed) * QUIET_SHARE <= len(page.items)
-                decoded = pages.decode(changes.changed, changes.digests, number)
-                scanned = ScannedPage.of(page, changes)
-                del page, changes  # the source items: not kept while the page is written
-                behind.submit(functools.partial(committer.commit, scanned, decoded))
-                namer.learn(scanned.last_evaluated_key)
-                if scanned.last_evaluated_key and deadline.near():
-                    behind.drain()
-                    status = committer.pause()
-                    break
-                ahead.start()  # the next page is read while this one is written
-            else:
-                behind.drain()
-                _prove_key(settings, kms, candidates, committer.checkpoint)
-                status = committer.finish()
+            ahead = ReadAhead(
+                remaining_pages(source, settings, checkpoint),
+                reader,
+                lambda p: budget.consume(p.consumed_capacity),
+            )
+            decoder = _page_decoder(
+                settings, context, kms, namer, pool, quarantining=quarantine is not None
+            )
+            stages = _Stages(settings, sink, kms, decoder, namer, committer, behind, pool)
+            status = stages.copy(ahead, checkpoint.pages, deadline)
         except BaseException:
             behind.abandon()
             raise
@@ -145,14 +118,73 @@ def copy_segment(
         assume_role_calls=context.assume_role_calls(),
         seconds=clock() - started,
     )
-    return summarize(
-        settings,
-        context.invocation,
+    segments = {"segment": settings.segment, "total_segments": settings.total_segments}
+    return summarize(settings, context.invocation, checkpoint, facts, **segments)
+
+
+def _committer(
+    settings: Settings,
+    context: SegmentContext,
+    checkpoint: Checkpoint,
+    source: DynamoDBClient,
+    kms: KmsDecrypter,
+    sink: Sink,
+    quarantine: QuarantineStore | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> PageCommitter:
+    return PageCommitter(
         checkpoint,
-        facts,
-        segment=settings.segment,
-        total_segments=settings.total_segments,
+        sink,
+        quarantine,
+        _checkpointer(settings, context),
+        kms,
+        settings.dry_run,
+        _ledger(settings, context),
+        SourceTable(source, settings.source_table_name, settings.write_concurrency),
+        RequestBudget.for_settings(settings, clock, sleep),
     )
+
+
+@dataclass
+class _Stages:
+    """A segment's pages, each compared with the copy, decoded and handed to the committer."""
+
+    settings: Settings
+    sink: Sink
+    kms: KmsDecrypter
+    decoder: PageDecoder
+    namer: ItemNamer
+    committer: PageCommitter
+    behind: CommitBehind
+    pool: ThreadPoolExecutor
+
+    def copy(self, ahead: ReadAhead[ScanPage], number: int, deadline: Deadline) -> StepStatus:
+        """Every page ``ahead`` reads, until the scan ends (the segment finished: its status
+        from the committer) or the invocation's time is near its end (paused)."""
+        settings, sink = self.settings, self.sink
+        fingerprint = copy_fingerprint(settings)
+        candidates: list[Wanted] = []  # the key's proof (see _prove_key)
+        quiet = False  # the last page changed little (a nightly run's pages)
+        for page in ahead:
+            number += 1
+            if quiet:
+                ahead.start()  # read the next page while this one is compared
+            candidates = candidates or self.decoder.key_candidates(page.items)
+            changes = _changes(settings, sink, page.items, fingerprint, self.pool)
+            quiet = len(changes.changed) * QUIET_SHARE <= len(page.items)
+            decoded = self.decoder.decode(changes.changed, changes.digests, number)
+            scanned = ScannedPage.of(page, changes)
+            del page, changes  # the source items: not kept while the page is written
+            self.behind.submit(functools.partial(self.committer.commit, scanned, decoded))
+            self.namer.learn(scanned.last_evaluated_key)
+            if scanned.last_evaluated_key and deadline.near():
+                self.behind.drain()
+                return self.committer.pause()
+            ahead.start()  # the next page is read while this one is written
+        self.behind.drain()
+        _prove_key(settings, self.kms, candidates, self.committer.checkpoint)
+        return self.committer.finish()
 
 
 def _prove_key(
