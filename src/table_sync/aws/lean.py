@@ -62,11 +62,15 @@ from table_sync.aws.crt_http import CrtTransport, Exchange, Origin, Outcome, Res
 CRC32_HEADER = "x-amz-crc32"
 # awscrt runs every connection's callbacks on its one event loop thread, and each needs the GIL:
 # while this thread holds it (signing the next requests), that loop stalls, and the requests
-# already activated wait to be written. Releasing the GIL every YIELD_EVERY sends lets them
-# go. One 25,000-item segment on the latency model, pinned to one core (the transport before
-# awscrt: 9.8 s wall, 7.3 s CPU): never 12.1 s / 5.6 s, every 8th 9.9 / 6.1, 4th 9.8 / 6.7,
-# 2nd 9.5 / 7.0, every send 9.4 / 7.8.
-YIELD_EVERY = 2
+# already activated wait to be written. Releasing the GIL after every YIELD_EVERY sends lets
+# them go. Measured on the latency model against the transport before awscrt (same VM):
+# * one 25,000-item segment pinned to one core (before: 9.8 s wall, 7.3 s CPU): never
+#   yielding 12.1 s / 5.6 s, every 8th send 9.9 / 6.1, 4th 9.8 / 6.7, 2nd 9.5 / 7.0, every
+#   send 9.4 / 7.8;
+# * the full mirror run of 100,000 items on two cores (before: 39.8 s wall, 31 s CPU): never
+#   57.4 s / 30.2 s, every 2nd send 46.0 / 29.1, every send 37.3 / 31.4; pinned to one core
+#   (before: 37.7-38.6 s): every send 35.6 s.
+YIELD_EVERY = 1
 
 
 @dataclass(frozen=True, slots=True)
