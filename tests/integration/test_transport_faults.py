@@ -13,7 +13,11 @@ decides them (``RetryPolicy.should_retry``), which both transports use.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +56,37 @@ def retries(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(standard.RetryPolicy, "should_retry", counting)
     return counted
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An endpoint on loopback that never completes a connection: a listener whose accept
+    queue is full, so the kernel drops every further SYN (a connect timeout, which nothing in
+    moto produces)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+
+
+@pytest.fixture
+def short_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect timeout of half a second (the setting is 5 s)."""
+    config = clients.CLIENT_CONFIG.merge(Config(connect_timeout=0.5))
+    monkeypatch.setattr(clients, "CLIENT_CONFIG", config)
 
 
 @pytest.fixture
@@ -167,3 +202,39 @@ def test_both_transports_give_up_in_one_line_and_write_nothing(
     if kinds["lean"] == kinds["botocore"]:
         assert errors["lean"] == errors["botocore"]
         assert attempts["lean"] == attempts["botocore"], attempts
+
+
+@pytest.mark.items(3)
+def test_both_transports_time_out_connecting_alike(
+    aws: EmbeddedAws,
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: Counter[str],
+    no_retry_delay: None,
+    short_connect_timeout: None,
+    black_hole: str,
+) -> None:
+    """KMS at an endpoint whose connections never complete: each transport retries the
+    connect timeout as botocore does (KMS_MAX_ATTEMPTS), then the run fails in one line and
+    writes nothing."""
+    errors: dict[str, str] = {}
+    counted: dict[str, dict[str, int]] = {}
+    for path in PATHS:
+        view = aws.isolated(f"{aws.name}-connect-{path}")
+        retries.clear()
+        env = view.lambda_env(
+            KMS_CLIENT=path, DYNAMODB_CLIENT=path, KMS_MAX_ATTEMPTS="2", DECRYPT_CONCURRENCY="1"
+        )
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", black_hole)
+        with pytest.raises(TableSyncError) as failed:
+            lambda_handler(load_event("scheduled-event.json"), _context())
+        errors[path] = str(failed.value)
+        counted[path] = dict(retries)
+        assert retries["Decrypt"] >= 1, (path, counted[path])
+        assert read_table(view.account_b().client("dynamodb"), view.destination_table) == {}
+    assert counted["lean"] == counted["botocore"]
+    assert errors["lean"] == errors["botocore"]
+    assert "\n" not in errors["lean"]
+    assert errors["lean"].endswith(": ConnectTimeoutError"), errors
