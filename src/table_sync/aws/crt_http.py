@@ -75,6 +75,10 @@ class Origin(NamedTuple):
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return cls(parts.scheme, parts.hostname or "", port)
 
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
@@ -164,8 +168,7 @@ class CrtTransport:
     def _proxy(self, origin: Origin) -> HttpProxyOptions | None:
         with self._lock:
             if origin not in self._proxies:
-                url = f"{origin.scheme}://{origin.host}:{origin.port}"
-                found = proxy_url(self._config, url)
+                found = proxy_url(self._config, origin.url)
                 self._proxies[origin] = _proxy_options(found, self._settings) if found else None
             return self._proxies[origin]
 
@@ -183,7 +186,7 @@ class Exchange:
     ) -> None:
         self._transport = transport
         self._origin = origin
-        self._url = f"{origin.scheme}://{origin.host}:{origin.port}"
+        self._url = origin.url
         self._request_message = request
         self._body = body
         self._on_done: Callable[[Outcome], None] | None = on_done

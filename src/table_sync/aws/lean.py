@@ -60,17 +60,6 @@ from botocore.retries import quota, standard
 from table_sync.aws.crt_http import CrtTransport, Exchange, Origin, Outcome, Response
 
 CRC32_HEADER = "x-amz-crc32"
-# awscrt runs every connection's callbacks on its one event loop thread, and each needs the GIL:
-# while this thread holds it (signing the next requests), that loop stalls, and the requests
-# already activated wait to be written. Releasing the GIL after every YIELD_EVERY sends lets
-# them go. Measured on the latency model against the transport before awscrt (same VM):
-# * one 25,000-item segment pinned to one core (before: 9.8 s wall, 7.3 s CPU): never
-#   yielding 12.1 s / 5.6 s, every 8th send 9.9 / 6.1, 4th 9.8 / 6.7, 2nd 9.5 / 7.0, every
-#   send 9.4 / 7.8;
-# * the full mirror run of 100,000 items on two cores (before: 39.8 s wall, 31 s CPU): never
-#   57.4 s / 30.2 s, every 2nd send 46.0 / 29.1, every send 37.3 / 31.4; pinned to one core
-#   (before: 37.7-38.6 s): every send 35.6 s.
-YIELD_EVERY = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +335,6 @@ class _Batch:
         self._backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
         self._in_flight: dict[int, _Call] = {}
         self._outcomes: queue.SimpleQueue[tuple[_Call, Outcome]] = queue.SimpleQueue()
-        self._sent = 0
 
     def run(self) -> list[bytes | Exception]:
         try:
@@ -374,9 +362,18 @@ class _Batch:
             call.exchange = client.transport.send(
                 self._endpoint.origin, request, call.body, functools.partial(self._arrived, call)
             )
-            self._sent += 1
-            if self._sent % YIELD_EVERY == 0:
-                time.sleep(0)  # the GIL, to awscrt's event loop (see YIELD_EVERY)
+            # awscrt runs every connection's callbacks on its one event loop thread, each needing
+            # the GIL: while this thread holds it (signing the next requests) that loop stalls,
+            # and the requests already activated wait to be written. So the GIL is released
+            # after every send. Measured on the latency model against the transport before
+            # awscrt (same VM):
+            # * one 25,000-item segment pinned to one core (before: 9.8 s wall, 7.3 s CPU):
+            #   never yielding 12.1 s / 5.6 s, every 8th send 9.9 / 6.1, 4th 9.8 / 6.7, 2nd
+            #   9.5 / 7.0, every send 9.4 / 7.8;
+            # * the full mirror run of 100,000 items on two cores (before: 39.8 s wall, 31 s
+            #   CPU): never 57.4 s / 30.2 s, every 2nd send 46.0 / 29.1, every send 37.3 / 31.4;
+            #   pinned to one core (before: 37.7-38.6 s): every send 35.6 s.
+            time.sleep(0)
 
     def _arrived(self, call: _Call, outcome: Outcome) -> None:
         """awscrt's callback (on its event loop thread): the outcome, to the calling thread."""

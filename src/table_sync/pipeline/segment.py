@@ -118,8 +118,14 @@ def copy_segment(
         assume_role_calls=context.assume_role_calls(),
         seconds=clock() - started,
     )
-    segments = {"segment": settings.segment, "total_segments": settings.total_segments}
-    return summarize(settings, context.invocation, checkpoint, facts, **segments)
+    return summarize(
+        settings,
+        context.invocation,
+        checkpoint,
+        facts,
+        segment=settings.segment,
+        total_segments=settings.total_segments,
+    )
 
 
 def _committer(
