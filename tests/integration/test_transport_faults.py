@@ -27,6 +27,7 @@ from botocore.retries import standard
 from table_sync.aws import clients
 from table_sync.errors import TableSyncError
 from table_sync.handler import lambda_handler
+from table_sync_dev.local.context import LocalLambdaContext
 from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import differences, read_table
@@ -109,13 +110,7 @@ def _run(
         monkeypatch.setenv(name, value)
     with proxy, moto_server.iam_enforced():
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        return dict(lambda_handler(load_event("scheduled-event.json"), _context()))
-
-
-def _context() -> Any:
-    from table_sync_dev.local.context import LocalLambdaContext
-
-    return LocalLambdaContext()
+        return dict(lambda_handler(load_event("scheduled-event.json"), LocalLambdaContext()))
 
 
 @pytest.mark.items(8)
@@ -229,7 +224,7 @@ def test_both_transports_time_out_connecting_alike(
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", black_hole)
         with pytest.raises(TableSyncError) as failed:
-            lambda_handler(load_event("scheduled-event.json"), _context())
+            lambda_handler(load_event("scheduled-event.json"), LocalLambdaContext())
         errors[path] = str(failed.value)
         counted[path] = dict(retries)
         assert retries["Decrypt"] >= 1, (path, counted[path])
