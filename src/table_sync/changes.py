@@ -63,15 +63,31 @@ def canonical_bytes(item: Mapping[str, Any]) -> bytes:
     return _CANONICAL_JSON.encode(canonical).encode()
 
 
-def copy_fingerprint(settings: Settings) -> bytes:
-    """What, besides the item, decides its copy: the format and how values are decrypted."""
-    shape = {
+def copy_fingerprint(settings: Settings, transform_version: str = "") -> bytes:
+    """What, besides the item, decides its copy: the format, how values are decrypted, and how
+    the copy is shaped (the selection, TRANSFORM and its module's TRANSFORM_VERSION, the masks
+    and keyed hashes, the re-encryption). Settings left at their defaults add nothing, so
+    digests made before shaping existed still match."""
+    shape: dict[str, Any] = {
         "version": COPY_VERSION,
         "format": settings.item_format,
         "encrypted": sorted(settings.encrypted_attributes),
         "types": dict(sorted(settings.plaintext_types.items())),
         "context": dict(sorted(settings.kms_encryption_context.items())),
     }
+    if settings.shapes_items:
+        shape["shaping"] = {
+            "copy": sorted(settings.copy_attributes),
+            "drop": sorted(settings.drop_attributes),
+            "transform": [settings.transform or "", transform_version],
+            "mask": dict(sorted(settings.mask_attributes.items())),
+            "hash": [sorted(settings.hash_attributes), settings.hash_key_arn or ""],
+            "reencrypt": [
+                sorted(settings.reencrypt_attributes),
+                settings.destination_attribute_key_arn or "",
+                settings.reencrypt_context,
+            ],
+        }
     return json.dumps(shape, sort_keys=True).encode()
 
 
@@ -93,6 +109,9 @@ class PageChanges:
 
     changed: list[Item] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
+    # Per changed item: whether the destination may hold a copy of it (its digest was found, or
+    # none were read), so that a TRANSFORM that leaves the item out removes that copy.
+    copied: list[bool] = field(default_factory=list)
     unchanged: int = 0
     key_hashes: list[int] = field(default_factory=list)
 
@@ -118,4 +137,5 @@ def page_changes(
             continue
         changes.changed.append(item)
         changes.digests.append(digest)
+        changes.copied.append(copies is None or copies[index] is not None)
     return changes

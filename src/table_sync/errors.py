@@ -62,11 +62,19 @@ class DecryptError(TableSyncError):
     ``InvalidCiphertextException``, or ``InvalidBase64`` / ``UnsupportedType``).
     """
 
-    def __init__(self, *, item: str, attribute: str, kind: str, detail: str = "") -> None:
+    def __init__(
+        self, *, item: str, attribute: str, kind: str, detail: str = "", action: str = "decrypt"
+    ) -> None:
         self.item = item
         self.attribute = attribute
         self.kind = kind
-        message = f"cannot decrypt attribute {attribute!r} of item {item}: {kind}"
+        # An attribute in parentheses names a step over the whole item: "(TRANSFORM)".
+        what = (
+            f"item {item}"
+            if attribute.startswith("(")
+            else f"attribute {attribute!r} of item {item}"
+        )
+        message = f"cannot {action} {what}: {kind}"
         detail = detail or DECRYPT_HINTS.get(kind, "")
         if detail:
             message += f" ({detail})"

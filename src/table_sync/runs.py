@@ -24,6 +24,7 @@ from table_sync.observability import logger
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.pipeline.segment import SegmentContext, check_shape, copy_segment, run_shape
 from table_sync.quarantine import build_quarantine
+from table_sync.shaping.build import build_shaper
 from table_sync.sinks import build_sink
 from table_sync.source_keys import SourceKeys
 from table_sync.state import Checkpoint, KeyLedger, StateStore
@@ -108,6 +109,7 @@ def run_step(
             kms=source.kms,
             sink=build_sink(settings, base_session, run_id),
             quarantine=build_quarantine(settings, base_session, run_id),
+            shaper=build_shaper(settings, base_session, settings.source_key_attributes),
             on_page=on_page,
             clock=clock,
             sleep=sleep,

@@ -62,6 +62,10 @@ class Checkpoint:
     kms_requests: int = 0
     kms_throttles: int = 0
     kms_wait_ms: int = 0
+    # Items TRANSFORM left out of the copy; AccountB's KMS requests (HASH_KEY_ARN,
+    # DESTINATION_ATTRIBUTE_KEY_ARN).
+    items_filtered: int = 0
+    destination_kms_requests: int = 0
     # What the sink needs to resume and to finalize (Sink.state()).
     sink: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
@@ -82,6 +86,8 @@ class Checkpoint:
         "kms_requests",
         "kms_throttles",
         "kms_wait_ms",
+        "items_filtered",
+        "destination_kms_requests",
     )
 
     @classmethod

@@ -23,10 +23,14 @@ from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.formats import AttributeDecryptFailed, ItemDecoder, build_decoder
 from table_sync.items import Item, describe_key, key_identity
 from table_sync.models import DynamoDBDestination, S3Destination, Settings
+from table_sync.shaping import Shaper
+from table_sync.shaping.build import build_shaper
 from table_sync.sinks import DynamoDBSink
 from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
+from table_sync.transforms import ShapeFailed
 
-Digests = Iterator[Keyed]
+# The copy's items, each with its typed key identity and its key described.
+Copies = Iterator[tuple[str, str, Item]]
 
 
 def verify_copy(
@@ -47,6 +51,9 @@ def verify_copy(
             settings, settings.destination, base_session, location
         )
     decoder = build_decoder(settings, source.kms, keys)
+    # The copy is compared through the same selection and transforms (its re-encrypted
+    # attributes decrypted under AccountB's key: kms:Decrypt on DESTINATION_ATTRIBUTE_KEY_ARN).
+    shaper = build_shaper(settings, base_session, keys, prove=False)
 
     def source_digests() -> Iterator[Keyed]:
         with ThreadPoolExecutor(settings.decrypt_concurrency) as pool:
@@ -56,37 +63,41 @@ def verify_copy(
                 page_size=settings.page_size,
                 region=settings.table_region_origin,
             ):
-                decoded = pool.map(lambda item: _decoded_digest(decoder, item), page.items)
+                decoded = pool.map(lambda item: _decoded_digest(decoder, shaper, item), page.items)
                 for item, result in zip(page.items, decoded, strict=True):
-                    yield key_identity(item, keys), describe_key(item, keys), result
+                    if result is not FILTERED:
+                        yield key_identity(item, keys), describe_key(item, keys), result
 
-    return compare_digests(source_digests(), copy, duplicated), where
+    # A dynamodb:// copy's bookkeeping is its own; an export holds only the items.
+    without = (
+        BOOKKEEPING_ATTRIBUTES
+        if isinstance(settings.destination, DynamoDBDestination)
+        else frozenset()
+    )
+    unsealed = ((key, name, _unsealed(shaper, item, without)) for key, name, item in copy)
+    return compare_digests(source_digests(), unsealed, duplicated), where
 
 
 def _table_digests(
     settings: Settings, destination: DynamoDBDestination, session: boto3.Session
-) -> tuple[tuple[str, ...], Digests, str]:
+) -> tuple[tuple[str, ...], Copies, str]:
     client = caller_client(session, "dynamodb")
     copy = DynamoDBSink(client, destination.table_name)
     copy.prepare()  # DescribeTable only: the copy's key schema, with the sink's own checks
     keys = settings.source_key_attributes or copy.key_attributes
 
-    def digests() -> Digests:
+    def digests() -> Copies:
         with translated(DestinationError, f"scan of destination table {destination.table_name}"):
             for page in client.get_paginator("scan").paginate(TableName=destination.table_name):
                 for item in page["Items"]:
-                    yield (
-                        key_identity(item, keys),
-                        describe_key(item, keys),
-                        digest(item, without=BOOKKEEPING_ATTRIBUTES),
-                    )
+                    yield key_identity(item, keys), describe_key(item, keys), item
 
     return keys, digests(), destination.uri
 
 
 def _export_digests(
     settings: Settings, destination: S3Destination, session: boto3.Session, location: str | None
-) -> tuple[tuple[str, ...], Digests, str, list[str]]:
+) -> tuple[tuple[str, ...], Copies, str, list[str]]:
     keys = settings.source_key_attributes
     if not keys and settings.change_index_table:  # the change index has the source's keys
         index = DynamoDBSink(caller_client(session, "dynamodb"), settings.change_index_table)
@@ -107,12 +118,26 @@ def _export_digests(
             raise DestinationError(f"no complete export under {destination.uri}")
         export = read_export(client, destination.bucket, found, keys=keys)
     items = export.items.values()
-    copies = ((key_identity(i, keys), describe_key(i, keys), digest(i)) for i in items)
+    copies = ((key_identity(i, keys), describe_key(i, keys), i) for i in items)
     return keys, copies, found, export.duplicates
 
 
-def _decoded_digest(decoder: ItemDecoder, item: Item) -> str | None:
+# A source item TRANSFORM leaves out of the copy: not expected there.
+FILTERED = "filtered"
+
+
+def _decoded_digest(decoder: ItemDecoder, shaper: Shaper, item: Item) -> str | None:
     try:
-        return digest(decoder.decode(item).item)
-    except AttributeDecryptFailed:
+        prepared = shaper.prepare(decoder.decode(item).item)
+    except AttributeDecryptFailed:  # ShapeFailed too: the run quarantines such an item
         return None
+    return FILTERED if prepared is None else digest(prepared)
+
+
+def _unsealed(shaper: Shaper, item: Item, without: frozenset[str]) -> str:
+    """A copy's digest, its re-encrypted attributes decrypted (one that cannot be, or whose
+    context names another item or attribute, makes the item differ)."""
+    try:
+        return digest(shaper.unseal(item), without=without)
+    except ShapeFailed as failure:
+        return f"cannot decrypt {failure.attribute}: {failure.kind}"

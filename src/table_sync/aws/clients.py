@@ -156,3 +156,25 @@ def connect_source(
             kms_client, settings.source_kms_key_arn, cache_size=settings.kms_cache_size
         ),
     )
+
+
+@dataclass
+class RequestCounter:
+    """Requests a client sent (every attempt, as KMS bills them)."""
+
+    requests: int = 0
+
+    def count(self, **_: Any) -> None:
+        self.requests += 1
+
+
+def destination_kms_client(
+    session: boto3.Session, key_arn: str, counter: RequestCounter | None = None
+) -> Any:
+    """A KMS client in AccountB for one of its keys (in the key's region), with the caller's
+    credentials; ``counter`` counts the requests it sends."""
+    region = key_arn.split(":")[3]
+    client = session.client("kms", region_name=region, config=CLIENT_CONFIG)
+    if counter is not None:
+        client.meta.events.register("before-send.kms", counter.count)
+    return client

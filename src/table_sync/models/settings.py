@@ -75,6 +75,24 @@ def _split_types(value: Any) -> Any:
 PlaintextTypes = Annotated[dict[str, Literal["S", "B", "auto"]], BeforeValidator(_split_types)]
 
 
+def _split_masks(value: Any) -> Any:
+    """``"card:4, phone:2"`` -> ``{"card": 4, "phone": 2}``; mappings pass through."""
+    if not isinstance(value, str):
+        return value
+    masks: dict[str, Any] = {}
+    for part in value.split(","):
+        name, sep, keep = part.strip().rpartition(":")
+        if not sep or not name:
+            raise ValueError("must be attribute:N pairs, comma-separated (e.g. card:4,phone:2)")
+        if name in masks:
+            raise ValueError(f"attribute named more than once: {name}")
+        masks[name] = keep
+    return masks
+
+
+MaskSpec = Annotated[dict[str, Annotated[int, Field(ge=0, le=1024)]], BeforeValidator(_split_masks)]
+
+
 def _check_names(names: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ...]:
     if not names and not allow_empty:
         raise ValueError("name at least one attribute (comma-separated)")
@@ -149,6 +167,68 @@ class Settings(BaseModel):
     )
     destination: Destination = Field(
         alias="DESTINATION", description="`dynamodb://<table>` or `s3://<bucket>/<prefix>`"
+    )
+    # What the copy holds of each decrypted item (see shaping/): the transform, the built-in
+    # masks and keyed hashes, the selection, then re-encryption under AccountB's key.
+    copy_attributes: NameList = Field(
+        (),
+        alias="COPY_ATTRIBUTES",
+        description="comma-separated attributes to copy, besides the key attributes (always kept) (default: every attribute)",
+    )
+    drop_attributes: NameList = Field(
+        (),
+        alias="DROP_ATTRIBUTES",
+        description="comma-separated attributes to leave out of the copy (not key attributes)",
+    )
+    transform: str | None = Field(
+        None,
+        alias="TRANSFORM",
+        description="`package.module:function` run on each decrypted item before it is written: returns the item to write, or None to leave it out of the copy (see Protecting the copy)",
+        pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$",
+    )
+    mask_attributes: MaskSpec = Field(
+        default_factory=dict,
+        alias="MASK_ATTRIBUTES",
+        description="built-in mask: `card:4,phone:2` keeps the last N characters of each String and replaces the rest with `*`",
+    )
+    hash_attributes: NameList = Field(
+        (),
+        alias="HASH_ATTRIBUTES",
+        description="built-in keyed hash: each attribute's value becomes its HMAC-SHA256 (hex) under a key derived from HASH_KEY_ARN, the same in every run, so joins on it still work",
+    )
+    hash_key_arn: str | None = Field(
+        None,
+        alias="HASH_KEY_ARN",
+        description="AccountB's HMAC_256 KMS key (GENERATE_VERIFY_MAC) that HASH_ATTRIBUTES' key is derived from with `kms:GenerateMac`",
+    )
+    reencrypt_attributes: NameList = Field(
+        (),
+        alias="REENCRYPT_ATTRIBUTES",
+        description="comma-separated attributes written as AWS Encryption SDK ciphertext under DESTINATION_ATTRIBUTE_KEY_ARN (Binary), instead of plaintext",
+    )
+    destination_attribute_key_arn: str | None = Field(
+        None,
+        alias="DESTINATION_ATTRIBUTE_KEY_ARN",
+        description="AccountB's KMS key that REENCRYPT_ATTRIBUTES are encrypted under",
+    )
+    reencrypt_context: Literal["attribute", "item"] = Field(
+        "attribute",
+        alias="REENCRYPT_CONTEXT",
+        description="what each ciphertext's encryption context binds: `attribute` (the source table and the attribute name: one data key serves many items) or `item` (also the item's key: one `kms:GenerateDataKey` per value written, one `kms:Decrypt` per value read)",
+    )
+    reencrypt_cache_max_age: float = Field(
+        300.0,
+        alias="REENCRYPT_CACHE_MAX_AGE_SECONDS",
+        description="how long one data key encrypts before KMS is asked for a new one",
+        gt=0,
+        le=86_400,
+    )
+    reencrypt_cache_max_messages: int = Field(
+        100_000,
+        alias="REENCRYPT_CACHE_MAX_MESSAGES",
+        description="how many values one data key encrypts before KMS is asked for a new one",
+        ge=1,
+        le=2**32,
     )
     # The SSE-KMS key of every object written to S3: an s3:// DESTINATION, a backfill's s3://
     # destination, an s3:// QUARANTINE. So it is kept beside a dynamodb:// DESTINATION too.
@@ -371,7 +451,12 @@ class Settings(BaseModel):
             raise ValueError("must be 2-1224 characters of letters, digits and +=,.@:/-")
         return value
 
-    @field_validator("source_kms_key_arn", "destination_kms_key_arn")
+    @field_validator(
+        "source_kms_key_arn",
+        "destination_kms_key_arn",
+        "hash_key_arn",
+        "destination_attribute_key_arn",
+    )
     @classmethod
     def _kms_arn(cls, value: str | None) -> str | None:
         if value is not None and not KMS_KEY_ARN.match(value):
@@ -381,7 +466,13 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("encrypted_attributes")
+    @field_validator(
+        "encrypted_attributes",
+        "copy_attributes",
+        "drop_attributes",
+        "hash_attributes",
+        "reencrypt_attributes",
+    )
     @classmethod
     def _encrypted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _check_names(value, allow_empty=True)
@@ -501,7 +592,84 @@ class Settings(BaseModel):
                 "STATE_TABLE: required for a parallel scan (TOTAL_SEGMENTS > 1): the segments "
                 "record their progress there and the run is finished from it"
             )
-        return problems + self._format_problems()
+        return problems + self._format_problems() + self._shaping_problems()
+
+    def _shaping_problems(self) -> list[str]:
+        """Rules of the settings that shape the copy (see shaping/)."""
+        problems = []
+        keys = set(self.source_key_attributes)
+        if self.copy_attributes and self.drop_attributes:
+            problems.append(
+                "DROP_ATTRIBUTES: set COPY_ATTRIBUTES (what to keep) or DROP_ATTRIBUTES (what "
+                "to leave out), not both"
+            )
+        if dropped_keys := sorted(keys & set(self.drop_attributes)):
+            problems.append(
+                f"DROP_ATTRIBUTES: {', '.join(dropped_keys)} is a key attribute: the copy "
+                "keeps the source's keys"
+            )
+        for variable, names in (
+            ("MASK_ATTRIBUTES", tuple(self.mask_attributes)),
+            ("HASH_ATTRIBUTES", self.hash_attributes),
+            ("REENCRYPT_ATTRIBUTES", self.reencrypt_attributes),
+        ):
+            if on_keys := sorted(keys & set(names)):
+                problems.append(
+                    f"{variable}: {', '.join(on_keys)} is a key attribute: the copy keeps the "
+                    "source's keys as they are"
+                )
+            if left_out := sorted(set(names) - self.kept(set(names))):
+                problems.append(
+                    f"{variable}: {', '.join(left_out)} not copied (COPY_ATTRIBUTES / "
+                    "DROP_ATTRIBUTES)"
+                )
+        claimed = [
+            *self.mask_attributes,
+            *self.hash_attributes,
+            *self.reencrypt_attributes,
+        ]
+        if twice := sorted({name for name in claimed if claimed.count(name) > 1}):
+            problems.append(
+                f"REENCRYPT_ATTRIBUTES: {', '.join(twice)} named by more than one of "
+                "MASK_ATTRIBUTES, HASH_ATTRIBUTES and REENCRYPT_ATTRIBUTES"
+            )
+        if self.hash_attributes and not self.hash_key_arn:
+            problems.append("HASH_KEY_ARN: required with HASH_ATTRIBUTES (AccountB's HMAC key)")
+        if self.reencrypt_attributes and not self.destination_attribute_key_arn:
+            problems.append(
+                "DESTINATION_ATTRIBUTE_KEY_ARN: required with REENCRYPT_ATTRIBUTES (AccountB's "
+                "key they are encrypted under)"
+            )
+        if (
+            self.shapes_items
+            and isinstance(self.destination, S3Destination)
+            and not self.source_key_attributes
+            and not self.change_index_table
+        ):
+            problems.append(
+                "SOURCE_KEY_ATTRIBUTES: required to shape the items of an s3:// copy (the "
+                "key attributes are kept, and checked after TRANSFORM)"
+            )
+        return problems
+
+    def kept(self, names: set[str]) -> set[str]:
+        """Which of ``names`` the selection (COPY_ATTRIBUTES, DROP_ATTRIBUTES) copies; the key
+        attributes are always copied, and are not asked about here."""
+        if self.copy_attributes:
+            return names & set(self.copy_attributes)
+        return names - set(self.drop_attributes)
+
+    @property
+    def shapes_items(self) -> bool:
+        """Whether the copy is anything but the decrypted item as it is."""
+        return bool(
+            self.copy_attributes
+            or self.drop_attributes
+            or self.transform
+            or self.mask_attributes
+            or self.hash_attributes
+            or self.reencrypt_attributes
+        )
 
     def _format_problems(self) -> list[str]:
         """Rules of ITEM_FORMAT and ON_DECRYPT_ERROR."""

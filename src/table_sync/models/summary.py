@@ -41,6 +41,10 @@ class SyncSummary(BaseModel):
     kms_throttles: int = 0
     kms_wait_ms: int = 0
     items_swept: int = 0
+    # Items TRANSFORM left out of the copy (a copy of one the destination held is removed).
+    items_filtered: int = 0
+    # Requests to AccountB's KMS: HASH_KEY_ARN's GenerateMac, REENCRYPT's GenerateDataKey.
+    destination_kms_requests: int = 0
     # Copies written (or, in a dry run, that a real run would write) and their write units.
     items_changed: int = 0
     write_units: int = 0
@@ -65,6 +69,8 @@ class SyncSummary(BaseModel):
             "ItemsQuarantined": (self.items_quarantined, "Count"),
             "ItemsUnchanged": (self.items_unchanged, "Count"),
             "ItemsSwept": (self.items_swept, "Count"),
+            "ItemsFiltered": (self.items_filtered, "Count"),
+            "DestinationKmsRequests": (self.destination_kms_requests, "Count"),
             "Pages": (self.pages, "Count"),
             "KmsRequests": (self.kms_requests, "Count"),
             "KmsCacheHits": (self.kms_cache_hits, "Count"),

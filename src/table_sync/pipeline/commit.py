@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from table_sync.aws.dynamodb import ScanPage, SourceTable
@@ -16,6 +16,7 @@ from table_sync.observability import logger
 from table_sync.pipeline.budgets import RequestBudget
 from table_sync.pipeline.decode import DecodedPage
 from table_sync.quarantine import QuarantineRecord, QuarantineStore
+from table_sync.shaping import Shaper
 from table_sync.sinks import Finalized, Sink
 from table_sync.source_keys import SourceKeys
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
@@ -77,12 +78,14 @@ class PageCommitter:
     ledger: KeyLedger | MemoryLedger | None = None
     source: SourceTable | None = None
     kms_budget: RequestBudget | None = None
+    shaper: Shaper = field(default_factory=Shaper)
 
     def __post_init__(self) -> None:
         # KMS requests of earlier invocations of this segment (the decrypter counts this one's).
         self._kms_before = self.checkpoint.kms_requests
         self._throttles_before = self.checkpoint.kms_throttles
         self._wait_ms_before = self.checkpoint.kms_wait_ms
+        self._destination_kms_before = self.checkpoint.destination_kms_requests
         self.finalized = Finalized()
 
     @property
@@ -91,6 +94,8 @@ class PageCommitter:
 
     def commit(self, page: ScannedPage, decoded: DecodedPage) -> None:
         units = self.sink.write(decoded.copies, decoded.digests)
+        if decoded.removals:  # copies of items TRANSFORM now leaves out
+            units += self.sink.remove(decoded.removals)
         self._record(decoded.records)
         checkpoint = self.checkpoint
         if self.ledger is not None:  # before the checkpoint that covers the page
@@ -106,6 +111,7 @@ class PageCommitter:
         checkpoint.items_quarantined += len(decoded.records)
         checkpoint.items_decrypted += decoded.items_decrypted
         checkpoint.attributes_decrypted += decoded.attributes_decrypted
+        checkpoint.items_filtered += decoded.items_filtered
         checkpoint.last_evaluated_key = page.last_evaluated_key
         if self.sink.committed:
             self.save()  # everything up to this page is in the destination
@@ -115,6 +121,9 @@ class PageCommitter:
         self.checkpoint.sink = self.sink.state()
         self.checkpoint.kms_requests = self.kms_requests
         self.checkpoint.kms_throttles = self._throttles_before + self.kms.throttles
+        self.checkpoint.destination_kms_requests = (
+            self._destination_kms_before + self.shaper.counter.requests
+        )
         if self.kms_budget is not None:
             self.checkpoint.kms_wait_ms = self._wait_ms_before + round(
                 self.kms_budget.waited * 1000

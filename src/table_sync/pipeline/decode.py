@@ -18,6 +18,8 @@ from table_sync.formats import AttributeDecryptFailed, DecodedItem, ItemDecoder
 from table_sync.formats.base import ITEM_FAILURES, Wanted
 from table_sync.items import Item, describe_key, key_of
 from table_sync.quarantine import QuarantineRecord, now
+from table_sync.shaping import Shaper
+from table_sync.transforms import ShapeFailed
 
 
 class ItemNamer:
@@ -49,6 +51,10 @@ class DecodedPage:
     records: list[QuarantineRecord] = field(default_factory=list)
     items_decrypted: int = 0
     attributes_decrypted: int = 0
+    # Items TRANSFORM left out of the copy, and the keys of those the destination may hold a
+    # copy of, to remove it.
+    items_filtered: int = 0
+    removals: list[Item] = field(default_factory=list)
 
 
 def _decode(decoder: ItemDecoder, item: Item) -> DecodedItem | AttributeDecryptFailed:
@@ -90,9 +96,17 @@ class PageDecoder:
     # Names the destination keeps for its own bookkeeping (a dynamodb:// copy's digest), in
     # order: a source item that holds one cannot be copied faithfully there, and is quarantined.
     reserved: tuple[str, ...] = ()
+    shaper: Shaper = field(default_factory=Shaper)
 
-    def decode(self, items: list[Item], digests: list[bytes], page: int) -> DecodedPage:
-        """Decode ``items`` (each with its digest, which its copy keeps)."""
+    def decode(
+        self,
+        items: list[Item],
+        digests: list[bytes],
+        page: int,
+        copied: list[bool] | None = None,
+    ) -> DecodedPage:
+        """Decode ``items`` (each with its digest, which its copy keeps, and whether the
+        destination may hold a copy of it: ``copied``, default yes) and shape them."""
         decoded = DecodedPage()
         refused = [self._reserved_name(item) for item in items]
         todo = [item for item, failure in zip(items, refused, strict=True) if failure is None]
@@ -103,15 +117,32 @@ class PageDecoder:
         else:
             done = iter(decode_items(self.pool, self.decoder, todo, self.concurrency))
         results = [failure or next(done) for failure in refused]
-        for index, (item, result) in enumerate(zip(items, results, strict=True)):
-            if isinstance(result, DecodedItem):
-                decoded.copies.append(result.item)
-                decoded.digests.append(digests[index])
-                decoded.attributes_decrypted += result.attributes_decrypted
-                decoded.items_decrypted += 1 if result.attributes_decrypted else 0
+        for index, (item, outcome) in enumerate(zip(items, results, strict=True)):
+            result: Item | AttributeDecryptFailed | None
+            if isinstance(outcome, DecodedItem):
+                decoded.attributes_decrypted += outcome.attributes_decrypted
+                decoded.items_decrypted += 1 if outcome.attributes_decrypted else 0
+                result = self._shaped(outcome.item)
             else:
+                result = outcome
+            if isinstance(result, AttributeDecryptFailed):
                 decoded.records.append(self._quarantine(item, result, page, index))
+            elif result is None:  # left out by TRANSFORM
+                decoded.items_filtered += 1
+                if copied is None or copied[index]:
+                    decoded.removals.append(key_of(item, self.shaper.key_attributes))
+            else:
+                decoded.copies.append(result)
+                decoded.digests.append(digests[index])
         return decoded
+
+    def _shaped(self, item: Item) -> Item | AttributeDecryptFailed | None:
+        if not self.shaper.active:
+            return item
+        try:
+            return self.shaper.shape(item)
+        except ShapeFailed as failure:
+            return failure
 
     def _reserved_name(self, item: Item) -> AttributeDecryptFailed | None:
         """A failure naming the first of ``reserved`` the source item holds, if it holds one:
@@ -146,6 +177,7 @@ class PageDecoder:
             attribute=failure.attribute,
             kind=failure.kind,
             detail=failure.detail,
+            action="copy" if isinstance(failure, ShapeFailed) else "decrypt",
         )
         if not self.quarantining or not self._item_specific(failure):
             raise error from failure
@@ -166,6 +198,8 @@ class PageDecoder:
         """Whether a failure belongs to the item. AccessDenied does only when this key has
         decrypted something else in this run; otherwise the role or key policy is wrong for
         every item."""
+        if isinstance(failure, ShapeFailed):  # the item's own values made it fail
+            return True
         if failure.kind in ACCESS_DENIED:
             return self.kms.successes > 0
         return failure.kind in ITEM_FAILURES

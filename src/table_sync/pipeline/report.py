@@ -73,9 +73,11 @@ def summarize(
 
 
 def _cost(settings: Settings, checkpoint: Checkpoint, facts: StepFacts) -> dict[str, float]:
-    """KMS requests and write units at the configured list prices (a dry run's are what a real
-    run would pay: it decrypts what the real run would, and counts the writes and deletes)."""
-    kms = checkpoint.kms_requests * settings.kms_price_per_10k_requests / 10_000
+    """KMS requests (both accounts') and write units at the configured list prices (a dry run's
+    are what a real run would pay: it decrypts and re-encrypts what the real run would, and
+    counts the writes and deletes)."""
+    requests = checkpoint.kms_requests + checkpoint.destination_kms_requests
+    kms = requests * settings.kms_price_per_10k_requests / 10_000
     units = checkpoint.write_units + facts.items_swept
     writes = units * settings.write_price_per_million_units / 1_000_000
     return {"kms": kms, "writes": writes, "total": kms + writes}

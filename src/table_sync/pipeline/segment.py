@@ -36,6 +36,7 @@ from table_sync.pipeline.heap import start_up_frozen
 from table_sync.pipeline.overlap import CommitBehind, ReadAhead
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.quarantine import QuarantineStore
+from table_sync.shaping import Shaper
 from table_sync.sinks import Sink
 from table_sync.sinks.dynamodb import BOOKKEEPING_ATTRIBUTES
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger, StateStore
@@ -68,6 +69,7 @@ def copy_segment(
     kms: KmsDecrypter,
     sink: Sink,
     quarantine: QuarantineStore | None = None,
+    shaper: Shaper | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_page: Callable[[Progress], None] | None = None,
@@ -81,6 +83,9 @@ def copy_segment(
     )
     kms.budget = committer.kms_budget
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
+    shaper = shaper or Shaper()
+    shaper.bind_keys(namer.key_attributes)
+    committer.shaper = shaper  # for its count of AccountB's KMS requests
     budget = ReadBudget.for_settings(settings, clock, sleep)
     deadline = Deadline(
         context.remaining_ms, settings.resume_margin_seconds, context.state is not None
@@ -102,7 +107,7 @@ def copy_segment(
                 lambda p: budget.consume(p.consumed_capacity),
             )
             decoder = _page_decoder(
-                settings, context, kms, namer, pool, quarantining=quarantine is not None
+                settings, context, kms, namer, pool, shaper, quarantining=quarantine is not None
             )
             stages = _Stages(settings, sink, kms, decoder, namer, committer, behind, pool)
             status = stages.copy(ahead, checkpoint.pages, deadline)
@@ -169,7 +174,7 @@ class _Stages:
         """Every page ``ahead`` reads, until the scan ends (the segment finished: its status
         from the committer) or the invocation's time is near its end (paused)."""
         settings, sink = self.settings, self.sink
-        fingerprint = copy_fingerprint(settings)
+        fingerprint = copy_fingerprint(settings, self.decoder.shaper.transform_version)
         candidates: list[Wanted] = []  # the key's proof (see _prove_key)
         quiet = False  # the last page changed little (a nightly run's pages)
         for page in ahead:
@@ -179,7 +184,7 @@ class _Stages:
             candidates = candidates or self.decoder.key_candidates(page.items)
             changes = _changes(settings, sink, page.items, fingerprint, self.pool)
             quiet = len(changes.changed) * QUIET_SHARE <= len(page.items)
-            decoded = self.decoder.decode(changes.changed, changes.digests, number)
+            decoded = self.decoder.decode(changes.changed, changes.digests, number, changes.copied)
             scanned = ScannedPage.of(page, changes)
             del page, changes  # the source items: not kept while the page is written
             self.behind.submit(functools.partial(self.committer.commit, scanned, decoded))
@@ -261,7 +266,24 @@ def run_shape(settings: Settings) -> dict[str, str]:
         "KMS_ENCRYPTION_CONTEXT": json.dumps(settings.kms_encryption_context, sort_keys=True),
         "CHANGE_INDEX_TABLE": settings.change_index_table or "(unset)",
         "TOTAL_SEGMENTS": str(settings.total_segments or 1),
+        **_shaping_shape(settings),
     }
+
+
+def _shaping_shape(settings: Settings) -> dict[str, str]:
+    """The settings that shape the copy (a checkpoint made before they existed holds none of
+    them, and resumes)."""
+    masks = settings.mask_attributes
+    values = {
+        "COPY_ATTRIBUTES": ",".join(sorted(settings.copy_attributes)),
+        "DROP_ATTRIBUTES": ",".join(sorted(settings.drop_attributes)),
+        "TRANSFORM": settings.transform or "",
+        "MASK_ATTRIBUTES": ",".join(f"{name}:{masks[name]}" for name in sorted(masks)),
+        "HASH_ATTRIBUTES": ",".join(sorted(settings.hash_attributes)),
+        "REENCRYPT_ATTRIBUTES": ",".join(sorted(settings.reencrypt_attributes)),
+        "DESTINATION_ATTRIBUTE_KEY_ARN": settings.destination_attribute_key_arn or "",
+    }
+    return {name: value or "(unset)" for name, value in values.items()}
 
 
 def check_shape(run_id: str, saved: dict[str, str], now: dict[str, str], how: str) -> None:
@@ -300,6 +322,7 @@ def _page_decoder(
     kms: KmsDecrypter,
     namer: ItemNamer,
     pool: ThreadPoolExecutor,
+    shaper: Shaper,
     *,
     quarantining: bool,
 ) -> PageDecoder:
@@ -314,6 +337,7 @@ def _page_decoder(
         settings.source_table_arn,
         quarantining=quarantining,
         reserved=tuple(sorted(BOOKKEEPING_ATTRIBUTES)) if settings.destination_table else (),
+        shaper=shaper,
     )
 
 

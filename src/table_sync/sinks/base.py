@@ -61,6 +61,12 @@ class Sink(Protocol):
         destination that is not billed by them), for the summary's cost estimate."""
         ...
 
+    def remove(self, keys: Sequence[Item]) -> int:
+        """Remove the copies of these keys (items TRANSFORM now leaves out): deleted from a
+        dynamodb:// copy, recorded as deleted in an incremental export, absent from a full
+        one by itself. Returns the write units used, as ``write`` does."""
+        ...
+
     def flush(self) -> None: ...
 
     def state(self) -> dict[str, Any]:

@@ -263,6 +263,14 @@ class ChangeIndex:
         self._table.write_batches(entries)
         return self._table.as_written(entries, None)[1]
 
+    def forget(self, keys: Sequence[Item]) -> int:
+        """A tombstone for each of ``keys``, deleted by this export; returns the write units."""
+        self._table.write_batches([self._tombstone(key) for key in keys])
+        return len(keys)
+
+    def _tombstone(self, key: Item) -> Item:
+        return {**key, DELETED_ATTRIBUTE: {"BOOL": True}, EXPORT_ATTRIBUTE: {"S": self._export_id}}
+
     def sweep(self, source: SourceKeys, emit: Callable[[list[Item]], None]) -> int:
         """Find the keys the source no longer holds, pass them to ``emit`` (the export's delete
         lines) and leave a tombstone for each; returns how many. An entry the run did not see
@@ -280,16 +288,7 @@ class ChangeIndex:
                 )
             gone = source.absent(pending)
             emit(gone)
-            self._table.write_batches(
-                [
-                    {
-                        **key,
-                        DELETED_ATTRIBUTE: {"BOOL": True},
-                        EXPORT_ATTRIBUTE: {"S": self._export_id},
-                    }
-                    for key in gone
-                ]
-            )
+            self._table.write_batches([self._tombstone(key) for key in gone])
             self._table.write_batches(settled, delete=True)
             deleted += len(gone)
         return deleted

@@ -54,6 +54,10 @@ class DryRunSink:
             return 0
         return self._inner.as_written(items, digests)[1]
 
+    def remove(self, keys: Sequence[Item]) -> int:
+        """Nothing deleted; the write units a real run's deletes would use."""
+        return len(keys) if self._inner is not None else 0
+
     def flush(self) -> None:
         return None
 

@@ -213,6 +213,10 @@ class DynamoDBSink:
         self.write_batches(puts)
         return units
 
+    def remove(self, keys: Sequence[Item]) -> int:
+        self.write_batches(keys, delete=True)
+        return len(keys)  # a delete of an item up to 1 KB is one unit; DynamoDB bills no more
+
     def as_written(
         self, items: Sequence[Item], digests: Sequence[bytes] | None
     ) -> tuple[list[Item], int]:

@@ -177,6 +177,18 @@ class S3ExportSink:
             self._flush()
         return units
 
+    def remove(self, keys: Sequence[Item]) -> int:
+        """An incremental export records the keys as deleted (a delete line each, and a
+        tombstone in the change index); a full snapshot does not hold them. Returns the change
+        index's write units."""
+        if self._index is None or not self.plan.incremental:
+            return 0
+        self._write_lines({**self._metadata(), "Keys": to_json_item(key)} for key in keys)
+        units = self._index.forget(keys)
+        if self._file_bytes >= self._max_file_bytes:
+            self._flush()
+        return units
+
     def _line(self, item: Item) -> dict[str, Any]:
         if not self.plan.incremental:
             return {"Item": to_json_item(item)}
