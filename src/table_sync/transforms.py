@@ -47,15 +47,17 @@ class ShapeFailed(AttributeDecryptFailed):
 
 def mask(item: Item, attribute: str, *, keep: int = 4, char: str = "*") -> Item:
     """``item`` with ``attribute``'s String (or Number, which becomes a String) masked: every
-    character but the last ``keep`` replaced by ``char``. An item without it is returned as it
-    is; any other type fails the item (``UnsupportedType``)."""
+    character but the last ``keep`` replaced by ``char`` (all of them in a value no longer than
+    ``keep``). An item without it is returned as it is; any other type fails the item
+    (``UnsupportedType``)."""
     value = item.get(attribute)
     if value is None:
         return item
     ((kind, raw),) = value.items()
     if kind not in ("S", "N"):
         raise ShapeFailed(attribute, "UnsupportedType", f"MASK_ATTRIBUTES masks S or N, not {kind}")
-    shown = raw[len(raw) - keep :] if keep else ""
+    # A value no longer than ``keep`` is masked whole: showing all of it would mask nothing.
+    shown = raw[-keep:] if 0 < keep < len(raw) else ""
     item[attribute] = {"S": char * (len(raw) - len(shown)) + shown}
     return item
 

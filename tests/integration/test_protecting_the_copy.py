@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import math
 import os
 import runpy
 from pathlib import Path
@@ -20,7 +21,8 @@ from table_sync.models import Settings
 from table_sync.transforms import HASH_KEY_MESSAGE
 from table_sync.verify import verify_copy
 from table_sync_dev.local.context import LocalLambdaContext
-from table_sync_dev.local.seed import EmbeddedAws
+from table_sync_dev.local.seed import EmbeddedAws, write_bulk_items
+from table_sync_dev.local.server import MotoServer
 from table_sync_dev.local.verify import read_table
 from tests.integration.conftest import Telemetry, set_source_attribute
 from tests.integration.test_incremental_exports import load
@@ -332,3 +334,31 @@ def test_with_the_item_in_the_context_a_ciphertext_moved_to_another_item_fails(
         settings, base_session=aws.function_credentials().session(), role_session_name="verify"
     )
     assert comparison.different == [f'{{pk=S:"{second}"}}']
+
+
+@pytest.mark.slow
+@pytest.mark.items(0)
+def test_accountb_kms_requests_for_10000_items_are_what_the_cache_settings_imply(
+    aws: EmbeddedAws, function_env: Any, monkeypatch: Any, moto_server: MotoServer
+) -> None:
+    """A dry run into S3 re-encrypts what a real run would (and writes nothing): every
+    GenerateDataKey the run sends is counted at the embedded AWS."""
+    items, max_messages = 10_000, 2_500
+    write_bulk_items(aws, items)
+    monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/exports/copy")
+    monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
+    monkeypatch.setenv("DRY_RUN", "true")
+    monkeypatch.setenv("REENCRYPT_ATTRIBUTES", "ssn")
+    monkeypatch.setenv("DESTINATION_ATTRIBUTE_KEY_ARN", _attribute_key(aws))
+    monkeypatch.setenv("REENCRYPT_CACHE_MAX_MESSAGES", str(max_messages))
+    with moto_server.recording() as calls:
+        summary = _run()
+    sent = [call.name for call in calls if call.name.startswith("kms:")]
+    data_keys = sent.count("kms:GenerateDataKey")
+    # One encryption context (the source table, ssn, a String): a data key per max_messages
+    # values, the run's proof of the key (one value more, before the scan) included.
+    assert data_keys == math.ceil((items + 1) / max_messages) == 5
+    assert summary["destination_kms_requests"] == data_keys
+    assert summary["estimated_cost_usd"]["kms"] == pytest.approx(
+        (summary["kms_requests"] + data_keys) * 0.03 / 10_000
+    )
