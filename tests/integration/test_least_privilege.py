@@ -153,3 +153,61 @@ def test_incremental_s3_exports_need_only_the_template_policies(
     )
     second = _run(deployed, moto_server)
     assert (second.items_written, second.items_swept) == (0, 1)
+
+
+def _kms_statements(aws: EmbeddedAws) -> dict[str, list[str]]:
+    """The function role's KMS statements of AccountB's own keys, by Sid: their actions."""
+    policy = role_policies(aws.account_b(), aws.function_role_name)["table-sync"]
+    return {
+        s["Sid"]: s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        for s in policy["Statement"]
+        if s["Sid"] in ("DeriveHashKey", "ReencryptAttributes", "ReencryptAttributesUnderStackKey")
+    }
+
+
+def test_protecting_the_copy_gets_only_its_kms_actions_and_only_when_on(
+    aws: EmbeddedAws, moto_server: MotoServer
+) -> None:
+    """Issue 30: a keyed hash needs kms:GenerateMac on its key, re-encryption kms:GenerateDataKey
+    on the attribute key (here the one the stack creates); neither is granted otherwise."""
+    hmac_key = (
+        aws.account_b()
+        .client("kms")
+        .create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"]
+    )
+    protecting = _deployed(
+        aws,
+        HashAttributes="card",
+        HashKeyArn=hmac_key,
+        ReencryptAttributes="ssn",
+        CreateAttributeKey="true",
+        DropAttributes="avatar",
+    )
+    assert _kms_statements(protecting) == {
+        "DeriveHashKey": ["kms:GenerateMac"],
+        "ReencryptAttributesUnderStackKey": ["kms:GenerateDataKey"],
+    }
+    environment = protecting.function_environment()
+    assert (
+        environment["DESTINATION_ATTRIBUTE_KEY_ARN"]
+        == protecting.deployment.outputs["AttributeKeyArn"]
+    )
+    summary = _run(protecting, moto_server)
+    assert summary.items_written == 40
+    assert summary.destination_kms_requests == 2  # the hash key, and one data key
+    copy = read_table(protecting.account_b().client("dynamodb"), protecting.destination_table)
+    assert all(set(item["ssn"]) == {"B"} and "avatar" not in item for item in copy.values())
+
+    _without(protecting, protecting.function_role_arn, "kms:GenerateMac")
+    with pytest.raises(
+        Exception, match=r"HASH_KEY_ARN: kms:GenerateMac failed: .* needs kms:GenerateMac on HASH"
+    ):
+        _run(protecting, moto_server, Invocation(trigger="backfill", full=True))
+
+
+def test_a_deployment_without_protection_grants_none_of_its_kms_actions(
+    deployed: EmbeddedAws,
+) -> None:
+    assert _kms_statements(deployed) == {}
+    environment = deployed.function_environment()
+    assert not {"HASH_KEY_ARN", "DESTINATION_ATTRIBUTE_KEY_ARN", "TRANSFORM"} & set(environment)

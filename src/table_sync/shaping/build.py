@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from table_sync.models import Settings
 
 HINTS = {
-    "AccessDeniedException": " (the function's role needs kms:GenerateMac on HASH_KEY_ARN)",
+    **dict.fromkeys(
+        ("AccessDeniedException", "AccessDenied", "403"),
+        " (the function's role needs kms:GenerateMac on HASH_KEY_ARN)",
+    ),
     "InvalidKeyUsageException": " (HASH_KEY_ARN must be an HMAC_256 key for GENERATE_VERIFY_MAC)",
 }
 
