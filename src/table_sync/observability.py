@@ -29,7 +29,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # The SDK's loggers, which log every request's and response's body at DEBUG: the copy's
 # BatchWriteItem items and Decrypt's Plaintext among them.
-SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "awscrt")
+# The Encryption SDK's (REENCRYPT_ATTRIBUTES) logs its materials' handling at DEBUG.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "awscrt", "aws_encryption_sdk")
 
 
 def keep_sdk_loggers_above_debug() -> None:

@@ -5,6 +5,7 @@ the copies are read back as AccountB reads them."""
 from __future__ import annotations
 
 import hashlib
+import json
 import hmac
 import importlib
 import math
@@ -362,3 +363,21 @@ def test_accountb_kms_requests_for_10000_items_are_what_the_cache_settings_imply
     assert summary["estimated_cost_usd"]["kms"] == pytest.approx(
         (summary["kms_requests"] + data_keys) * 0.03 / 10_000
     )
+
+
+@pytest.mark.items(10)
+def test_the_cli_shapes_with_options_and_verify_compares_through_them(
+    aws: EmbeddedAws, cli: Any
+) -> None:
+    options = ("--drop-attributes", "avatar,api_secret", "--mask-attributes", "card:4")
+    ran = cli(aws.lambda_env(), "run", "--json", *options)
+    assert ran.exit_code == 0, ran.stderr
+    copy = _copy(aws, "dynamodb")
+    assert not {"avatar", "api_secret"} & {name for item in copy.values() for name in item}
+    assert cli(aws.lambda_env(), "verify", "--json", *options).exit_code == 0
+    unshaped = cli(aws.lambda_env(), "verify", "--json")  # the plain source is not the copy
+    assert unshaped.exit_code == 1
+    assert len(json.loads(unshaped.stdout)["different"]) == 10
+    wrong = cli(aws.lambda_env(), "run", "--mask-attributes", "card")
+    assert wrong.exit_code == 1
+    assert "--mask-attributes (MASK_ATTRIBUTES): must be attribute:N pairs" in wrong.stderr

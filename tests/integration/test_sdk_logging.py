@@ -79,3 +79,21 @@ def test_no_plaintext_reaches_a_log_at_debug_from_the_cli(
     result = cli({**env, "POWERTOOLS_LOG_LEVEL": "DEBUG"}, "run", "--json")
     assert result.exit_code == 0, result.stderr
     _no_plaintext(aws, root_at_debug.getvalue() + result.stdout + result.stderr)
+
+
+@pytest.mark.items(12)
+def test_no_plaintext_reaches_a_log_at_debug_while_reencrypting(
+    aws: EmbeddedAws,
+    function_env: dict[str, str],
+    lambda_context,
+    root_at_debug: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 30: the Encryption SDK handles every plaintext and data key; it logs at DEBUG."""
+    key = aws.account_b().client("kms").create_key()["KeyMetadata"]["Arn"]
+    monkeypatch.setenv("REENCRYPT_ATTRIBUTES", "ssn,card")
+    monkeypatch.setenv("DESTINATION_ATTRIBUTE_KEY_ARN", key)
+    summary = lambda_handler(load_event("scheduled-event.json"), lambda_context)
+    assert summary["items_written"] == 12
+    _no_plaintext(aws, root_at_debug.getvalue())
+    assert logging.getLogger("aws_encryption_sdk").getEffectiveLevel() >= logging.INFO

@@ -77,6 +77,35 @@ Quarantine = Annotated[
     typer.Option(help="QUARANTINE: dynamodb://<table> or s3://<bucket>/<prefix>."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")]
+# Protecting the copy: what AccountB receives of each item (the docs' "Protecting the copy").
+CopyAttributes = Annotated[
+    str | None,
+    typer.Option(help="COPY_ATTRIBUTES: copy only these (comma-separated), and the key."),
+]
+DropAttributes = Annotated[
+    str | None, typer.Option(help="DROP_ATTRIBUTES: leave these out (comma-separated).")
+]
+TransformOption = Annotated[
+    str | None,
+    typer.Option("--transform", help="TRANSFORM: package.module:function run on each item."),
+]
+MaskAttributes = Annotated[
+    str | None, typer.Option(help="MASK_ATTRIBUTES: attribute:N pairs (keep the last N).")
+]
+HashAttributes = Annotated[
+    str | None, typer.Option(help="HASH_ATTRIBUTES: replace these by their keyed hash.")
+]
+HashKeyArn = Annotated[str | None, typer.Option(help="HASH_KEY_ARN: AccountB's HMAC key.")]
+ReencryptAttributes = Annotated[
+    str | None,
+    typer.Option(help="REENCRYPT_ATTRIBUTES: write these encrypted under --attribute-key-arn."),
+]
+AttributeKeyArn = Annotated[
+    str | None, typer.Option(help="DESTINATION_ATTRIBUTE_KEY_ARN: AccountB's attribute key.")
+]
+ReencryptContext = Annotated[
+    str | None, typer.Option(help="REENCRYPT_CONTEXT: attribute (default) or item.")
+]
 
 
 def _version(value: bool) -> None:
@@ -125,6 +154,15 @@ SETTING_OPTIONS = {
     "region": "source_region",
     "state_table": "state_table",
     "quarantine": "quarantine",
+    "copy_attributes": "copy_attributes",
+    "drop_attributes": "drop_attributes",
+    "transform": "transform",
+    "mask_attributes": "mask_attributes",
+    "hash_attributes": "hash_attributes",
+    "hash_key_arn": "hash_key_arn",
+    "reencrypt_attributes": "reencrypt_attributes",
+    "attribute_key_arn": "destination_attribute_key_arn",
+    "reencrypt_context": "reencrypt_context",
 }
 # The option that sets each variable: "--" and the parameter's name with dashes.
 OPTION_OF = {
@@ -219,6 +257,15 @@ def run(
     region: SourceRegion = None,
     state_table: StateTable = None,
     quarantine: Quarantine = None,
+    copy_attributes: CopyAttributes = None,
+    drop_attributes: DropAttributes = None,
+    transform: TransformOption = None,
+    mask_attributes: MaskAttributes = None,
+    hash_attributes: HashAttributes = None,
+    hash_key_arn: HashKeyArn = None,
+    reencrypt_attributes: ReencryptAttributes = None,
+    attribute_key_arn: AttributeKeyArn = None,
+    reencrypt_context: ReencryptContext = None,
     segments: Annotated[int | None, typer.Option(help="TOTAL_SEGMENTS of a parallel scan.")] = None,
     segment: Annotated[int | None, typer.Option(help="SEGMENT to scan, from 0.")] = None,
     dry_run: Annotated[
@@ -272,6 +319,15 @@ def run(
             region=region,
             state_table=state_table,
             quarantine=quarantine,
+            copy_attributes=copy_attributes,
+            drop_attributes=drop_attributes,
+            transform=transform,
+            mask_attributes=mask_attributes,
+            hash_attributes=hash_attributes,
+            hash_key_arn=hash_key_arn,
+            reencrypt_attributes=reencrypt_attributes,
+            attribute_key_arn=attribute_key_arn,
+            reencrypt_context=reencrypt_context,
             segments=segments,
             segment=0 if finalize else segment,
             dry_run=dry_run,
@@ -561,6 +617,15 @@ def verify(
     page_size: PageSize = None,
     region: SourceRegion = None,
     state_table: StateTable = None,
+    copy_attributes: CopyAttributes = None,
+    drop_attributes: DropAttributes = None,
+    transform: TransformOption = None,
+    mask_attributes: MaskAttributes = None,
+    hash_attributes: HashAttributes = None,
+    hash_key_arn: HashKeyArn = None,
+    reencrypt_attributes: ReencryptAttributes = None,
+    attribute_key_arn: AttributeKeyArn = None,
+    reencrypt_context: ReencryptContext = None,
     location: Annotated[
         str | None,
         typer.Option(help="An S3 export to check (default: the one latest.json names)."),
@@ -585,6 +650,15 @@ def verify(
             page_size=page_size,
             region=region,
             state_table=state_table,
+            copy_attributes=copy_attributes,
+            drop_attributes=drop_attributes,
+            transform=transform,
+            mask_attributes=mask_attributes,
+            hash_attributes=hash_attributes,
+            hash_key_arn=hash_key_arn,
+            reencrypt_attributes=reencrypt_attributes,
+            attribute_key_arn=attribute_key_arn,
+            reencrypt_context=reencrypt_context,
         )
         comparison, where = verify_copy(
             settings,
