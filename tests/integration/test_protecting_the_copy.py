@@ -5,9 +5,9 @@ the copies are read back as AccountB reads them."""
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
 import importlib
+import json
 import math
 import os
 import runpy
