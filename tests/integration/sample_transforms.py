@@ -1,19 +1,12 @@
 """TRANSFORMs the tests load by name, as a deployed function loads a user's (a module on the
-path, ``module:function``). Written against the documented interface only."""
+path, ``module:function``), beside the documentation's own example (docs/examples/
+my_transforms.py). Written against the documented interface only."""
 
 from __future__ import annotations
 
 from table_sync.items import Item
-from table_sync.transforms import mask
 
 TRANSFORM_VERSION = "1"
-
-
-def mask_and_filter(item: Item) -> Item | None:
-    """Leaves out the items with fewer than 100 visits; masks ``card`` to its last 4."""
-    if int(item["visits"]["N"]) < 100:
-        return None
-    return mask(item, "card", keep=4)
 
 
 def raises_on_gold(item: Item) -> Item:

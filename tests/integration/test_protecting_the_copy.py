@@ -31,6 +31,8 @@ from tests.integration.test_incremental_exports import load
 KEYS = {"pk"}
 EVERYTHING = {"pk", "name", "visits", "tags", "profile", "avatar", "ssn", "card", "api_secret"}
 TRANSFORMS = "tests.integration.sample_transforms"
+# The documentation's example TRANSFORM (docs/examples/my_transforms.py), loaded as a layer's.
+EXAMPLE_TRANSFORM = "my_transforms:shape"
 # The documentation's example for AccountB's applications, run as it stands.
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "decrypt_copy.py"
 
@@ -60,6 +62,12 @@ def _verified(aws: EmbeddedAws) -> None:
 
 def _env_now() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name.isupper()}
+
+
+@pytest.fixture(autouse=True)
+def _examples_on_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docs' examples importable, as a layer's python/ folder is in the function."""
+    monkeypatch.syspath_prepend(str(EXAMPLE.parent))
 
 
 @pytest.fixture(params=["dynamodb", "s3"])
@@ -102,7 +110,7 @@ def test_a_transform_masks_and_filters_and_the_mirror_removes_what_it_leaves_out
     aws: EmbeddedAws, function_env: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("STATE_TABLE", aws.state_table)
-    monkeypatch.setenv("TRANSFORM", f"{TRANSFORMS}:mask_and_filter")
+    monkeypatch.setenv("TRANSFORM", EXAMPLE_TRANSFORM)
     kept = {pk for pk, item in aws.expected.items() if int(item["visits"]["N"]) >= 100}
     assert 0 < len(kept) < 40
 
@@ -137,7 +145,7 @@ def test_an_incremental_export_records_a_filtered_item_as_deleted(
     monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/exports/copy")
     monkeypatch.setenv("CHANGE_INDEX_TABLE", index)
     monkeypatch.setenv("STATE_TABLE", aws.state_table)
-    monkeypatch.setenv("TRANSFORM", f"{TRANSFORMS}:mask_and_filter")
+    monkeypatch.setenv("TRANSFORM", EXAMPLE_TRANSFORM)
     kept = {pk for pk, item in aws.expected.items() if int(item["visits"]["N"]) >= 100}
     _run()
     leaving = sorted(kept)[0]
@@ -162,12 +170,12 @@ def test_changing_the_transform_version_copies_everything_again(
     aws: EmbeddedAws, function_env: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("STATE_TABLE", aws.state_table)
-    monkeypatch.setenv("TRANSFORM", f"{TRANSFORMS}:mask_and_filter")
+    monkeypatch.setenv("TRANSFORM", EXAMPLE_TRANSFORM)
     first = _run()
     written = first["items_written"]
     assert written > 0
     assert _run()["items_written"] == 0  # unchanged
-    module = importlib.import_module(TRANSFORMS)
+    module = importlib.import_module("my_transforms")
     monkeypatch.setattr(module, "TRANSFORM_VERSION", "2")
     again = _run()
     assert again["items_written"] == written

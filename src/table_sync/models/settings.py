@@ -268,12 +268,12 @@ class Settings(BaseModel):
         ge=1,
         le=20,
     )
-    # How Decrypt is sent: "lean" (awscrt's signer and http.client, the same endpoint,
+    # How Decrypt is sent: "lean" (awscrt's signer and HTTP client, the same endpoint,
     # credentials, retries and errors: aws/kms_lean.py), or "botocore" (a boto3 client).
     kms_client: Literal["lean", "botocore"] = Field(
         "lean",
         alias="KMS_CLIENT",
-        description="how Decrypt is sent: `lean` (awscrt's SigV4 signer and `http.client`: the endpoint, TLS verification, credentials, standard retries and error codes botocore's client would use, at about a third of its CPU per call; see `aws/kms_lean.py` and Performance), or `botocore` (a boto3 client: the safety valve)",
+        description="how Decrypt is sent: `lean` (awscrt's SigV4 signer and HTTP client: the endpoint, proxies, TLS verification, credentials, standard retries and error codes botocore's client would use, at about a quarter of its CPU per call; see `aws/kms_lean.py` and Performance), or `botocore` (a boto3 client: the safety valve)",
     )
     # How the scan's pages and the DynamoDB destination's batches are sent: "lean" (the same
     # transport as the lean Decrypt: aws/dynamodb_lean.py), or "botocore" (a boto3 client).
