@@ -18,7 +18,7 @@ Served, over real HTTP/1.1 with keep-alive (one asyncio thread, a Protocol, no f
 * a copy table named ``mirror-*`` is kept: its puts, deletes, digests (BatchGetItem) and key
   Scan, for the nightly mirror; ``POST /_model/change`` ({"table", "every", "delete_every"})
   updates every ``every``-th source item and deletes every ``delete_every``-th;
-* KMS ``Decrypt``;
+* KMS ``Decrypt``, and ``GenerateDataKey`` (AccountB's key, for REENCRYPT_ATTRIBUTES);
 * S3 ``PutObject`` (bytes counted; data files' lines counted).
 
 ``GET /_model/stats`` returns the counters.
@@ -34,6 +34,7 @@ import base64
 import bisect
 import gzip
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -249,6 +250,8 @@ class Model:
         if target.startswith("TrentService."):
             op = target.split(".", 1)[1]
             self.stats[f"kms.{op}"] += 1
+            if op == "GenerateDataKey":  # AccountB's key, for REENCRYPT_ATTRIBUTES
+                return _generate_data_key(json.loads(body), lat.decrypt)
             if op != "Decrypt":
                 return _error(f"{op} is not modelled")
             request = json.loads(body)
@@ -281,6 +284,7 @@ class Model:
             if op == "BatchWriteItem":
                 self.stats["items_put"] += body.count(b'"PutRequest"')
                 self.stats["plaintexts_put"] += _plaintexts(body)
+                self.stats["reencrypted_put"] += _reencrypted(body)
                 return 200, JSON, b'{"UnprocessedItems":{}}', lat.batch_write
             if op == "PutItem":
                 if b'"pk"' in body:  # the naive script's copy (the state table's key is id)
@@ -317,6 +321,23 @@ def _plaintexts(body: bytes) -> int:
     """Decrypted copies in a write: they hold ``ssn`` as a String (a ciphertext is Binary),
     whichever separators the client's JSON uses."""
     return body.count(b'"ssn": {"S"') + body.count(b'"ssn":{"S"')
+
+
+def _reencrypted(body: bytes) -> int:
+    """Copies whose ``ssn`` is written re-encrypted (an Encryption SDK message: Binary that
+    starts with version 2's byte, base64 ``Ag``), not as the source's ciphertext (``TSBE``)."""
+    return body.count(b'"ssn": {"B": "Ag') + body.count(b'"ssn":{"B":"Ag')
+
+
+def _generate_data_key(request: dict[str, Any], delay: float) -> tuple[int, str, bytes, float]:
+    """A data key, random, and its "ciphertext": the header and the key (Decrypt returns it)."""
+    key = os.urandom(int(request.get("NumberOfBytes", 32)))
+    answer = {
+        "KeyId": request["KeyId"],
+        "Plaintext": base64.b64encode(key).decode(),
+        "CiphertextBlob": base64.b64encode(HEADER + key).decode(),
+    }
+    return 200, JSON, json.dumps(answer).encode(), delay
 
 
 def _error(message: str) -> tuple[int, str, bytes, float]:

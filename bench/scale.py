@@ -20,6 +20,9 @@ vCPU; a run's wall time with one Lambda per segment is its slowest segment's.
   This VM's CPU speed drifts by 10-25% from one minute to the next, so the lean floor is
   measured again right before and right after each segment, and each segment is held to the
   mean of its own two;
+* **re-encryption**: one segment of BENCH_REENCRYPT_ITEMS (20,000) with REENCRYPT_ATTRIBUTES
+  off and on, taking turns, for the client CPU per item of each (on the latency model, whose
+  KMS answers GenerateDataKey for AccountB's key);
 * **memory**: 100,000 and 1,000,000 items (BENCH_MEMORY_ITEMS) in the same segments, whose
   ciphertexts repeat (1,000 distinct, inside KMS_CACHE_SIZE), for peak RSS against size, two
   segments at a time on the model without latency. Two Decrypts per item of a million items
@@ -443,6 +446,44 @@ def decrypt_cpu(server: ModelServer, calls: int, repeats: int = 3) -> dict[str, 
     return {path: statistics.median(values) for path, values in runs.items()}
 
 
+# AccountB's key for REENCRYPT_ATTRIBUTES (the model answers GenerateDataKey for any key).
+ATTRIBUTE_KEY_ARN = f"arn:aws:kms:{REGION}:222222222222:key/66666666-7777-8888-9999-000000000000"
+
+
+def reencrypt_cpu(server: ModelServer, items: int, repeats: int = 2) -> dict[str, Any]:
+    """Client CPU per item of one segment (``items`` of them, every ciphertext distinct) with
+    REENCRYPT_ATTRIBUTES off and on (both encrypted attributes, under AccountB's key, the
+    default cache), taking turns, pinned, on ``server``: the median of ``repeats`` each."""
+    table = f"bench-{items * 2}"  # segment 0 of 2 holds ``items``
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    for repeat in range(repeats):
+        for mode in runs:
+            config = segment_config(table, f"reencrypt-{mode}-{repeat}", 0, 2)
+            if mode == "on":
+                config["lambda_env"] |= {
+                    "REENCRYPT_ATTRIBUTES": ",".join(ENCRYPTED),
+                    "DESTINATION_ATTRIBUTE_KEY_ARN": ATTRIBUTE_KEY_ARN,
+                }
+            before = server.stats()
+            row = run_scenario("table-sync-segment", config, server.endpoint, pinned=True)
+            after = server.stats()
+            counted = "reencrypted_put" if mode == "on" else "plaintexts_put"
+            if (
+                after.get(counted, 0) - before.get(counted, 0) != row["items"]
+                or row["items"] != items
+            ):
+                raise RuntimeError(f"re-encryption {mode}: not every item arrived as it should")
+            runs[mode].append(1e6 * row["cpu_s"] / row["items"])
+            data_keys = after.get("kms.GenerateDataKey", 0) - before.get("kms.GenerateDataKey", 0)
+            print(
+                f"  re-encryption {mode}: {runs[mode][-1]:.0f} us CPU per item, "
+                f"{data_keys} GenerateDataKey",
+                flush=True,
+            )
+    off, on = statistics.median(runs["off"]), statistics.median(runs["on"])
+    return {"items": items, "runs_us": runs, "off_us": off, "on_us": on, "ratio": on / off}
+
+
 def main() -> dict[str, Any]:
     scale_items = int(os.environ.get("BENCH_SCALE_ITEMS", "100000"))
     memory_items = [
@@ -470,6 +511,7 @@ def main() -> dict[str, Any]:
             flush=True,
         )
         floors = {path: measure_floor(fast, floor_items, path) for path in KMS_PATHS}
+        reencrypt = reencrypt_cpu(model, int(os.environ.get("BENCH_REENCRYPT_ITEMS", "20000")))
         floor = floors["lean"]
         lean_floors: list[float] = []
 
@@ -545,6 +587,7 @@ def main() -> dict[str, Any]:
         "memory": {str(n): rows for n, rows in memory.items()},
         "peak_rss_mb": {str(n): v for n, v in rss.items()},
         "mirror": mirror,
+        "reencrypt": reencrypt,
     }
     _print(result, scale_items)
     return result
@@ -593,6 +636,12 @@ def _print(result: dict[str, Any], items: int) -> None:
     print(f"items/s per segment, lean / botocore: {ratios}")
     sizes = ", ".join(f"{int(n):,} items {v:.0f} MB" for n, v in result["peak_rss_mb"].items())
     print(f"peak RSS per segment process (repeated ciphertexts): {sizes}")
+    reencrypt = result["reencrypt"]
+    print(
+        f"\nREENCRYPT_ATTRIBUTES ({len(ENCRYPTED)} attributes an item, {reencrypt['items']:,} "
+        f"items, one segment, pinned): CPU per item off {reencrypt['off_us']:.0f} us, on "
+        f"{reencrypt['on_us']:.0f} us: on / off {reencrypt['ratio']:.2f}x"
+    )
     mirror = result["mirror"]
     print(
         f"\nthe nightly mirror, {mirror['items']:,} items (one process, one segment): the full "

@@ -92,10 +92,21 @@ def destination(
     ],
 )
 def test_a_copy_holds_exactly_the_chosen_attributes(
-    aws: EmbeddedAws, destination: str, monkeypatch: Any, variable: str, value: str, kept: set[str]
+    aws: EmbeddedAws,
+    destination: str,
+    monkeypatch: Any,
+    moto_server: MotoServer,
+    variable: str,
+    value: str,
+    kept: set[str],
 ) -> None:
     monkeypatch.setenv(variable, value)
-    summary = _run()
+    with moto_server.recording() as calls:
+        summary = _run()
+    # An encrypted attribute the copy leaves out costs no Decrypt.
+    decrypted = {"ssn", "card", "api_secret"} & kept
+    ciphertexts = sum(1 for item in aws.expected.values() for name in decrypted if name in item)
+    assert sum(1 for call in calls if call.name == "kms:Decrypt") == ciphertexts
     copy = _copy(aws, destination)
     assert summary["items_written"] == len(copy) == len(aws.expected) == 40
     for pk, item in copy.items():

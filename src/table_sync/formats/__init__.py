@@ -44,5 +44,5 @@ def build_decoder(
     from table_sync.formats.kms_attributes import KmsAttributeDecoder
 
     return KmsAttributeDecoder(
-        kms, settings.encrypted_attributes, context, settings.plaintext_types
+        kms, settings.decrypted_attributes, context, settings.plaintext_types
     )

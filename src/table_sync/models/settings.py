@@ -660,6 +660,15 @@ class Settings(BaseModel):
         return names - set(self.drop_attributes)
 
     @property
+    def decrypted_attributes(self) -> tuple[str, ...]:
+        """The ENCRYPTED_ATTRIBUTES a run decrypts: those the selection copies. Without a
+        TRANSFORM (which sees the whole item), one the copy leaves out costs no Decrypt."""
+        if self.transform:
+            return self.encrypted_attributes
+        kept = self.kept(set(self.encrypted_attributes))
+        return tuple(name for name in self.encrypted_attributes if name in kept)
+
+    @property
     def shapes_items(self) -> bool:
         """Whether the copy is anything but the decrypted item as it is."""
         return bool(
