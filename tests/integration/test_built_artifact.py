@@ -108,9 +108,11 @@ SHIPPED = {
     "pipeline",
     "quarantine.py",
     "runs.py",
+    "shaping",
     "sinks",
     "source_keys.py",
     "state.py",
+    "transforms.py",
     "verify.py",
 }
 
