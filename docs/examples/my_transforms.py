@@ -1,8 +1,7 @@
 """A TRANSFORM: copy only the accounts AccountB serves, with their card numbers masked.
 
-Deploy it in a Lambda layer (``python/my_transforms.py`` in the layer's zip; the stack's
-``TransformLayerArn`` and ``Transform=my_transforms:shape``), or put it in ``src/`` beside
-``table_sync/`` before ``sam build``. On a laptop: ``PYTHONPATH=docs/examples table-sync run
+For the function: put it in ``src/`` beside ``table_sync/`` before ``sam build``, and deploy
+with ``Transform=my_transforms:shape``. From a shell: ``PYTHONPATH=docs/examples table-sync run
 --transform my_transforms:shape``.
 """
 

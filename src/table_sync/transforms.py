@@ -118,8 +118,8 @@ def load_transform(spec: str) -> tuple[Transform, str]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(
-            f"cannot import {module_name} ({type(exc).__name__}): in the function, it goes in "
-            "a layer (TransformLayerArn) or in src/; on a laptop, on PYTHONPATH"
+            f"cannot import {module_name} ({type(exc).__name__}): for the function, put it in "
+            "src/ beside table_sync/ before sam build; from a shell, on PYTHONPATH"
         ) from None
     function = getattr(module, function_name, None)
     if not callable(function):

@@ -93,3 +93,32 @@ def test_one_segment_step_runs_in_a_container(template: Path, local_aws: Path) -
     assert summary["items_scanned"] == ITEMS
     checked = verify(local_aws)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_reencryption_runs_in_the_lambda_runtime(
+    template: Path, local_aws: Path, tmp_path: Path
+) -> None:
+    """Issue 30: the Encryption SDK (and cryptography's native code under it) in the runtime's
+    container, from the built artifact. The attribute key here is the stack's copy key, on which
+    the deployed role already has kms:GenerateDataKey; a deployment names its own
+    (DestinationAttributeKeyArn or CreateAttributeKey)."""
+    env = json.loads((local_aws / "env.json").read_text())
+    function = next(iter(env))
+    env[function] |= {
+        "REENCRYPT_ATTRIBUTES": "ssn",
+        "DESTINATION_ATTRIBUTE_KEY_ARN": env[function]["DESTINATION_KMS_KEY_ARN"],
+        "SOURCE_KEY_ATTRIBUTES": "pk",
+    }
+    directory = tmp_path / "local-aws"
+    directory.mkdir()
+    for name in os.listdir(local_aws):
+        if name != "env.json":
+            (directory / name).symlink_to(local_aws / name)
+    (directory / "env.json").write_text(json.dumps(env))
+    event = tmp_path / "backfill.json"
+    destination = f"s3://{DESTINATION_BUCKET}/exports/my-table/reencrypted"
+    event.write_text(json.dumps({"trigger": "backfill", "destination": destination}))
+    summary = sam_local_invoke(template, event, directory)
+    assert summary["status"] == "succeeded"
+    assert summary["items_written"] == ITEMS
+    assert summary["destination_kms_requests"] == 1  # one data key for every ssn
