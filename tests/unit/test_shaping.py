@@ -169,3 +169,23 @@ def test_a_transform_must_keep_the_key_and_return_an_item() -> None:
 def test_a_reencrypted_value_comes_back_with_its_type(value: dict) -> None:
     plaintext, kind = plaintext_of(value)
     assert value_of(plaintext, kind) == value
+
+
+def test_a_transform_that_changes_the_key_in_place_is_caught() -> None:
+    def in_place(item: dict) -> dict:
+        item["pk"]["S"] = "elsewhere"  # the same dict the item came with
+        return item
+
+    item = {name: dict(value) for name, value in ITEM.items()}
+    with pytest.raises(KeyChanged, match=r'key of item \{pk=S:"customer#1"\}'):
+        Shaper(key_attributes=("pk",), transform=in_place, transform_name="m:f").shape(item)
+
+
+def test_a_run_that_does_not_reencrypt_never_imports_the_encryption_sdk() -> None:
+    """The SDK takes about 180 ms to import: a cold start pays it only when it is used."""
+    import subprocess
+    import sys
+
+    code = "import sys, table_sync.handler, table_sync.verify; print('aws_encryption_sdk' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

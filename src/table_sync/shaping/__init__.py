@@ -12,12 +12,15 @@ the source); the last protects it (:meth:`Shaper.seal`, undone by :meth:`Shaper.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from table_sync.aws.clients import RequestCounter
 from table_sync.errors import ConfigurationError
 from table_sync.items import Item, describe_key
-from table_sync.shaping.reencrypt import AttributeSealer
 from table_sync.transforms import KeyedHash, ShapeFailed, Transform, load_transform, mask
+
+if TYPE_CHECKING:  # the Encryption SDK is imported only by a run that re-encrypts (180 ms)
+    from table_sync.shaping.reencrypt import AttributeSealer
 
 # The attribute a failure of TRANSFORM is recorded under (it is about the whole item).
 TRANSFORM_ATTRIBUTE = "(TRANSFORM)"
@@ -47,6 +50,13 @@ class Shaper:
         if dropped := sorted(set(self.drop_attributes) & set(self.key_attributes)):
             raise ConfigurationError(
                 [f"DROP_ATTRIBUTES: {', '.join(dropped)} is a key attribute of the copy"]
+            )
+        if self.copy_attributes and not self.key_attributes:
+            raise ConfigurationError(
+                [
+                    "SOURCE_KEY_ATTRIBUTES: required with COPY_ATTRIBUTES when the destination "
+                    "does not tell the key (the key attributes are always copied)"
+                ]
             )
         if self.sealer is not None and self.sealer.bind_item and not self.key_attributes:
             raise ConfigurationError(
@@ -102,7 +112,8 @@ class Shaper:
 
     def _transformed(self, item: Item) -> Item | None:
         assert self.transform is not None
-        key = {name: item.get(name) for name in self.key_attributes}
+        # Copies of the key's values: a transform may change the item's dicts in place.
+        key = {name: dict(item[name]) if name in item else None for name in self.key_attributes}
         try:
             shaped = self.transform(item)
         except Exception as exc:  # the user's code: its message could quote a value

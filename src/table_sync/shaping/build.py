@@ -9,13 +9,13 @@ from table_sync.aws.clients import RequestCounter, destination_kms_client
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
 from table_sync.shaping import Shaper, load_user_transform
-from table_sync.shaping.reencrypt import AttributeSealer
 from table_sync.transforms import KeyedHash
 
 if TYPE_CHECKING:
     import boto3
 
     from table_sync.models import Settings
+    from table_sync.shaping.reencrypt import AttributeSealer
 
 HINTS = {
     **dict.fromkeys(
@@ -44,6 +44,8 @@ def build_shaper(
             keyed_hash = KeyedHash.derived(kms, settings.hash_key_arn)
     sealer = None
     if settings.reencrypt_attributes and settings.destination_attribute_key_arn:
+        from table_sync.shaping.reencrypt import AttributeSealer  # the SDK: 180 ms to import
+
         sealer = AttributeSealer(
             destination_kms_client(session, settings.destination_attribute_key_arn, counter),
             settings.destination_attribute_key_arn,
