@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -71,3 +72,15 @@ def capture_lambda_handler(handler: Handler) -> Handler:
         return chosen(event, context)
 
     return run  # type: ignore[return-value]
+
+
+@dataclass
+class CallCounter:
+    """Counts the calls it is handed, as a botocore event handler (``before-send``: every
+    request sent, retries included) or called directly: AssumeRole calls, AccountB's KMS
+    requests."""
+
+    calls: int = 0
+
+    def __call__(self, **_: Any) -> None:
+        self.calls += 1

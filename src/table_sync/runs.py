@@ -17,10 +17,9 @@ import boto3
 
 from table_sync.aws.clients import connect_source
 from table_sync.aws.dynamodb import SourceTable
-from table_sync.aws.sts import AssumeRoleCounter
 from table_sync.errors import ConfigurationError, DestinationError
 from table_sync.models import Invocation, S3Destination, Settings, SkippedRun, SyncSummary
-from table_sync.observability import logger
+from table_sync.observability import CallCounter, logger
 from table_sync.pipeline.report import Progress, StepFacts, summarize
 from table_sync.pipeline.segment import SegmentContext, check_shape, copy_segment, run_shape
 from table_sync.quarantine import build_quarantine
@@ -99,7 +98,7 @@ def run_step(
             state=state,
             role_session_name=role_session_name,
         )
-    counter = AssumeRoleCounter()
+    counter = CallCounter()
     try:
         source = connect_source(settings, base_session, role_session_name, counter)
         summary = copy_segment(

@@ -9,8 +9,9 @@ import boto3
 import pytest
 
 from table_sync.aws import sts
-from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
+from table_sync.aws.sts import assume_source_role
 from table_sync.function import handle_event
+from table_sync.observability import CallCounter
 from table_sync_dev.local.accounts import ACCOUNT_A
 from table_sync_dev.local.seed import EmbeddedAws
 from tests.conftest import load_event
@@ -66,7 +67,7 @@ class SimulatedClock:
 
 def _long_run(aws: EmbeddedAws, function_session: boto3.Session, seconds: int, step: int) -> int:
     clock = SimulatedClock()
-    counter = AssumeRoleCounter()
+    counter = CallCounter()
     function_session.events.register("after-call.sts.AssumeRole", clock.restamp)
     source = assume_source_role(
         function_session,

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from table_sync.compare import Comparison
 from table_sync.handler import lambda_handler
 from table_sync.items import key_identity
 from table_sync.models import Settings
@@ -52,11 +53,17 @@ def _copy(aws: EmbeddedAws, destination: str) -> dict[str, dict[str, Any]]:
     return table
 
 
-def _verified(aws: EmbeddedAws) -> None:
+def _compared(aws: EmbeddedAws) -> Comparison:
+    """`table-sync verify` with this test's settings, as the function role."""
     settings = Settings.from_env(aws.lambda_env() | _env_now())
     comparison, _ = verify_copy(
         settings, base_session=aws.function_credentials().session(), role_session_name="verify"
     )
+    return comparison
+
+
+def _verified(aws: EmbeddedAws) -> None:
+    comparison = _compared(aws)
     assert comparison.matches, comparison
 
 
@@ -290,6 +297,15 @@ def _attribute_key(aws: EmbeddedAws) -> str:
     return str(aws.account_b().client("kms").create_key()["KeyMetadata"]["Arn"])
 
 
+def _reencrypting(aws: EmbeddedAws, monkeypatch: Any, attributes: str, **more: str) -> str:
+    """Re-encryption of ``attributes`` under a new key of AccountB's (returned) for the run."""
+    key_arn = _attribute_key(aws)
+    settings = {"REENCRYPT_ATTRIBUTES": attributes, "DESTINATION_ATTRIBUTE_KEY_ARN": key_arn}
+    for name, value in {**settings, **more}.items():
+        monkeypatch.setenv(name, value)
+    return key_arn
+
+
 def _decrypt(aws: EmbeddedAws, ciphertext: bytes, key_arn: str, attribute: str, **kw: Any) -> Any:
     """README's example for AccountB's applications, run as it stands, with AccountB's
     credentials."""
@@ -306,9 +322,7 @@ def _decrypt(aws: EmbeddedAws, ciphertext: bytes, key_arn: str, attribute: str, 
 def test_reencrypted_attributes_decrypt_under_accountb_key_and_not_elsewhere(
     aws: EmbeddedAws, destination: str, monkeypatch: Any
 ) -> None:
-    key_arn = _attribute_key(aws)
-    monkeypatch.setenv("REENCRYPT_ATTRIBUTES", "ssn,card,api_secret")
-    monkeypatch.setenv("DESTINATION_ATTRIBUTE_KEY_ARN", key_arn)
+    key_arn = _reencrypting(aws, monkeypatch, "ssn,card,api_secret")
     _run()
     copy = _copy(aws, destination)
     first = sorted(copy)[0]
@@ -327,10 +341,7 @@ def test_reencrypted_attributes_decrypt_under_accountb_key_and_not_elsewhere(
 def test_with_the_item_in_the_context_a_ciphertext_moved_to_another_item_fails(
     aws: EmbeddedAws, function_env: Any, monkeypatch: Any
 ) -> None:
-    key_arn = _attribute_key(aws)
-    monkeypatch.setenv("REENCRYPT_ATTRIBUTES", "ssn")
-    monkeypatch.setenv("DESTINATION_ATTRIBUTE_KEY_ARN", key_arn)
-    monkeypatch.setenv("REENCRYPT_CONTEXT", "item")
+    key_arn = _reencrypting(aws, monkeypatch, "ssn", REENCRYPT_CONTEXT="item")
     summary = _run()
     # One data key per value: the price of binding the item (the probe's included).
     assert summary["destination_kms_requests"] == 4 + 1
@@ -349,11 +360,7 @@ def test_with_the_item_in_the_context_a_ciphertext_moved_to_another_item_fails(
         UpdateExpression="SET ssn = :v",
         ExpressionAttributeValues={":v": {"B": ssn}},
     )
-    settings = Settings.from_env(aws.lambda_env() | _env_now())
-    comparison, _ = verify_copy(
-        settings, base_session=aws.function_credentials().session(), role_session_name="verify"
-    )
-    assert comparison.different == [f'{{pk=S:"{second}"}}']
+    assert _compared(aws).different == [f'{{pk=S:"{second}"}}']
 
 
 @pytest.mark.slow
@@ -368,9 +375,7 @@ def test_accountb_kms_requests_for_10000_items_are_what_the_cache_settings_imply
     monkeypatch.setenv("DESTINATION", f"s3://{aws.bucket}/exports/copy")
     monkeypatch.setenv("SOURCE_KEY_ATTRIBUTES", "pk")
     monkeypatch.setenv("DRY_RUN", "true")
-    monkeypatch.setenv("REENCRYPT_ATTRIBUTES", "ssn")
-    monkeypatch.setenv("DESTINATION_ATTRIBUTE_KEY_ARN", _attribute_key(aws))
-    monkeypatch.setenv("REENCRYPT_CACHE_MAX_MESSAGES", str(max_messages))
+    _reencrypting(aws, monkeypatch, "ssn", REENCRYPT_CACHE_MAX_MESSAGES=str(max_messages))
     with moto_server.recording() as calls:
         summary = _run()
     sent = [call.name for call in calls if call.name.startswith("kms:")]

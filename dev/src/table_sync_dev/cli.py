@@ -171,6 +171,25 @@ OPTION_OF = {
 }
 
 
+# The options of protecting the copy, which run and verify both take.
+SHAPING_OPTIONS = (
+    "copy_attributes",
+    "drop_attributes",
+    "transform",
+    "mask_attributes",
+    "hash_attributes",
+    "hash_key_arn",
+    "reencrypt_attributes",
+    "attribute_key_arn",
+    "reencrypt_context",
+)
+
+
+def _shaping(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A command's shaping options, from its parameters (``locals()``)."""
+    return {name: parameters[name] for name in SHAPING_OPTIONS}
+
+
 def _settings(**options: Any) -> Settings:
     """Settings from the environment with the given options (the commands' parameters, None or
     False for not given) overriding them; a problem with an option's value names the option
@@ -319,15 +338,7 @@ def run(
             region=region,
             state_table=state_table,
             quarantine=quarantine,
-            copy_attributes=copy_attributes,
-            drop_attributes=drop_attributes,
-            transform=transform,
-            mask_attributes=mask_attributes,
-            hash_attributes=hash_attributes,
-            hash_key_arn=hash_key_arn,
-            reencrypt_attributes=reencrypt_attributes,
-            attribute_key_arn=attribute_key_arn,
-            reencrypt_context=reencrypt_context,
+            **_shaping(locals()),
             segments=segments,
             segment=0 if finalize else segment,
             dry_run=dry_run,
@@ -650,15 +661,7 @@ def verify(
             page_size=page_size,
             region=region,
             state_table=state_table,
-            copy_attributes=copy_attributes,
-            drop_attributes=drop_attributes,
-            transform=transform,
-            mask_attributes=mask_attributes,
-            hash_attributes=hash_attributes,
-            hash_key_arn=hash_key_arn,
-            reencrypt_attributes=reencrypt_attributes,
-            attribute_key_arn=attribute_key_arn,
-            reencrypt_context=reencrypt_context,
+            **_shaping(locals()),
         )
         comparison, where = verify_copy(
             settings,

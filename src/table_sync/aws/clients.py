@@ -21,10 +21,10 @@ from table_sync.aws.crt_http import Unsupported
 from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.aws.kms_lean import LeanKmsClient
-from table_sync.aws.sts import AssumeRoleCounter, assume_source_role
+from table_sync.aws.sts import assume_source_role
 from table_sync.errors import ConfigurationError
 from table_sync.models import Settings
-from table_sync.observability import logger
+from table_sync.observability import CallCounter, logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -122,7 +122,7 @@ def connect_source(
     settings: Settings,
     base_session: boto3.Session,
     role_session_name: str,
-    counter: AssumeRoleCounter | None = None,
+    counter: CallCounter | None = None,
 ) -> SourceConnection:
     """Assume the reader role with the caller's credentials (fails now if it cannot be)."""
     source_session = assume_source_role(
@@ -158,23 +158,13 @@ def connect_source(
     )
 
 
-@dataclass
-class RequestCounter:
-    """Requests a client sent (every attempt, as KMS bills them)."""
-
-    requests: int = 0
-
-    def count(self, **_: Any) -> None:
-        self.requests += 1
-
-
 def destination_kms_client(
-    session: boto3.Session, key_arn: str, counter: RequestCounter | None = None
+    session: boto3.Session, key_arn: str, counter: CallCounter | None = None
 ) -> Any:
     """A KMS client in AccountB for one of its keys (in the key's region), with the caller's
     credentials; ``counter`` counts the requests it sends."""
     region = key_arn.split(":")[3]
     client = session.client("kms", region_name=region, config=CLIENT_CONFIG)
     if counter is not None:
-        client.meta.events.register("before-send.kms", counter.count)
+        client.meta.events.register("before-send.kms", counter)
     return client

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +31,7 @@ from botocore.credentials import (
 
 from table_sync.aws.errors import translated
 from table_sync.errors import SourceAccessError
+from table_sync.observability import CallCounter
 
 _SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
 # botocore's own refresh windows, the upper bounds of ours.
@@ -91,16 +91,6 @@ class _StaticProvider(CredentialProvider):
         return self._credentials
 
 
-@dataclass
-class AssumeRoleCounter:
-    """Counts the AssumeRole calls a run makes (a metric, and the measure of the refresh policy)."""
-
-    calls: int = 0
-
-    def __call__(self, **_: Any) -> None:
-        self.calls += 1
-
-
 def _refreshing_credentials(
     base_core: botocore.session.Session,
     source_credentials: Any,
@@ -133,7 +123,7 @@ def assume_source_role(
     duration_seconds: int = 900,
     external_id: str | None = None,
     region: str | None = None,
-    counter: AssumeRoleCounter | None = None,
+    counter: CallCounter | None = None,
     time_fetcher: Callable[[], datetime] = _local_now,
 ) -> boto3.Session:
     """Return a boto3 session acting as ``role_arn``, renewed before expiry for as long as used.

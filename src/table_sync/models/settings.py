@@ -93,6 +93,16 @@ def _split_masks(value: Any) -> Any:
 MaskSpec = Annotated[dict[str, Annotated[int, Field(ge=0, le=1024)]], BeforeValidator(_split_masks)]
 
 
+def _names(variable: str, description: str) -> Any:
+    """A list of attribute names, empty unless set."""
+    return Field((), alias=variable, description=description)
+
+
+def _unset(variable: str, description: str) -> Any:
+    """A setting with no default."""
+    return Field(None, alias=variable, description=description)
+
+
 def _check_names(names: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ...]:
     if not names and not allow_empty:
         raise ValueError("name at least one attribute (comma-separated)")
@@ -170,15 +180,13 @@ class Settings(BaseModel):
     )
     # What the copy holds of each decrypted item (see shaping/): the transform, the built-in
     # masks and keyed hashes, the selection, then re-encryption under AccountB's key.
-    copy_attributes: NameList = Field(
-        (),
-        alias="COPY_ATTRIBUTES",
-        description="comma-separated attributes to copy, besides the key attributes (always kept) (default: every attribute)",
+    copy_attributes: NameList = _names(
+        "COPY_ATTRIBUTES",
+        "comma-separated attributes to copy, besides the key attributes (always kept) (default: every attribute)",
     )
-    drop_attributes: NameList = Field(
-        (),
-        alias="DROP_ATTRIBUTES",
-        description="comma-separated attributes to leave out of the copy (not key attributes)",
+    drop_attributes: NameList = _names(
+        "DROP_ATTRIBUTES",
+        "comma-separated attributes to leave out of the copy (not key attributes)",
     )
     transform: str | None = Field(
         None,
@@ -191,25 +199,21 @@ class Settings(BaseModel):
         alias="MASK_ATTRIBUTES",
         description="built-in mask: `card:4,phone:2` keeps the last N characters of each String and replaces the rest with `*`",
     )
-    hash_attributes: NameList = Field(
-        (),
-        alias="HASH_ATTRIBUTES",
-        description="built-in keyed hash: each attribute's value becomes its HMAC-SHA256 (hex) under a key derived from HASH_KEY_ARN, the same in every run, so joins on it still work",
+    hash_attributes: NameList = _names(
+        "HASH_ATTRIBUTES",
+        "built-in keyed hash: each attribute's value becomes its HMAC-SHA256 (hex) under a key derived from HASH_KEY_ARN, the same in every run, so joins on it still work",
     )
-    hash_key_arn: str | None = Field(
-        None,
-        alias="HASH_KEY_ARN",
-        description="AccountB's HMAC_256 KMS key (GENERATE_VERIFY_MAC) that HASH_ATTRIBUTES' key is derived from with `kms:GenerateMac`",
+    hash_key_arn: str | None = _unset(
+        "HASH_KEY_ARN",
+        "AccountB's HMAC_256 KMS key (GENERATE_VERIFY_MAC) that HASH_ATTRIBUTES' key is derived from with `kms:GenerateMac`",
     )
-    reencrypt_attributes: NameList = Field(
-        (),
-        alias="REENCRYPT_ATTRIBUTES",
-        description="comma-separated attributes written as AWS Encryption SDK ciphertext under DESTINATION_ATTRIBUTE_KEY_ARN (Binary), instead of plaintext",
+    reencrypt_attributes: NameList = _names(
+        "REENCRYPT_ATTRIBUTES",
+        "comma-separated attributes written as AWS Encryption SDK ciphertext under DESTINATION_ATTRIBUTE_KEY_ARN (Binary), instead of plaintext",
     )
-    destination_attribute_key_arn: str | None = Field(
-        None,
-        alias="DESTINATION_ATTRIBUTE_KEY_ARN",
-        description="AccountB's KMS key that REENCRYPT_ATTRIBUTES are encrypted under",
+    destination_attribute_key_arn: str | None = _unset(
+        "DESTINATION_ATTRIBUTE_KEY_ARN",
+        "AccountB's KMS key that REENCRYPT_ATTRIBUTES are encrypted under",
     )
     reencrypt_context: Literal["attribute", "item"] = Field(
         "attribute",

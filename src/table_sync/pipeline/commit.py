@@ -122,7 +122,7 @@ class PageCommitter:
         self.checkpoint.kms_requests = self.kms_requests
         self.checkpoint.kms_throttles = self._throttles_before + self.kms.throttles
         self.checkpoint.destination_kms_requests = (
-            self._destination_kms_before + self.shaper.counter.requests
+            self._destination_kms_before + self.shaper.counter.calls
         )
         if self.kms_budget is not None:
             self.checkpoint.kms_wait_ms = self._wait_ms_before + round(

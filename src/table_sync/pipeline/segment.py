@@ -79,13 +79,10 @@ def copy_segment(
     sink.prepare()
     sink.resume(checkpoint.sink)
     committer = _committer(
-        settings, context, checkpoint, source, kms, sink, quarantine, clock, sleep
+        settings, context, checkpoint, source, kms, sink, quarantine, shaper, clock, sleep
     )
     kms.budget = committer.kms_budget
     namer = ItemNamer(settings.source_key_attributes or sink.key_attributes)
-    shaper = shaper or Shaper()
-    shaper.bind_keys(namer.key_attributes)
-    committer.shaper = shaper  # for its count of AccountB's KMS requests
     budget = ReadBudget.for_settings(settings, clock, sleep)
     deadline = Deadline(
         context.remaining_ms, settings.resume_margin_seconds, context.state is not None
@@ -106,9 +103,8 @@ def copy_segment(
                 reader,
                 lambda p: budget.consume(p.consumed_capacity),
             )
-            decoder = _page_decoder(
-                settings, context, kms, namer, pool, shaper, quarantining=quarantine is not None
-            )
+            shaper = committer.shaper
+            decoder = _page_decoder(settings, context, kms, namer, pool, shaper, quarantine)
             stages = _Stages(settings, sink, kms, decoder, namer, committer, behind, pool)
             status = stages.copy(ahead, checkpoint.pages, deadline)
         except BaseException:
@@ -141,6 +137,7 @@ def _committer(
     kms: KmsDecrypter,
     sink: Sink,
     quarantine: QuarantineStore | None,
+    shaper: Shaper | None,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> PageCommitter:
@@ -154,6 +151,7 @@ def _committer(
         _ledger(settings, context),
         SourceTable(source, settings.source_table_name, settings.write_concurrency),
         RequestBudget.for_settings(settings, clock, sleep),
+        shaper or Shaper(),  # it counts AccountB's KMS requests for the checkpoint
     )
 
 
@@ -323,9 +321,9 @@ def _page_decoder(
     namer: ItemNamer,
     pool: ThreadPoolExecutor,
     shaper: Shaper,
-    *,
-    quarantining: bool,
+    quarantine: QuarantineStore | None,
 ) -> PageDecoder:
+    shaper.bind_keys(namer.key_attributes)  # the copy's, known once the sink is prepared
     return PageDecoder(
         build_decoder(settings, kms, namer.key_attributes),
         kms,
@@ -335,7 +333,7 @@ def _page_decoder(
         context.run_id,
         settings.segment or 0,
         settings.source_table_arn,
-        quarantining=quarantining,
+        quarantining=quarantine is not None,
         reserved=tuple(sorted(BOOKKEEPING_ATTRIBUTES)) if settings.destination_table else (),
         shaper=shaper,
     )

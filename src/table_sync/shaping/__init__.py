@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from table_sync.aws.clients import RequestCounter
 from table_sync.errors import ConfigurationError
 from table_sync.items import Item, describe_key
+from table_sync.observability import CallCounter
 from table_sync.transforms import KeyedHash, ShapeFailed, Transform, load_transform, mask
 
 if TYPE_CHECKING:  # the Encryption SDK is imported only by a run that re-encrypts (180 ms)
@@ -44,7 +44,7 @@ class Shaper:
     drop_attributes: tuple[str, ...] = ()
     sealer: AttributeSealer | None = None
     # AccountB's KMS requests (the keyed hash's key, the sealer's data keys).
-    counter: RequestCounter = field(default_factory=RequestCounter)
+    counter: CallCounter = field(default_factory=CallCounter)
 
     def _check_keys(self) -> None:
         if dropped := sorted(set(self.drop_attributes) & set(self.key_attributes)):
@@ -76,14 +76,14 @@ class Shaper:
 
     @property
     def active(self) -> bool:
-        return bool(
-            self.transform
-            or self.masks
-            or self.hashes
-            or self.copy_attributes
-            or self.drop_attributes
-            or self.sealer
+        steps = (
+            self.transform,
+            self.masks,
+            self.hashes,
+            self.copy_attributes,
+            self.drop_attributes,
         )
+        return self.sealer is not None or any(steps)
 
     def shape(self, item: Item) -> Item | None:
         """The item to write (None: leave it out of the copy). Raises ShapeFailed (the item

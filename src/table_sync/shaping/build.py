@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from table_sync.aws.clients import RequestCounter, destination_kms_client
+from table_sync.aws.clients import destination_kms_client
 from table_sync.aws.errors import translated
 from table_sync.errors import DestinationError
+from table_sync.observability import CallCounter
 from table_sync.shaping import Shaper, load_user_transform
 from table_sync.transforms import KeyedHash
 
@@ -35,7 +36,7 @@ def build_shaper(
 ) -> Shaper:
     """The shaper ``settings`` describe; its ``counter`` counts AccountB's KMS requests.
     ``prove``: seal one value now (a run does; ``verify``, which only decrypts, does not)."""
-    counter = RequestCounter()
+    counter = CallCounter()
     transform, version = load_user_transform(settings.transform)
     keyed_hash = None
     if settings.hash_key_arn and settings.hash_attributes:
