@@ -215,7 +215,7 @@ class DynamoDBSink:
 
     def remove(self, keys: Sequence[Item]) -> int:
         self.write_batches(keys, delete=True)
-        return len(keys)  # a delete of an item up to 1 KB is one unit; DynamoDB bills no more
+        return len(keys)  # a unit each, as the sweep's deletes count (one over 1 KB costs more)
 
     def as_written(
         self, items: Sequence[Item], digests: Sequence[bytes] | None
