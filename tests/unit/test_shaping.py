@@ -4,12 +4,23 @@ tests/integration/test_protecting_the_copy.py."""
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
+import aws_encryption_sdk
 import pytest
+from aws_encryption_sdk.caches.local import LocalCryptoMaterialsCache
+from aws_encryption_sdk.identifiers import EncryptionKeyType, WrappingAlgorithm
+from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
+from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
 
 from table_sync.changes import copy_fingerprint
 from table_sync.errors import ConfigurationError
 from table_sync.models import Settings
 from table_sync.shaping import KeyChanged, Shaper
+from table_sync.shaping.message import POLICY, SUITE, seal_message
 from table_sync.shaping.reencrypt import plaintext_of, value_of
 from table_sync.transforms import ShapeFailed, hash_bytes, mask, remove
 from tests.unit.test_settings import BASE
@@ -189,3 +200,56 @@ def test_a_run_that_does_not_reencrypt_never_imports_the_encryption_sdk() -> Non
     code = "import sys, table_sync.handler, table_sync.verify; print('aws_encryption_sdk' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+class _StaticKeys(RawMasterKeyProvider):  # type: ignore[misc]
+    """A raw AES key (no KMS): the message format is the same whatever wraps the data key."""
+
+    provider_id = "table-sync-test"
+
+    def _get_raw_key(self, key_id: bytes) -> WrappingKey:
+        return WrappingKey(
+            wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+            wrapping_key=b"k" * 32,
+            wrapping_key_type=EncryptionKeyType.SYMMETRIC,
+        )
+
+
+def _header(message: bytes) -> Any:
+    header, _ = deserialize_header(io.BytesIO(message))
+    return header
+
+
+@pytest.mark.parametrize("size", [0, 11, 4095, 4096, 4097, 10_000])
+def test_a_sealed_message_is_the_sdks_own_message(size: int) -> None:
+    """shaping/message.py builds the message from the SDK's parts: the SDK's decrypt reads it,
+    and its header is the one the SDK's encrypt writes for the same value and context."""
+    keys = _StaticKeys()
+    keys.add_master_key(b"test")
+    cmm = CachingCryptoMaterialsManager(
+        master_key_provider=keys,
+        cache=LocalCryptoMaterialsCache(10),
+        max_age=60.0,
+        max_messages_encrypted=100,
+    )
+    sdk = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=POLICY)
+    plaintext = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    context = {"table-sync:attribute": "ssn", "table-sync:type": "B"}
+    sealed = seal_message(cmm, plaintext, context)
+    decrypted, _ = sdk.decrypt(source=sealed, materials_manager=cmm)
+    assert decrypted == plaintext
+    by_sdk, _ = sdk.encrypt(
+        source=plaintext, materials_manager=cmm, encryption_context=context, algorithm=SUITE
+    )
+    ours, theirs = _header(sealed), _header(by_sdk)
+    for field_name in (
+        "version",
+        "algorithm",
+        "content_type",
+        "frame_length",
+        "encrypted_data_keys",
+    ):
+        assert getattr(ours, field_name) == getattr(theirs, field_name)
+    assert dict(ours.encryption_context) == dict(theirs.encryption_context) == context
+    assert len(sealed) == len(by_sdk)  # same frames, same tags; only the random parts differ
+    assert sealed != by_sdk

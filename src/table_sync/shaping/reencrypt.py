@@ -7,6 +7,8 @@ language) decrypts.
   only. No signature: an ECDSA P-384 signature measured about 4x the CPU per value (390 us vs
   100 us here), and guards only against a reader who can decrypt *and* write the copy, who can
   replace its values anyway.
+* **The message** is built by shaping/message.py from the SDK's own parts, without its
+  streaming encryptor (63 us a value instead of 100); the SDK's ``decrypt`` reads it.
 * **Caching**: the Encryption SDK's caching materials manager; one data key (one
   ``kms:GenerateDataKey``) encrypts up to REENCRYPT_CACHE_MAX_MESSAGES values, for at most
   REENCRYPT_CACHE_MAX_AGE_SECONDS, per encryption context.
@@ -24,18 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aws_encryption_sdk
-from aws_encryption_sdk import CommitmentPolicy
 from aws_encryption_sdk.caches.local import LocalCryptoMaterialsCache
 from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
-from aws_encryption_sdk.identifiers import Algorithm
 from aws_encryption_sdk.key_providers.kms import KMSMasterKey
 from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
 
 from table_sync.errors import DestinationError
 from table_sync.items import Item, from_json_value, key_identity, to_json_value
+from table_sync.shaping.message import POLICY, seal_message
 from table_sync.transforms import ShapeFailed
 
-SUITE = Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
 TABLE, ATTRIBUTE, TYPE, KEY = (
     "table-sync:table",
     "table-sync:attribute",
@@ -84,9 +84,7 @@ class AttributeSealer:
     _cmm: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._client = aws_encryption_sdk.EncryptionSDKClient(
-            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-        )
+        self._client = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=POLICY)
         self._cmm = CachingCryptoMaterialsManager(
             master_key_provider=KMSMasterKey(key_id=self.key_arn, client=self.kms),
             cache=LocalCryptoMaterialsCache(CACHE_ENTRIES),
@@ -108,12 +106,7 @@ class AttributeSealer:
                 continue
             plaintext, kind = plaintext_of(value)
             try:
-                ciphertext, _ = self._client.encrypt(
-                    source=plaintext,
-                    materials_manager=self._cmm,
-                    encryption_context=self.context(item, attribute, kind),
-                    algorithm=SUITE,
-                )
+                ciphertext = seal_message(self._cmm, plaintext, self.context(item, attribute, kind))
             except AWSEncryptionSDKClientError as exc:  # KMS refused a data key: every item's
                 raise DestinationError(
                     f"REENCRYPT_ATTRIBUTES: encrypting under DESTINATION_ATTRIBUTE_KEY_ARN "
