@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from table_sync.compare import Comparison
+from table_sync.errors import DestinationError
 from table_sync.handler import lambda_handler
 from table_sync.items import key_identity
 from table_sync.models import Settings
@@ -56,9 +57,8 @@ def _copy(aws: EmbeddedAws, destination: str) -> dict[str, dict[str, Any]]:
 def _compared(aws: EmbeddedAws) -> Comparison:
     """`table-sync verify` with this test's settings, as the function role."""
     settings = Settings.from_env(aws.lambda_env() | _env_now())
-    comparison, _ = verify_copy(
-        settings, base_session=aws.function_credentials().session(), role_session_name="verify"
-    )
+    session = aws.function_credentials().session()
+    comparison, _ = verify_copy(settings, base_session=session, role_session_name="verify")
     return comparison
 
 
@@ -335,6 +335,22 @@ def test_reencrypted_attributes_decrypt_under_accountb_key_and_not_elsewhere(
     _verified(aws)
     with pytest.raises(ValueError, match="another table, attribute or item"):
         _decrypt(aws, copy[first]["ssn"]["B"], key_arn, "card")  # moved to another attribute
+
+
+@pytest.mark.items(4)
+def test_verify_without_kms_decrypt_on_the_attribute_key_says_so_in_one_line(
+    aws: EmbeddedAws, function_env: Any, monkeypatch: Any, moto_server: MotoServer
+) -> None:
+    """The function's role may encrypt under the key, not decrypt (IAM enforced: moto's KMS
+    keeps no key state to refuse with otherwise). verify names the key and the permission,
+    rather than report every item different."""
+    _reencrypting(aws, monkeypatch, "ssn")
+    _run()
+    with (
+        moto_server.iam_enforced(),
+        pytest.raises(DestinationError, match=r"DESTINATION_ATTRIBUTE_KEY_ARN .* kms:Decrypt"),
+    ):
+        _compared(aws)
 
 
 @pytest.mark.items(4)

@@ -77,7 +77,8 @@ def build_shaper(
 def prove_sealer(sealer: AttributeSealer | None) -> None:
     """One value sealed, before anything is written: a key that cannot encrypt fails the run
     now (DestinationError naming DESTINATION_ATTRIBUTE_KEY_ARN). Its data key is the one the
-    run's String values of the first attribute use, from the cache: no extra KMS request."""
+    run's String values of the first attribute use, from the cache: no extra KMS request
+    (with REENCRYPT_CONTEXT=item, where every value has its own data key, one more)."""
     if sealer is not None:
         probe = {name: {"S": ""} for name in (*sealer.key_attributes, sealer.attributes[0])}
         sealer.seal(probe)

@@ -27,7 +27,7 @@ from typing import Any
 
 import aws_encryption_sdk
 from aws_encryption_sdk.caches.local import LocalCryptoMaterialsCache
-from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError, DecryptKeyError
 from aws_encryption_sdk.key_providers.kms import KMSMasterKey
 from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
 
@@ -130,7 +130,13 @@ class AttributeSealer:
                 plaintext, header = self._client.decrypt(
                     source=bytes(value["B"]), materials_manager=self._cmm
                 )
-            except AWSEncryptionSDKClientError as exc:
+            except DecryptKeyError:  # KMS refused the data key: the key or the caller's rights
+                raise DestinationError(
+                    f"REENCRYPT_ATTRIBUTES: KMS would not decrypt {attribute}'s data key under "
+                    f"DESTINATION_ATTRIBUTE_KEY_ARN {self.key_arn}; reading the copy needs "
+                    "kms:Decrypt on it, and the key enabled"
+                ) from None
+            except AWSEncryptionSDKClientError as exc:  # this value's own: damaged, not a message
                 raise ShapeFailed(attribute, type(exc).__name__) from None
             context = dict(header.encryption_context)
             kind = context.get(TYPE, "")
