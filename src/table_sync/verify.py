@@ -45,9 +45,9 @@ def verify_copy(
     source = connect_source(settings, base_session, role_session_name)
     duplicated: list[str] = []
     if isinstance(settings.destination, DynamoDBDestination):
-        keys, copy, where = _table_digests(settings, settings.destination, base_session)
+        keys, copy, where = _table_copies(settings, settings.destination, base_session)
     else:
-        keys, copy, where, duplicated = _export_digests(
+        keys, copy, where, duplicated = _export_copies(
             settings, settings.destination, base_session, location
         )
     decoder = build_decoder(settings, source.kms, keys)
@@ -78,7 +78,7 @@ def verify_copy(
     return compare_digests(source_digests(), unsealed, duplicated), where
 
 
-def _table_digests(
+def _table_copies(
     settings: Settings, destination: DynamoDBDestination, session: boto3.Session
 ) -> tuple[tuple[str, ...], Copies, str]:
     client = caller_client(session, "dynamodb")
@@ -86,16 +86,16 @@ def _table_digests(
     copy.prepare()  # DescribeTable only: the copy's key schema, with the sink's own checks
     keys = settings.source_key_attributes or copy.key_attributes
 
-    def digests() -> Copies:
+    def items() -> Copies:
         with translated(DestinationError, f"scan of destination table {destination.table_name}"):
             for page in client.get_paginator("scan").paginate(TableName=destination.table_name):
                 for item in page["Items"]:
                     yield key_identity(item, keys), describe_key(item, keys), item
 
-    return keys, digests(), destination.uri
+    return keys, items(), destination.uri
 
 
-def _export_digests(
+def _export_copies(
     settings: Settings, destination: S3Destination, session: boto3.Session, location: str | None
 ) -> tuple[tuple[str, ...], Copies, str, list[str]]:
     keys = settings.source_key_attributes

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from table_sync.aws.clients import destination_kms_client
 from table_sync.aws.errors import translated
+from table_sync.aws.kms import ACCESS_DENIED
 from table_sync.errors import DestinationError
 from table_sync.observability import CallCounter
 from table_sync.shaping import Shaper, load_user_transform
@@ -19,10 +20,7 @@ if TYPE_CHECKING:
     from table_sync.shaping.reencrypt import AttributeSealer
 
 HINTS = {
-    **dict.fromkeys(
-        ("AccessDeniedException", "AccessDenied", "403"),
-        " (the function's role needs kms:GenerateMac on HASH_KEY_ARN)",
-    ),
+    **dict.fromkeys(ACCESS_DENIED, " (the function's role needs kms:GenerateMac on HASH_KEY_ARN)"),
     "InvalidKeyUsageException": " (HASH_KEY_ARN must be an HMAC_256 key for GENERATE_VERIFY_MAC)",
 }
 
