@@ -253,3 +253,30 @@ def test_a_sealed_message_is_the_sdks_own_message(size: int) -> None:
     assert dict(ours.encryption_context) == dict(theirs.encryption_context) == context
     assert len(sealed) == len(by_sdk)  # same frames, same tags; only the random parts differ
     assert sealed != by_sdk
+
+
+def test_the_remembered_context_serialization_is_the_sdks_own() -> None:
+    """message.py routes the SDK's serialize_encryption_context through a memo: for every
+    context (repeated, reordered, many entries, empty) it returns the SDK's bytes, and a context
+    the SDK refuses is refused each time, not remembered."""
+    from aws_encryption_sdk.caches import serialize_encryption_context as in_cache_key
+    from aws_encryption_sdk.exceptions import SerializationError
+    from aws_encryption_sdk.internal.formatting import encryption_context as context_format
+
+    memoized = context_format.serialize_encryption_context
+    sdk = memoized.__wrapped__  # the SDK's function, kept by functools.wraps
+    assert in_cache_key is memoized
+    contexts: list[Any] = [
+        None,
+        {},
+        {"table-sync:attribute": "ssn", "table-sync:type": "S"},
+        {"table-sync:type": "S", "table-sync:attribute": "ssn"},
+        {f"k{n}": "v" * n for n in range(50)},
+        {b"bytes-key": b"bytes-value", "\u00e9": "\u2603"},
+    ]
+    for context in contexts * 2:
+        assert memoized(context) == sdk(context)
+    too_long = {"k": "v" * 70_000}
+    for _ in range(2):
+        with pytest.raises(SerializationError):
+            memoized(too_long)
