@@ -8,7 +8,7 @@ language) decrypts.
   100 us here), and guards only against a reader who can decrypt *and* write the copy, who can
   replace its values anyway.
 * **The message** is built by shaping/message.py from the SDK's own parts, without its
-  streaming encryptor (63 us a value instead of 100); the SDK's ``decrypt`` reads it.
+  streaming encryptor (51 us a value instead of 100); the SDK's ``decrypt`` reads it.
 * **Caching**: the Encryption SDK's caching materials manager; one data key (one
   ``kms:GenerateDataKey``) encrypts up to REENCRYPT_CACHE_MAX_MESSAGES values, for at most
   REENCRYPT_CACHE_MAX_AGE_SECONDS, per encryption context.
