@@ -6,9 +6,10 @@ that is a third of its cost: 100 us a value here against 63 us (51 with the memo
 the same message built with the SDK's own functions, in the order its encryptor calls them
 (``StreamEncryptor._prep_message``, ``generate_header``, ``_write_header`` and
 ``_read_bytes_to_framed_body``): the materials from the caching materials manager, the message
-id, the derived data key and commitment key, the header and its authentication tag, then the framed body. Nothing here is
-cryptography of our own, and any Encryption SDK decrypts the result (the tests decrypt every
-value with the SDK's ``decrypt``, and compare the header with the one ``encrypt`` writes).
+id, the derived data key and commitment key, the header and its authentication tag, then the
+framed body. Nothing here is cryptography of our own, and any Encryption SDK decrypts the result
+(the tests decrypt every value with the SDK's ``decrypt``, and compare the header with the one
+``encrypt`` writes).
 
 Pinned to aws-encryption-sdk 4.x (pyproject.toml): these functions are the SDK's internals.
 
