@@ -98,8 +98,15 @@ def item_digest(item: Mapping[str, Any], fingerprint: bytes) -> bytes:
 
 
 def key_hash(key: Mapping[str, Any]) -> int:
-    """A 64-bit hash of an item's key (the same for the source item and its copy)."""
-    return int.from_bytes(hashlib.blake2b(canonical_bytes(key), digest_size=8).digest(), "big")
+    """A 64-bit hash of an item's key (the same for the source item and its copy): of its
+    canonical bytes. A key of Strings and Numbers is canonical as it is, and is encoded without
+    the copy :func:`canonical_bytes` makes (a Binary, which JSON cannot encode, takes that way):
+    the nightly run hashes every key it scans, and its sweep every key of the copy."""
+    try:
+        data = _CANONICAL_JSON.encode(key).encode()
+    except TypeError:
+        data = canonical_bytes(key)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
 @dataclass
