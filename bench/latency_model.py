@@ -37,6 +37,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -171,6 +172,8 @@ class Model:
     # Kept copies (pk -> item as written), and the state tables' records (id -> item).
     copies: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The kept copy's keys by (table, Segment, TotalSegments), sorted.
+    _segments: dict[tuple[str, int, int], list[str]] = field(default_factory=dict)
 
     def _dynamodb(self, op: str, body: bytes) -> tuple[int, str, bytes, float] | None:
         """The calls of a kept copy, the state table and the source's GetItem; None for the
@@ -201,6 +204,26 @@ class Model:
             return self._kept_copy(op, json.loads(body))
         return None
 
+    def _copy_keys(self, table: str, segment: int, total: int) -> list[str]:
+        """The kept copy's keys in one scan segment, sorted (kept up to date by writes)."""
+        found = self._segments.get((table, segment, total))
+        if found is None:
+            found = sorted(k for k in self.copies if zlib.crc32(k.encode()) % total == segment)
+            self._segments[(table, segment, total)] = found
+        return found
+
+    def _keys_changed(self, key: str, *, added: bool) -> None:
+        """Keep the sorted segment lists in step with a key put (new) or deleted."""
+        for (_, segment, total), keys in self._segments.items():
+            if zlib.crc32(key.encode()) % total != segment:
+                continue
+            at = bisect.bisect_left(keys, key)
+            present = at < len(keys) and keys[at] == key
+            if added and not present:
+                keys.insert(at, key)
+            elif not added and present:
+                del keys[at]
+
     def _kept_copy(self, op: str, request: dict[str, Any]) -> tuple[int, str, bytes, float]:
         lat = self.latency
         if op == "BatchWriteItem":
@@ -208,10 +231,14 @@ class Model:
             for write in writes:
                 if "PutRequest" in write:
                     item = write["PutRequest"]["Item"]
+                    if item["pk"]["S"] not in self.copies:
+                        self._keys_changed(item["pk"]["S"], added=True)
                     self.copies[item["pk"]["S"]] = item
                     self.stats["items_put"] += 1
                 else:
-                    self.copies.pop(write["DeleteRequest"]["Key"]["pk"]["S"], None)
+                    key = write["DeleteRequest"]["Key"]["pk"]["S"]
+                    if self.copies.pop(key, None) is not None:
+                        self._keys_changed(key, added=False)
                     self.stats["items_deleted"] += 1
             return 200, JSON, b'{"UnprocessedItems":{}}', lat.batch_write
         if op == "BatchGetItem":
@@ -225,8 +252,13 @@ class Model:
                     )
             answer = {"Responses": {name: found}, "UnprocessedKeys": {}}
             return 200, JSON, json.dumps(answer).encode(), lat.other
-        # Scan of the copy's keys (the sweep): 10,000 keys a page, in key order.
-        keys = sorted(self.copies)
+        # Scan of the copy's keys (the sweep): 10,000 keys a page, in key order within a segment
+        # (Segment/TotalSegments: a key's segment is its CRC-32 modulo TotalSegments).
+        keys = self._copy_keys(
+            request["TableName"],
+            int(request.get("Segment", 0)),
+            int(request.get("TotalSegments", 1)),
+        )
         start = request.get("ExclusiveStartKey", {}).get("pk", {}).get("S")
         first = bisect.bisect_right(keys, start) if start else 0
         page = keys[first : first + 10_000]

@@ -17,11 +17,11 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from table_sync.aws.dynamodb import scan_pages
+from table_sync.aws.dynamodb import ScanPage, scan_pages
 from table_sync.aws.errors import require, translated, until_undamaged
 from table_sync.changes import DIGEST_BYTES, key_hash
 from table_sync.concurrency import map_concurrently
@@ -44,6 +44,10 @@ DIGEST_BYTES_IN_ITEM = len(DIGEST_ATTRIBUTE) + DIGEST_BYTES
 # rewritten by this version loses the mark.
 LEGACY_MARK_ATTRIBUTE = "_table_sync_run"
 BOOKKEEPING_ATTRIBUTES = frozenset({DIGEST_ATTRIBUTE, LEGACY_MARK_ATTRIBUTE})
+# The sweep reads the copy's keys as this many segments of a parallel scan, side by side: one
+# after another, a sweep waits a Scan's latency for every page of keys (a million keys is about
+# 30 pages of 1 MB), and its pages are the nightly run's last wait.
+SWEEP_SEGMENTS = 4
 KeyId = tuple[tuple[str, str, Any], ...]
 
 
@@ -278,13 +282,27 @@ class DynamoDBSink:
         happened to it in this run (quarantined, written after the scan passed it). No write for
         an unchanged item; the seen keys cost 8 bytes each in memory, and a run that saw more
         than fit in :data:`~table_sync.source_keys.SWEEP_MEMORY_BYTES` sweeps in parts.
-        ``delete=False`` (a dry run) counts what would be deleted."""
-        swept = 0
-        for unseen in self.unseen(source):
+        ``delete=False`` (a dry run) counts what would be deleted. A page's unseen keys are
+        confirmed and deleted on a thread of their own while the next page's keys are hashed,
+        one page at a time (so at most two pages' unseen keys are held)."""
+
+        def settle(unseen: list[Item]) -> int:
             gone = source.absent(unseen)
             if delete:
                 self.write_batches(gone, delete=True)
-            swept += len(gone)
+            return len(gone)
+
+        swept = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="settle") as settler:
+            settling: Future[int] | None = None
+            for unseen in self.unseen(source):
+                if not unseen:
+                    continue
+                if settling is not None:
+                    swept += settling.result()
+                settling = settler.submit(settle, unseen)
+            if settling is not None:
+                swept += settling.result()
         return swept
 
     def unseen(
@@ -296,24 +314,42 @@ class DynamoDBSink:
         parts = source.parts
         for part in range(parts):
             seen = source.seen(part, parts)
-            pages = scan_pages(
+            for page in self._key_pages(attributes, what):
+                yield [
+                    item
+                    for item in page.items
+                    if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
+                    and not _in_sorted(seen, h)
+                ]
+
+    def _key_pages(self, attributes: Sequence[str], what: str) -> Iterator[ScanPage]:
+        """This table's pages (keys and ``attributes`` only), as SWEEP_SEGMENTS segments of a
+        parallel scan read side by side, each one page ahead of the caller; in the order they
+        arrive. A segment's failure is raised once the pages read meanwhile have arrived."""
+        segments = [
+            scan_pages(
                 self._client,
                 self.table_name,
                 attributes=(*self.key_attributes, *attributes),
                 failure=(DestinationError, f"{what}sweep of {self.table_name}"),
                 sleep=self._sleep,
+                segment=segment,
+                total_segments=SWEEP_SEGMENTS,
             )
-            # The next page is read while this one's keys are hashed (one page ahead).
-            with ThreadPoolExecutor(1, thread_name_prefix="sweep") as reader:
-                ahead = reader.submit(next, pages, None)
-                while (page := ahead.result()) is not None:
-                    ahead = reader.submit(next, pages, None)
-                    yield [
-                        item
-                        for item in page.items
-                        if (h := key_hash(key_of(item, self.key_attributes))) % parts == part
-                        and not _in_sorted(seen, h)
-                    ]
+            for segment in range(SWEEP_SEGMENTS)
+        ]
+        with ThreadPoolExecutor(SWEEP_SEGMENTS, thread_name_prefix="sweep") as reader:
+            reading: dict[Future[ScanPage | None], Iterator[ScanPage]] = {
+                reader.submit(next, pages, None): pages for pages in segments
+            }
+            while reading:
+                arrived, _ = wait(reading, return_when=FIRST_COMPLETED)
+                for future in arrived:
+                    pages = reading.pop(future)
+                    page = future.result()
+                    if page is not None:
+                        reading[reader.submit(next, pages, None)] = pages
+                        yield page
 
     def _write_batch(self, items: Sequence[Item], *, delete: bool = False) -> None:
         requests: list[Any] = [
