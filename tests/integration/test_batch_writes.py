@@ -8,6 +8,7 @@ does pass are really written.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -139,3 +140,41 @@ def test_a_failing_request_fails_the_page_after_the_others_finish(aws: EmbeddedA
         sink.write(list(aws.expected.values()))  # 25 + 15: one held item each, never written
     assert client.in_flight == 0
     assert sink.items_written == 38
+
+
+class SlowReads:
+    """Holds each BatchGetItem 50 ms (as a loaded table might), counting how many are in
+    flight at once; the answers are the real (moto) client's."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls = self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def batch_get_item(self, **params: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.05)
+            return dict(self._client.batch_get_item(**params))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_the_copys_digests_are_read_read_concurrency_requests_at_once(aws: EmbeddedAws) -> None:
+    """READ_CONCURRENCY, not WRITE_CONCURRENCY, bounds a page's digest reads: 1,000 keys are
+    10 BatchGetItem requests, 3 of them in flight at once with writes one at a time."""
+    client = SlowReads(aws.account_b().client("dynamodb"))
+    sink = DynamoDBSink(client, aws.destination_table, concurrency=1, read_concurrency=3)
+    sink.prepare()
+    (key_attribute,) = sink.key_attributes
+    keys = [{key_attribute: {"S": f"never-copied#{n}"}} for n in range(1_000)]
+    assert sink.digests(keys) == [None] * 1_000
+    assert client.calls == 10
+    assert client.most_in_flight == 3

@@ -409,6 +409,13 @@ class Settings(BaseModel):
         ge=1,
         le=32,
     )
+    read_concurrency: int = Field(
+        32,
+        alias="READ_CONCURRENCY",
+        description="BatchGetItem requests of a page in flight at once: the copy's digests, read by a mirror or an incremental export, 1-32",
+        ge=1,
+        le=32,
+    )
     write_backoff_base: float = Field(
         0.05,
         alias="WRITE_BACKOFF_BASE_SECONDS",

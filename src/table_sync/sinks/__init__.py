@@ -35,6 +35,7 @@ def _table_sink(settings: Settings, destination: boto3.Session, table: str) -> D
         backoff_base=settings.write_backoff_base,
         backoff_cap=settings.write_backoff_cap,
         concurrency=settings.write_concurrency,
+        read_concurrency=settings.read_concurrency,
     )
 
 

@@ -73,9 +73,11 @@ class DynamoDBSink:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         concurrency: int = 1,
+        read_concurrency: int = 1,
     ) -> None:
         self._client = client
-        self._concurrency = concurrency
+        self._concurrency = concurrency  # BatchWriteItem requests in flight
+        self._read_concurrency = read_concurrency  # BatchGetItem requests in flight
         self._lock = threading.Lock()
         self.table_name = table_name
         self._max_attempts = max_attempts
@@ -136,8 +138,8 @@ class DynamoDBSink:
 
     def read(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
         """The items of ``keys`` that exist, with their keys and ``attributes`` only, by
-        :meth:`key_id`: BatchGetItem, strongly consistent, up to ``concurrency`` requests at
-        once, unprocessed keys retried with backoff. With the lean client, the requests are in
+        :meth:`key_id`: BatchGetItem, strongly consistent, up to ``read_concurrency``
+        (READ_CONCURRENCY) requests at once, unprocessed keys retried with backoff. With the lean client, the requests are in
         flight together from this thread (as a page's Decrypts are); with botocore's, on
         threads."""
         batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
@@ -178,7 +180,7 @@ class DynamoDBSink:
         for attempt in range(1, self._max_attempts + 1):
             with self._getting():
                 requests = [{self.table_name: self._get_request(k, attributes)} for k in pending]
-                answers = many(requests, self._concurrency)
+                answers = many(requests, self._read_concurrency)
                 for answer in answers:
                     if isinstance(answer, Exception):
                         raise answer
