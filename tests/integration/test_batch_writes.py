@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,25 +21,44 @@ from table_sync_dev.local.seed import EmbeddedAws
 from table_sync_dev.local.verify import differences, read_table
 
 
-class HoldsBackItems:
-    """Fault injection: the first ``failing_calls`` BatchWriteItem calls leave ``hold`` puts unprocessed."""
+class CountsInFlight:
+    """A wrapper around the real (moto) client that counts the calls it passes on, and the most
+    of them in flight at once."""
 
-    def __init__(self, client: Any, *, hold: int, failing_calls: int) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
-        self._hold = hold
-        self.failing_calls = failing_calls
-        self.calls = 0
-        self.in_flight = self.most_in_flight = 0
+        self.calls = self.in_flight = self.most_in_flight = 0
         self._lock = threading.Lock()
 
-    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+    @contextmanager
+    def flying(self) -> Iterator[None]:
         with self._lock:
             self.calls += 1
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class HoldsBackItems(CountsInFlight):
+    """Fault injection: the first ``failing_calls`` BatchWriteItem calls leave ``hold`` puts unprocessed."""
+
+    def __init__(self, client: Any, *, hold: int, failing_calls: int) -> None:
+        super().__init__(client)
+        self._hold = hold
+        self.failing_calls = failing_calls
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        with self._lock:
             failing = self.failing_calls > 0
             self.failing_calls -= 1
-        try:
+        with self.flying():
             ((table, requests),) = RequestItems.items()
             if not failing:
                 return dict(self._client.batch_write_item(RequestItems=RequestItems))
@@ -46,12 +67,6 @@ class HoldsBackItems:
             if passed:
                 self._client.batch_write_item(RequestItems={table: passed})
             return {"UnprocessedItems": {table: held}}
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def test_unprocessed_items_are_retried_with_capped_backoff_until_written(aws: EmbeddedAws) -> None:
@@ -142,29 +157,14 @@ def test_a_failing_request_fails_the_page_after_the_others_finish(aws: EmbeddedA
     assert sink.items_written == 38
 
 
-class SlowReads:
-    """Holds each BatchGetItem 50 ms (as a loaded table might), counting how many are in
-    flight at once; the answers are the real (moto) client's."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls = self.in_flight = self.most_in_flight = 0
-        self._lock = threading.Lock()
+class SlowReads(CountsInFlight):
+    """Holds each BatchGetItem 50 ms (as a loaded table might); the answers are the real
+    (moto) client's."""
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
-        with self._lock:
-            self.calls += 1
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
+        with self.flying():
             time.sleep(0.05)
             return dict(self._client.batch_get_item(**params))
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def test_the_copys_digests_are_read_read_concurrency_requests_at_once(aws: EmbeddedAws) -> None:

@@ -139,9 +139,9 @@ class DynamoDBSink:
     def read(self, keys: Sequence[Item], attributes: Sequence[str]) -> dict[KeyId, Item]:
         """The items of ``keys`` that exist, with their keys and ``attributes`` only, by
         :meth:`key_id`: BatchGetItem, strongly consistent, up to ``read_concurrency``
-        (READ_CONCURRENCY) requests at once, unprocessed keys retried with backoff. With the lean client, the requests are in
-        flight together from this thread (as a page's Decrypts are); with botocore's, on
-        threads."""
+        (READ_CONCURRENCY) requests at once, unprocessed keys retried with backoff. With the
+        lean client, the requests are in flight together from this thread (as a page's Decrypts
+        are); with botocore's, on threads."""
         batches = [keys[i : i + GET_BATCH_SIZE] for i in range(0, len(keys), GET_BATCH_SIZE)]
         many = getattr(self._client, "batch_get_item_many", None) or self._batch_get_on_threads
         return self._read_many(many, batches, attributes)
