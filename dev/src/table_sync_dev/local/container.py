@@ -108,10 +108,11 @@ def sam_local_invoke(
             env=_clean_environment(**credentials),
             timeout=timeout,
         )
-        # Once, on a CI run with two workers, the emulator found its port still held as it
+        # Twice, on CI runs with two workers, the emulator found its port still held as it
         # started (the previous container's, going away): an invoke that never ran is sent
         # again, once; any other failure is the function's and is reported as it is.
-        if attempt == 1 and EMULATOR_PORT_TAKEN in result.stdout + result.stderr:
+        output = result.stdout + result.stderr
+        if attempt == 1 and any(sign in output for sign in EMULATOR_NEVER_STARTED):
             continue
         break
     lines = result.stdout.strip().splitlines()
@@ -127,7 +128,12 @@ def sam_local_invoke(
 LOOPBACK = ("--host", "127.0.0.1", "--container-host", "127.0.0.1")
 # The Lambda emulator's Runtime API listens here; on the host network, on the host's port.
 EMULATOR_PORT = 9001
-EMULATOR_PORT_TAKEN = "Runtime API Server failed to listen"
+# What the emulator prints when its Runtime API could not listen, so the function never ran: its
+# log line, or (seen once) only logrus's panic from the function that listens, with no message.
+EMULATOR_NEVER_STARTED = (
+    "Runtime API Server failed to listen",
+    "rapid.startRuntimeAPI(",
+)
 
 
 def _wait_for_emulator_port(timeout: float = 30) -> None:
