@@ -93,21 +93,32 @@ def sam_build(build_dir: Path, arch: str) -> Path:
 
 
 def sam_local_invoke(
-    template: Path, event: Path, local_aws: Path, arch: str = "x86_64", timeout: float = 300
+    template: Path, event: Path, local_aws: Path, arch: str = "x86_64", timeout: float = 140
 ) -> dict[str, Any]:
     """The function's result for ``event``, run by ``sam local invoke`` from the built
-    ``template`` with local-aws's env.json and credentials (in ``local_aws``)."""
+    ``template`` with local-aws's env.json and credentials (in ``local_aws``). ``timeout``: for
+    each of at most two attempts (the tests' own limit is 300 s)."""
     credentials = read_exports(local_aws / CONTAINER_CREDENTIALS)
     invoke = [SAM_PYTHON, HOST_NETWORK, "local", "invoke", FUNCTION, "--template", template]
     options = ["--parameter-overrides", f"Architecture={arch}", "--skip-pull-image"]
     inputs = ["--env-vars", local_aws / ENV_JSON, "--event", event]
     for attempt in (1, 2):
         _wait_for_emulator_port()
-        result = _run(
-            [*invoke, *options, *inputs],
-            env=_clean_environment(**credentials),
-            timeout=timeout,
-        )
+        try:
+            result = _run(
+                [*invoke, *options, *inputs],
+                env=_clean_environment(**credentials),
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as hung:
+            # Once, on a CI run with two workers, SAM CLI waited for an invoke with no container
+            # left (its emulator gone): sent again, once; a function that hangs hangs twice.
+            if attempt == 1:
+                continue
+            raise InvokeFailed(
+                f"sam local invoke {event.name} gave no answer in {timeout:.0f} s, twice: "
+                f"{_text(hung.stdout)[-2000:]}\n{_text(hung.stderr)[-4000:]}"
+            ) from None
         # Twice, on CI runs with two workers, the emulator found its port still held as it
         # started (the previous container's, going away): an invoke that never ran is sent
         # again, once; any other failure is the function's and is reported as it is.
@@ -123,6 +134,13 @@ def sam_local_invoke(
             f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
         )
     return response
+
+
+def _text(output: str | bytes | None) -> str:
+    """What a command that timed out had printed (bytes or text, or nothing)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 LOOPBACK = ("--host", "127.0.0.1", "--container-host", "127.0.0.1")
