@@ -4,6 +4,7 @@ key it did not see is really gone before the copy of it is deleted."""
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
 from collections.abc import Sequence
@@ -14,9 +15,11 @@ from table_sync.aws.dynamodb import SourceTable
 from table_sync.items import Item
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger
 
-# Memory for the seen keys' hashes during a sweep (8 bytes a key); a run that saw more keys
-# sweeps in several passes over the copy, each holding the hashes of one part of the keys.
+# Memory for the seen keys' hashes during a sweep (8 bytes a key, 16 while they are gathered); a
+# run that saw more keys sweeps in several passes over the copy, each holding the hashes of one
+# part of the keys. The function has 512 MB (template.yaml).
 SWEEP_MEMORY_BYTES = 256 * 1024 * 1024
+SWEEP_BYTES_PER_KEY = 16
 # The ledger's records (one a page) read side by side: one after another, a run of a million
 # items waited a GetItem's latency about 440 times before its sweep began.
 LEDGER_READ_CONCURRENCY = 16
@@ -46,17 +49,21 @@ class SourceKeys:
 
     @property
     def parts(self) -> int:
-        return max(1, math.ceil(self.keys_seen * 8 / SWEEP_MEMORY_BYTES))
+        return max(1, math.ceil(self.keys_seen * SWEEP_BYTES_PER_KEY / SWEEP_MEMORY_BYTES))
 
     def seen(self, part: int, parts: int) -> array[int]:
-        """The sorted hashes of the seen keys whose hash is ``part`` modulo ``parts``."""
-        result: array[int] = array("Q")
+        """The sorted hashes of the seen keys whose hash is ``part`` modulo ``parts``. Each
+        page's record is sorted (:meth:`KeyLedger.record`), so the pages are merged, never
+        sorted as a list of Python ints (about 60 bytes a key): 8 bytes a key for the result,
+        and as much again for the pages while they are merged."""
         records = [(segment, page) for segment, pages in self.pages for page in range(1, pages + 1)]
         with ThreadPoolExecutor(LEDGER_READ_CONCURRENCY, thread_name_prefix="ledger") as pool:
             read = pool.map(lambda record: self.ledger.hashes(self.run_id, *record), records)
-            for hashes in read:  # in order; each page's hashes as soon as they are here
-                result.extend(hashes if parts == 1 else (h for h in hashes if h % parts == part))
-        return array("Q", sorted(result))
+            runs = [
+                hashes if parts == 1 else array("Q", (h for h in hashes if h % parts == part))
+                for hashes in read
+            ]
+        return array("Q", heapq.merge(*runs))
 
     def absent(self, keys: Sequence[Item]) -> list[Item]:
         return self.table.absent(keys)
