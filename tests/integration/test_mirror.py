@@ -259,3 +259,21 @@ def test_drift_in_a_table_copy_is_found_and_every_nth_run_repairs_it(
     copy = read_table(aws.account_b().client("dynamodb"), aws.destination_table)
     assert differences(aws.expected, copy) == []
     assert cli(env, "verify").exit_code == 0
+
+
+@pytest.mark.items(0)
+def test_a_sweep_in_several_passes_deletes_exactly_what_the_source_lost(
+    mirror: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that saw more keys than SWEEP_MEMORY_BYTES holds sweeps the copy in passes, each
+    with one part of the seen keys (here 3 passes for 2,000 keys): every key of the copy is
+    judged in exactly one pass, so the deleted items go and no other."""
+    first, _ = drive_run("passes-1", 1, pages=5)
+    assert first["status"] == "succeeded"
+    monkeypatch.setattr("table_sync.source_keys.SWEEP_MEMORY_BYTES", ITEMS * 16 // 3 + 1)
+    change_source(mirror, updates=0, inserts=0, deletes=30)
+    second, _ = drive_run("passes-2", 1, pages=5)
+    assert second["status"] == "succeeded"
+    assert second["items_swept"] == 30
+    copy = read_table(mirror.account_b().client("dynamodb"), mirror.destination_table)
+    assert differences(mirror.expected, copy) == []
