@@ -8,10 +8,10 @@ import heapq
 import math
 from array import array
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from table_sync.aws.dynamodb import SourceTable
+from table_sync.concurrency import map_concurrently
 from table_sync.items import Item
 from table_sync.state import Checkpoint, KeyLedger, MemoryLedger
 
@@ -57,12 +57,16 @@ class SourceKeys:
         sorted as a list of Python ints (about 60 bytes a key): 8 bytes a key for the result,
         and as much again for the pages while they are merged."""
         records = [(segment, page) for segment, pages in self.pages for page in range(1, pages + 1)]
-        with ThreadPoolExecutor(LEDGER_READ_CONCURRENCY, thread_name_prefix="ledger") as pool:
-            read = pool.map(lambda record: self.ledger.hashes(self.run_id, *record), records)
-            runs = [
-                hashes if parts == 1 else array("Q", (h for h in hashes if h % parts == part))
-                for hashes in read
-            ]
+        read = map_concurrently(
+            lambda record: self.ledger.hashes(self.run_id, *record),
+            records,
+            LEDGER_READ_CONCURRENCY,
+            "ledger",
+        )
+        runs = [
+            hashes if parts == 1 else array("Q", (h for h in hashes if h % parts == part))
+            for hashes in read
+        ]
         return array("Q", heapq.merge(*runs))
 
     def absent(self, keys: Sequence[Item]) -> list[Item]:
