@@ -48,3 +48,24 @@ def test_the_signature_covers_the_body_and_names_the_credentials() -> None:
     assert one["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIATESTSIGNING/")
     assert "/eu-west-1/kms/aws4_request" in one["Authorization"]
     assert one["Authorization"] != other["Authorization"]  # the body's hash is signed
+
+
+def test_the_signature_is_the_one_botocore_computes_for_the_same_request() -> None:
+    """awscrt hashes the body from the request's stream, and a setup is reused within its
+    second: the Authorization header must still be exactly botocore's SigV4 for that request,
+    at that time, over those bytes."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    client = _client()
+    endpoint = client.endpoint("Decrypt")
+    for body in (b'{"KeyId":"k","CiphertextBlob":"AAAA"}', b"{}", b'{"KeyId":"other"}'):
+        request = client.signed_request("Decrypt", body, endpoint)
+        signed = dict(request.headers)
+        names = ("Host", "Content-Type", "X-Amz-Target", "Content-Length")
+        expected = AWSRequest("POST", endpoint.url, {n: signed[n] for n in names}, body)
+        signer = SigV4Auth(Credentials("AKIATESTSIGNING", "not-a-real-secret"), "kms", "eu-west-1")
+        expected.context["timestamp"] = signed["X-Amz-Date"]
+        signer.add_auth(expected)
+        assert signed["Authorization"] == expected.headers["Authorization"]

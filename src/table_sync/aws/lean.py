@@ -29,15 +29,16 @@ Scan, BatchWriteItem and BatchGetItem, dynamodb_lean.py):
 from __future__ import annotations
 
 import functools
-import hashlib
 import heapq
+import io
 import queue
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -122,7 +123,6 @@ class LeanJsonClient:
             ),
         )
         self._quota = standard.RetryQuotaChecker(quota.RetryQuota(), detector)
-        self._quota_lock = threading.Lock()
         # Called once per throttled attempt (KmsDecrypter counts them).
         self.on_throttle: Callable[[], None] | None = None
 
@@ -246,20 +246,17 @@ class LeanJsonClient:
         return cast(dict[str, Any], self._parser.parse(raw, operation.output_shape))
 
     def _acquire_quota(self, context: standard.RetryContext) -> bool:
-        with self._quota_lock:
-            return bool(self._quota.acquire_retry_quota(context))
+        return bool(self._quota.acquire_retry_quota(context))  # RetryQuota holds its own lock
 
     def _release_quota(self, request_context: dict[str, Any], status: int) -> None:
         # botocore calls this (its after-call hook) with the request's context dict, which is
-        # what holds the quota a retry took; its stubs say RetryContext.
-        with self._quota_lock:
-            self._quota.release_retry_quota(
-                cast(Any, request_context),
-                AWSResponse(self.endpoint_url, status, cast(Any, {}), None),
-            )
+        # what holds the quota a retry took; its stubs say RetryContext. It reads only the
+        # response's status code.
+        self._quota.release_retry_quota(cast(Any, request_context), _Status(status))
 
     def signed_request(self, operation_name: str, body: bytes, endpoint: Endpoint) -> HttpRequest:
-        """The request to send: its headers signed by awscrt for this moment."""
+        """The request to send: its headers signed by awscrt for this moment (the body hashed by
+        the signer, from the request's body stream)."""
         request = HttpRequest(
             "POST",
             endpoint.path,
@@ -272,33 +269,35 @@ class LeanJsonClient:
                     *endpoint.headers,
                 ]
             ),
+            io.BytesIO(body),
         )
-        # A config of its own for every request: AwsSigningConfig takes its date when it is
-        # made (``replace`` keeps it), and AWS refuses a signature more than five minutes old.
-        signing = AwsSigningConfig(
-            algorithm=AwsSigningAlgorithm.V4,
-            signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
-            credentials_provider=self._credentials_provider(),
-            region=endpoint.region,
-            service=endpoint.signing_name,
-            signed_body_value=hashlib.sha256(body).hexdigest(),
-        )
-        aws_sign_request(request, signing).result()
+        aws_sign_request(request, self._signing_config(endpoint)).result()
         request.headers.add("User-Agent", self._user_agent)  # unsigned, as botocore leaves it
         return request
 
-    def _credentials_provider(self) -> AwsCredentialsProvider:
-        """The signer's credentials of the moment (read on every request, so a refresh is
-        picked up); a provider is made again only when they change."""
+    def _signing_config(self, endpoint: Endpoint) -> AwsSigningConfig:
+        """The signer's setup for this second: the credentials of the moment (read on every
+        request, so a refresh is picked up), dated at the current second. X-Amz-Date counts
+        whole seconds, so a setup reused within its second signs exactly as a new one would;
+        AWS refuses a signature more than five minutes old, so none is kept longer."""
         frozen = self._credentials.get_frozen_credentials()  # refreshes when due
-        cached = getattr(self._local, "provider", None)
-        if cached is not None and cached[0] == frozen:
-            return cast(AwsCredentialsProvider, cached[1])
-        provider = AwsCredentialsProvider.new_static(
-            frozen.access_key, frozen.secret_key, frozen.token
+        second = int(time.time())
+        key = (frozen, endpoint.region, endpoint.signing_name, second)
+        cached = getattr(self._local, "signing", None)
+        if cached is not None and cached[0] == key:
+            return cast(AwsSigningConfig, cached[1])
+        config = AwsSigningConfig(
+            algorithm=AwsSigningAlgorithm.V4,
+            signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
+            credentials_provider=AwsCredentialsProvider.new_static(
+                frozen.access_key, frozen.secret_key, frozen.token
+            ),
+            region=endpoint.region,
+            service=endpoint.signing_name,
+            date=datetime.fromtimestamp(second, UTC),
         )
-        self._local.provider = (frozen, provider)
-        return provider
+        self._local.signing = (key, config)
+        return config
 
 
 @dataclass(slots=True)
@@ -439,6 +438,12 @@ def _crc32_matches(response: Response) -> bool:
     """Whether the body matches the CRC32 the service sent with it (DynamoDB does), if any."""
     expected = response.headers.get(CRC32_HEADER)
     return expected is None or zlib.crc32(response.body) & 0xFFFFFFFF == int(expected)
+
+
+class _Status(NamedTuple):
+    """A response as botocore's retry quota reads it on success."""
+
+    status_code: int
 
 
 class _Raw:
