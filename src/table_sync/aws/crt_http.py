@@ -196,6 +196,8 @@ class Exchange:
         self._response_headers: dict[str, str] = {}
         self._chunks: list[bytes] = []
         self._answered = False  # any of the response arrived
+        self._sent = False
+        self._reused = False  # the connection was kept alive from an earlier exchange
         self.last_activity = time.monotonic()
 
     def idle(self, now: float) -> bool:
@@ -238,10 +240,14 @@ class Exchange:
                 return
             self._connection = connection
         request = self._request_message
-        request.body_stream = io.BytesIO(self._body)  # from its start, on a resend too
+        if self._sent or request.body_stream is None:
+            # From its start on a resend (the signer's read of the body seeks back to it).
+            request.body_stream = io.BytesIO(self._body)
+        self._sent = True
         try:
             stream = connection.request(request, self._on_response, self._on_body)
-            stream.completion_future.add_done_callback(lambda f: self._completed(f, reused))
+            self._reused = reused
+            stream.completion_future.add_done_callback(self._completed)
             stream.activate()
         except Exception as exc:  # a connection closed since it was pooled
             self._failed(exc, reused)
@@ -256,10 +262,10 @@ class Exchange:
         self.last_activity = time.monotonic()
         self._chunks.append(bytes(chunk))
 
-    def _completed(self, future: Any, reused: bool) -> None:
+    def _completed(self, future: Any) -> None:
         error = future.exception()
         if error is not None:
-            self._failed(error, reused)
+            self._failed(error, self._reused)
             return
         connection = self._connection
         with self._lock:

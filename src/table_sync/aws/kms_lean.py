@@ -72,6 +72,10 @@ def _plaintext_or_damage(data: bytes) -> bytes | Exception:
         return damaged
 
 
+# json.dumps with separators makes an encoder per call; this one is made once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def decrypt_body(ciphertext: bytes, key_id: str, context: Mapping[str, str] | None = None) -> bytes:
     """A Decrypt request's JSON body, as botocore serialises it."""
     payload: dict[str, Any] = {
@@ -80,4 +84,4 @@ def decrypt_body(ciphertext: bytes, key_id: str, context: Mapping[str, str] | No
     }
     if context:
         payload["EncryptionContext"] = dict(context)
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _COMPACT.encode(payload).encode()
