@@ -334,6 +334,7 @@ class _Batch:
         self._backoff: list[tuple[float, int, _Call]] = []  # (when, index, call): a heap
         self._in_flight: dict[int, _Call] = {}
         self._outcomes: queue.SimpleQueue[tuple[_Call, Outcome]] = queue.SimpleQueue()
+        self._first_idle: float | None = None  # see _idle_check
 
     def run(self) -> list[bytes | Exception]:
         try:
@@ -385,21 +386,28 @@ class _Batch:
         exchange's read timeout), all that are there once one is."""
         due = [self._backoff[0][0]] if self._backoff else []
         if self._in_flight:
-            timeout = self._client.transport.read_timeout
-            due.append(
-                min(c.exchange.last_activity for c in self._in_flight.values() if c.exchange)
-                + timeout
-            )
+            due.append(self._idle_check())
         wait = max(0.0, min(due) - time.monotonic()) if due else None
         try:
             yield self._outcomes.get(timeout=wait)
         except queue.Empty:
             now = time.monotonic()
+            self._first_idle = None
             for call in list(self._in_flight.values()):
                 if call.exchange is not None:
                     call.exchange.idle(now)  # a timed-out one's outcome is queued
         while not self._outcomes.empty():
             yield self._outcomes.get_nowait()
+
+    def _idle_check(self) -> float:
+        """When the first exchange in flight could go the read timeout without a byte: kept
+        until it passes, as it stays a lower bound (exchanges only gain activity, and new ones
+        start later), so the exchanges are not all looked at again for every outcome."""
+        if self._first_idle is None:
+            self._first_idle = self._client.transport.read_timeout + min(
+                c.exchange.last_activity for c in self._in_flight.values() if c.exchange
+            )
+        return self._first_idle
 
     def _settle(self, outcomes: Iterator[tuple[_Call, Outcome]]) -> None:
         for call, outcome in outcomes:
