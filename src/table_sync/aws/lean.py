@@ -373,6 +373,9 @@ class _Batch:
             # * the full mirror run of 100,000 items on two cores (before: 39.8 s wall, 31 s
             #   CPU): never 57.4 s / 30.2 s, every 2nd send 46.0 / 29.1, every send 37.3 / 31.4;
             #   pinned to one core (before: 37.7-38.6 s): every send 35.6 s.
+            # Measured again on awscrt, 64 in flight: the pinned segment 7.9 s / 6.3 s every
+            # send, 7.1-7.5 / 5.3-5.7 every 2nd to 4th, 11 / 4.7 never; the mirror's full run
+            # (two cores) 33.4 s every send, 34.8-38.3 every 2nd, 40.6 every 3rd, 43.9 every 4th.
             # After the last send, waiting for the outcomes releases it.
             if self._ready:
                 time.sleep(0)
