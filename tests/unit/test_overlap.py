@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -145,3 +146,30 @@ def test_a_segment_failing_elsewhere_still_commits_the_page_in_flight_and_logs_i
     (record,) = caplog.records
     assert record.error == "ValueError"  # type: ignore[attr-defined]
     assert "secret-plaintext" not in str(vars(record))  # the error's kind, never its message
+
+
+def test_reads_queued_two_ahead_run_in_order_once_each_and_an_early_stop_waits_for_both() -> None:
+    """A quiet streak (segment.QUIET_READ_AHEAD = 2): two reads queued on the one reader thread
+    run one after another, each from where the last ended, so the scan never pauses while a
+    page is compared; no page is read twice or skipped, and no more than two are read past the
+    one in hand."""
+    pages = Pages(9)
+    seen: list[int] = []
+    past: list[int] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="scan") as reader:
+        ahead = ReadAhead(iter(pages), reader, lambda page: None)
+        for page in ahead:
+            ahead.start(2)
+            time.sleep(0.02)  # the page is compared; the reads go on meanwhile
+            past.append(pages.read - page)
+            seen.append(page)
+        assert seen == list(range(1, 10))
+        assert max(past) == 2
+        assert past[:7] == [2] * 7  # never paused: two ahead until the scan ran out
+
+        pages = Pages(9)
+        ahead = ReadAhead(iter(pages), reader, lambda page: None)
+        for _page in ahead:
+            ahead.start(2)
+            break  # the run pauses (its time is near its end) with two reads queued
+        assert pages.read == 3  # both finished before the loop let go; none left running

@@ -2,12 +2,14 @@
 page after that is read while the first is still being written. The next read starts once a
 page is decrypted, not before: reading a page while another decrypts and a third is written
 would hold three pages, which costs memory (a parsed 1 MB page is several MB) and, measured,
-gained next to nothing (bench/). At most three pages are held at once, briefly, and a
+gained next to nothing (bench/). At most three pages are held at once, briefly (a quiet page,
+one with little to decrypt, is compared while the next two are read: see segment.py), and a
 checkpoint still covers only pages that reached the destination: pages are committed one at a
 time, in order, by one thread."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Generic, TypeVar
@@ -19,9 +21,10 @@ T = TypeVar("T")
 
 class ReadAhead(Generic[T]):
     """``pages``, each read on ``reader`` (and passed to ``after_read``, the read budget, on
-    that thread); the next page's read starts when the caller says (``start``), and at the
-    latest when it asks for the page. An error reading a page is raised where the page would
-    have been."""
+    that thread); the next pages' reads start when the caller says (``start``), and at the
+    latest when it asks for a page. The reader is one thread, so reads queued together run one
+    after another, each from where the last ended. An error reading a page is raised where the
+    page would have been."""
 
     def __init__(
         self, pages: Iterator[T], reader: ThreadPoolExecutor, after_read: Callable[[T], None]
@@ -29,7 +32,7 @@ class ReadAhead(Generic[T]):
         self._pages = pages
         self._reader = reader
         self._after_read = after_read
-        self._ahead: Future[T | None] | None = None
+        self._ahead: deque[Future[T | None]] = deque()
         self._done = False
 
     def _read(self) -> T | None:
@@ -38,24 +41,23 @@ class ReadAhead(Generic[T]):
             self._after_read(page)
         return page
 
-    def start(self) -> None:
-        if self._ahead is None and not self._done:
-            self._ahead = self._reader.submit(self._read)
+    def start(self, pages: int = 1) -> None:
+        """Reads under way for the next ``pages`` pages (those not yet asked for)."""
+        while len(self._ahead) < pages and not self._done:
+            self._ahead.append(self._reader.submit(self._read))
 
     def __iter__(self) -> Iterator[T]:
         try:
             while True:
                 self.start()
-                assert self._ahead is not None
-                page = self._ahead.result()
-                self._ahead = None
+                page = self._ahead.popleft().result()
                 if page is None:
                     self._done = True
                     return
                 yield page
         finally:
-            if self._ahead is not None:  # the caller stopped early: let the read finish
-                wait([self._ahead])
+            if self._ahead:  # the caller stopped early: let the reads finish
+                wait(self._ahead)
 
 
 class CommitBehind:

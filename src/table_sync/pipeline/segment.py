@@ -56,9 +56,12 @@ class SegmentContext:
 
 
 # A page of which at most 1 / QUIET_SHARE changed has little to decrypt and write: after it, the
-# next page is read as soon as a page arrives, while it is compared with the copy. At most three
-# pages are held still: the one read ahead, the one compared, and the last one's changes.
+# next QUIET_READ_AHEAD pages are read as soon as a page arrives, while it is compared with the
+# copy: a nightly run's pages are read one after another without a pause, as a Scan page takes
+# longer to arrive than a quiet page to compare. Held then: the pages read ahead, the one
+# compared, and the last one's few changes.
 QUIET_SHARE = 10
+QUIET_READ_AHEAD = 2
 
 
 def copy_segment(
@@ -178,7 +181,7 @@ class _Stages:
         for page in ahead:
             number += 1
             if quiet:
-                ahead.start()  # read the next page while this one is compared
+                ahead.start(QUIET_READ_AHEAD)  # read on while this one is compared
             candidates = candidates or self.decoder.key_candidates(page.items)
             changes = _changes(settings, sink, page.items, fingerprint, self.pool)
             quiet = len(changes.changed) * QUIET_SHARE <= len(page.items)
