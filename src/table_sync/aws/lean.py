@@ -62,6 +62,21 @@ from table_sync.aws.crt_http import CrtTransport, Exchange, Origin, Outcome, Res
 
 CRC32_HEADER = "x-amz-crc32"
 
+# awscrt runs every connection's callbacks on its one event loop thread, each needing the GIL:
+# while the sending thread holds it (signing the next requests) that loop stalls, and the
+# requests already activated wait to be written. So a batch lets the GIL go (time.sleep(0))
+# after every YIELD_EVERY sends; after its last, waiting for the outcomes releases it. Each
+# release is a switch between the two threads (on one vCPU, one each way). Measured on the
+# latency model, 64 Decrypts in flight, alternating:
+# * one 25,000-item segment pinned to one core: every send 7.9-8.3 s wall / 6.3-6.8 s CPU,
+#   every 2nd 7.2-7.8 / 5.7-6.8, every 4th 7.3-7.5 / 5.3-5.5, every 8th 7.5 / 5.0, never
+#   11 s / 4.7 s (the requests wait to be written);
+# * the mirror's full run of 100,000 items, one process on two cores, a fresh model each:
+#   every send 33.0-34.8 s, every 2nd 32.8-34.0 s, every 3rd 41.8 s, 4th 43.5-44.8 s, 8th 46.5 s.
+# (When this transport was new, 48 in flight: the segment 9.4 s every send, 9.5 s every 2nd;
+# the mirror 37.3 s every send, 46.0 s every 2nd.)
+YIELD_EVERY = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -335,6 +350,7 @@ class _Batch:
         self._in_flight: dict[int, _Call] = {}
         self._outcomes: queue.SimpleQueue[tuple[_Call, Outcome]] = queue.SimpleQueue()
         self._first_idle: float | None = None  # see _idle_check
+        self._sends = 0
 
     def run(self) -> list[bytes | Exception]:
         try:
@@ -362,23 +378,9 @@ class _Batch:
             call.exchange = client.transport.send(
                 self._endpoint.origin, request, call.body, functools.partial(self._arrived, call)
             )
-            # awscrt runs every connection's callbacks on its one event loop thread, each needing
-            # the GIL: while this thread holds it (signing the next requests) that loop stalls,
-            # and the requests already activated wait to be written. So the GIL is released
-            # after every send. Measured on the latency model against the transport before
-            # awscrt (same VM):
-            # * one 25,000-item segment pinned to one core (before: 9.8 s wall, 7.3 s CPU):
-            #   never yielding 12.1 s / 5.6 s, every 8th send 9.9 / 6.1, 4th 9.8 / 6.7, 2nd
-            #   9.5 / 7.0, every send 9.4 / 7.8;
-            # * the full mirror run of 100,000 items on two cores (before: 39.8 s wall, 31 s
-            #   CPU): never 57.4 s / 30.2 s, every 2nd send 46.0 / 29.1, every send 37.3 / 31.4;
-            #   pinned to one core (before: 37.7-38.6 s): every send 35.6 s.
-            # Measured again on awscrt, 64 in flight: the pinned segment 7.9 s / 6.3 s every
-            # send, 7.1-7.5 / 5.3-5.7 every 2nd to 4th, 11 / 4.7 never; the mirror's full run
-            # (two cores) 33.4 s every send, 34.8-38.3 every 2nd, 40.6 every 3rd, 43.9 every 4th.
-            # After the last send, waiting for the outcomes releases it.
-            if self._ready:
-                time.sleep(0)
+            self._sends += 1
+            if self._ready and self._sends % YIELD_EVERY == 0:
+                time.sleep(0)  # see YIELD_EVERY
 
     def _arrived(self, call: _Call, outcome: Outcome) -> None:
         """awscrt's callback (on its event loop thread): the outcome, to the calling thread."""
