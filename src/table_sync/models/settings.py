@@ -254,7 +254,7 @@ class Settings(BaseModel):
     decrypt_concurrency: int = Field(
         64,
         alias="DECRYPT_CONCURRENCY",
-        description="Decrypts in flight at once (`KMS_CLIENT=botocore`: items decrypted at once), 1-64: 64 keeps one vCPU at its CPU limit where a Decrypt takes about 5 ms (48 left a page's Decrypts 25% above both floors; see Performance)",
+        description="Decrypts in flight at once (`KMS_CLIENT=botocore`: items decrypted at once), 1-64: 64 keeps one vCPU at its CPU limit where a Decrypt takes about 5 ms (measured, 48 left a page's Decrypts a third above their latency floor; see Performance)",
         ge=1,
         le=64,
     )
