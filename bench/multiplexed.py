@@ -14,7 +14,15 @@ lean KMS client one Decrypt at a time and on threads:
 * **raw-sequential**: the multiplexed sender below on one connection, one Decrypt after another
   on the model without latency (the sender's own cost, without http.client and the lean
   client's retry bookkeeping, and still one wait per Decrypt);
-* **multiplexed**: one thread, DECRYPT_CONCURRENCY connections, on the latency model.
+* **multiplexed**: one thread, DECRYPT_CONCURRENCY connections, on the latency model;
+* **crt-sequential**: awscrt's HTTP client and signer alone, one Decrypt after another from the
+  calling thread on one kept-alive connection, on the model without latency: the request as the
+  lean client signs it (``LeanJsonClient.signed_request``), sent, waited for and its plaintext
+  decoded, and nothing else (no endpoint resolution, retry judgement, error parsing or batch).
+  What a sequential lean Decrypt cannot cost less than while it sends through awscrt;
+* **botocore-sequential**: botocore's KMS client as ``KMS_CLIENT=botocore`` makes it, one Decrypt
+  after another on the model without latency (`make bench`'s denominator for the lean client's
+  CPU per Decrypt).
 
 The modes take turns, round by round (the order reversed every other round), in one process
 pinned to one core, so each round's figures share this VM's speed of the moment; the ratios
@@ -67,6 +75,8 @@ MODES = (
     "crt-multiplexed",
     "raw-sequential",
     "multiplexed",
+    "crt-sequential",
+    "botocore-sequential",
 )
 
 
@@ -205,6 +215,40 @@ class CrtMultiplexedDecrypts:
         return plaintexts
 
 
+class CrtSequentialDecrypts:
+    """One Decrypt after another on one awscrt connection, each sent from the calling thread
+    and waited for there: awscrt's client and signer with none of the lean client's logic."""
+
+    def __init__(self, signer: LeanKmsClient) -> None:
+        self._signer = signer
+        self._endpoint = signer.endpoint("Decrypt")
+        loop = crt_io.EventLoopGroup(1)
+        bootstrap = crt_io.ClientBootstrap(loop, crt_io.DefaultHostResolver(loop))
+        origin = self._endpoint.origin
+        self._connection = crt_http.HttpClientConnection.new(
+            origin.host, origin.port, bootstrap=bootstrap
+        ).result()
+
+    def close(self) -> None:
+        self._connection.close().result()
+
+    def decrypt_all(self, blobs: list[bytes]) -> list[bytes]:
+        plaintexts = []
+        for blob in blobs:
+            request = self._signer.signed_request(
+                "Decrypt", decrypt_body(blob, KEY_ARN), self._endpoint
+            )
+            chunks: list[bytes] = []
+            stream = self._connection.request(
+                request, on_body=lambda chunk, chunks=chunks, **_: chunks.append(bytes(chunk))
+            )
+            stream.activate()
+            if stream.completion_future.result() != 200:
+                raise RuntimeError("the model did not answer 200")
+            plaintexts.append(base64.b64decode(json.loads(b"".join(chunks))["Plaintext"]))
+        return plaintexts
+
+
 def _body(buffer: bytes) -> bytes | None:
     """A whole 200 response's body, or None while it is still arriving."""
     end = buffer.find(b"\r\n\r\n")
@@ -223,15 +267,23 @@ def _body(buffer: bytes) -> bytes | None:
     return buffer[end + 4 : end + 4 + length]
 
 
-def _lean_client(endpoint: str, settings: Settings) -> LeanKmsClient:
-    os.environ["AWS_ENDPOINT_URL"] = endpoint  # read when the client resolves its endpoint
-    session = boto3.Session(
+def _session() -> boto3.Session:
+    return boto3.Session(
         aws_access_key_id=FUNCTION_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FUNCTION_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=FUNCTION_CREDENTIALS["AWS_SESSION_TOKEN"],
         region_name=REGION,
     )
-    return LeanKmsClient(session, REGION, kms_client_config(settings))
+
+
+def _lean_client(endpoint: str, settings: Settings) -> LeanKmsClient:
+    os.environ["AWS_ENDPOINT_URL"] = endpoint  # read when the client resolves its endpoint
+    return LeanKmsClient(_session(), REGION, kms_client_config(settings))
+
+
+def _botocore_client(endpoint: str, settings: Settings) -> Any:
+    config = kms_client_config(settings)
+    return _session().client("kms", region_name=REGION, endpoint_url=endpoint, config=config)
 
 
 def measure(
@@ -245,11 +297,13 @@ def measure(
     multiplexed = MultiplexedDecrypts(_lean_client(latency_endpoint, settings), concurrency)
     raw = MultiplexedDecrypts(_lean_client(fast_endpoint, settings), 1)
     crt = CrtMultiplexedDecrypts(_lean_client(latency_endpoint, settings), concurrency)
+    crt_one = CrtSequentialDecrypts(_lean_client(fast_endpoint, settings))
+    botocore_kms = _botocore_client(fast_endpoint, settings)
     table = Table.named("bench-1")
     blobs = [HEADER + table.plaintext(i, 0) for i in range(calls)]
     expected = [table.plaintext(i, 0) for i in range(calls)]
 
-    def one(client: LeanKmsClient) -> Callable[[bytes], bytes]:
+    def one(client: Any) -> Callable[[bytes], bytes]:
         return lambda blob: bytes(client.decrypt(CiphertextBlob=blob, KeyId=KEY_ARN)["Plaintext"])
 
     cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -267,6 +321,8 @@ def measure(
             "crt-multiplexed": lambda: crt.decrypt_all(blobs),
             "raw-sequential": lambda: raw.decrypt_all(blobs),
             "multiplexed": lambda: multiplexed.decrypt_all(blobs),
+            "crt-sequential": lambda: crt_one.decrypt_all(blobs),
+            "botocore-sequential": lambda: [one(botocore_kms)(blob) for blob in blobs],
         }
         for round_ in range(rounds + 1):  # the first warms up (connections, threads, caches)
             for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
@@ -283,11 +339,15 @@ def measure(
     multiplexed.close()
     raw.close()
     crt.close()
+    crt_one.close()
     return {
         mode: {
             "cpu_us": statistics.median(cpu[mode]),
             "vs_sequential": statistics.median(
                 a / b for a, b in zip(cpu[mode], cpu["sequential"], strict=True)
+            ),
+            "vs_botocore": statistics.median(
+                a / b for a, b in zip(cpu[mode], cpu["botocore-sequential"], strict=True)
             ),
             "switches": statistics.median(switches[mode]),
         }
@@ -317,11 +377,12 @@ def main() -> None:
         f"client CPU per Decrypt, {calls} Decrypts a round, {rounds} rounds, pinned to core "
         f"{core}; {concurrency} threads or connections"
     )
-    print(f"{'mode':<16}{'CPU us':>8}{'x sequential':>14}{'switches':>10}")
+    print(f"{'mode':<20}{'CPU us':>8}{'x sequential':>14}{'x botocore':>12}{'switches':>10}")
     for mode in MODES:
         row = result[mode]
         print(
-            f"{mode:<16}{row['cpu_us']:>8.0f}{row['vs_sequential']:>14.2f}{row['switches']:>10.2f}"
+            f"{mode:<20}{row['cpu_us']:>8.0f}{row['vs_sequential']:>14.2f}"
+            f"{row['vs_botocore']:>12.2f}{row['switches']:>10.2f}"
         )
 
 
