@@ -28,6 +28,7 @@ class _Server(CountingServer):
         self.in_flight = 0
         self.most_in_flight = 0
         self.attempts: Counter[int] = Counter()
+        self.answered = 0  # counted before the answer is written
 
 
 class _Handler(CountingHandler):
@@ -71,6 +72,8 @@ class _Handler(CountingHandler):
         self.close_connection = True
 
     def _answer(self, status: int, payload: dict[str, object]) -> None:
+        with self.server.lock:
+            self.server.answered += 1
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -102,6 +105,34 @@ def test_calls_are_in_flight_together_and_answered_in_order(server: _Server) -> 
     assert [json.loads(result)["n"] for result in results] == list(range(40))  # type: ignore[arg-type]
     assert server.most_in_flight == 8
     assert server.connections == 8  # each kept alive and reused for the next call
+
+
+def test_each_body_is_made_when_its_call_is_first_sent_and_kept_for_its_retry(
+    server: _Server,
+) -> None:
+    """A page's Decrypt bodies are made one by one as their calls go out, not all before the
+    first is sent (the sends then wait for none, and only the calls in flight hold theirs).
+    Before this, call_many made every body first: the 5th was made before any answer."""
+    made: Counter[int] = Counter()
+    answered_when_made: dict[int, int] = {}
+
+    class Bodies:
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, index: int) -> bytes:
+            if not 0 <= index < 12:
+                raise IndexError(index)
+            made[index] += 1
+            answered_when_made.setdefault(index, server.answered)
+            return json.dumps({"n": index, "throttle_first": True, "delay": 0.02}).encode()
+
+    results = _client().call_many("Decrypt", Bodies(), concurrency=4)
+    assert [json.loads(result)["n"] for result in results] == list(range(12))  # type: ignore[arg-type]
+    assert server.attempts == Counter(dict.fromkeys(range(12), 2))  # each retried once...
+    assert made == Counter(dict.fromkeys(range(12), 1))  # ...with the body made for it
+    # 4 in flight: the 5th call goes out (and its body is made) once one has been answered.
+    assert answered_when_made[4] >= 1
 
 
 def test_a_throttled_call_is_retried_and_counted(server: _Server) -> None:

@@ -49,11 +49,30 @@ class LeanKmsClient(LeanJsonClient):
         """Each (ciphertext, encryption context) decrypted under ``key_id``, up to
         ``concurrency`` at once from this thread (``LeanJsonClient.call_many``): a plaintext, or
         the error ``decrypt`` would have raised, in order."""
-        bodies = [decrypt_body(ciphertext, key_id, context) for ciphertext, context in requests]
         return [
             result if isinstance(result, Exception) else _plaintext_or_damage(result)
-            for result in self.call_many("Decrypt", bodies, concurrency, pace)
+            for result in self.call_many(
+                "Decrypt", _DecryptBodies(requests, key_id), concurrency, pace
+            )
         ]
+
+
+class _DecryptBodies:
+    """Decrypt bodies, each made when its call is first sent (lean.Bodies). A pinned segment
+    of 25,000 items took 6.85-6.95 s, against 7.10-7.42 s with a page's 4,600 made first."""
+
+    def __init__(
+        self, requests: Sequence[tuple[bytes, Mapping[str, str] | None]], key_id: str
+    ) -> None:
+        self._requests = requests
+        self._key_id = key_id
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def __getitem__(self, index: int) -> bytes:
+        ciphertext, context = self._requests[index]
+        return decrypt_body(ciphertext, self._key_id, context)
 
 
 def _plaintext(data: bytes) -> bytes:

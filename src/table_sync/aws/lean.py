@@ -35,10 +35,10 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -196,7 +196,7 @@ class LeanJsonClient:
     def call_many(
         self,
         operation_name: str,
-        bodies: Sequence[bytes],
+        bodies: Bodies,
         concurrency: int,
         pace: Callable[[], None] | None = None,
         params: Mapping[str, Any] | None = None,
@@ -205,7 +205,8 @@ class LeanJsonClient:
         once, from this one thread: awscrt's event loop sends them and waits for them, this
         thread judges each outcome as it comes (a retry's backoff is a timer, not a sleep).
         Results in order: a body, or the error :meth:`call` would have raised. ``pace`` is
-        called before each call's first attempt (the request budget's turn)."""
+        called before each call's first attempt (the request budget's turn). Each body is read
+        from ``bodies`` when its call is first sent (see :class:`Bodies`)."""
         endpoint = self.endpoint(operation_name, params)
         return _Batch(self, operation_name, endpoint, bodies, concurrency, pace).run()
 
@@ -315,12 +316,23 @@ class LeanJsonClient:
         return config
 
 
+class Bodies(Protocol):
+    """A batch's request bodies by index: a list, or an object that makes each when asked.
+    A batch asks for each once, when its call is first sent, and keeps it for the call's
+    retries: a page's 4,600 Decrypt bodies are then made while the first are in flight, not
+    all before the first is sent, and only the calls in flight hold theirs."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> bytes: ...
+
+
 @dataclass(slots=True)
 class _Call:
-    """One call of a batch, between its attempts."""
+    """One call of a batch, between its attempts (its body read when it is first sent)."""
 
     index: int
-    body: bytes
+    body: bytes = b""
     attempt: int = 0
     context: dict[str, Any] = field(default_factory=dict)
     exchange: Exchange | None = None
@@ -335,14 +347,15 @@ class _Batch:
         client: LeanJsonClient,
         operation_name: str,
         endpoint: Endpoint,
-        bodies: Sequence[bytes],
+        bodies: Bodies,
         concurrency: int,
         pace: Callable[[], None] | None,
     ) -> None:
         self._client = client
         self._operation = operation_name
         self._endpoint = endpoint
-        self._ready = [_Call(index, body) for index, body in enumerate(bodies)][::-1]
+        self._bodies = bodies
+        self._ready = [_Call(index) for index in range(len(bodies) - 1, -1, -1)]
         self._results: list[bytes | Exception | None] = [None] * len(bodies)
         self._concurrency = max(1, concurrency)
         self._pace = pace
@@ -369,8 +382,10 @@ class _Batch:
             self._ready.append(heapq.heappop(self._backoff)[2])
         while self._ready and len(self._in_flight) < self._concurrency:
             call = self._ready.pop()
-            if self._pace is not None and call.attempt == 0:
-                self._pace()
+            if call.attempt == 0:
+                if self._pace is not None:
+                    self._pace()
+                call.body = self._bodies[call.index]
             call.attempt += 1
             self._in_flight[call.index] = call
             client = self._client
