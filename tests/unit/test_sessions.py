@@ -1,5 +1,5 @@
 """The sessions every client is made from (aws/clients.py): their service models are parsed
-once per process, and found where botocore's own session would look for them."""
+once per process, and found where boto3's own session would look for them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from table_sync.aws.clients import new_session
 
 
-def test_the_models_are_searched_for_where_botocore_searches(
+def test_the_models_are_searched_for_where_boto3_searches(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """AWS_DATA_PATH (botocore's ``data_path``: models of one's own, searched first) is
