@@ -113,15 +113,7 @@ def copy_segment(
         except BaseException:
             behind.abandon()
             raise
-    facts = StepFacts(
-        status=status,
-        location=sink.location,
-        quarantine=quarantine.location if quarantine else None,
-        kms_cache_hits=kms.cache_hits,
-        items_swept=committer.finalized.items_swept,
-        assume_role_calls=context.assume_role_calls(),
-        seconds=clock() - started,
-    )
+    facts = _facts(status, context, sink, kms, committer, quarantine, clock() - started)
     return summarize(
         settings,
         context.invocation,
@@ -129,6 +121,26 @@ def copy_segment(
         facts,
         segment=settings.segment,
         total_segments=settings.total_segments,
+    )
+
+
+def _facts(
+    status: StepStatus,
+    context: SegmentContext,
+    sink: Sink,
+    kms: KmsDecrypter,
+    committer: PageCommitter,
+    quarantine: QuarantineStore | None,
+    seconds: float,
+) -> StepFacts:
+    return StepFacts(
+        status=status,
+        location=sink.location,
+        quarantine=quarantine.location if quarantine else None,
+        kms_cache_hits=kms.cache_hits,
+        items_swept=committer.finalized.items_swept,
+        assume_role_calls=context.assume_role_calls(),
+        seconds=seconds,
     )
 
 
