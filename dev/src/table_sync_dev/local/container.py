@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,25 @@ def sam_build(build_dir: Path, arch: str) -> Path:
     return build_dir / "template.yaml"
 
 
+# How long one attempt may take: a native invoke takes 6-15 s here (44 s seen once with three
+# test workers on two cores); arm64 under qemu takes minutes. SAM CLI's own hang (see below)
+# came back in 2 of 9 full runs of the suite on 2026-12-07, and each cost a whole first attempt.
+NATIVE_TIMEOUT, EMULATED_TIMEOUT = 60.0, 140.0
+
+
 def sam_local_invoke(
-    template: Path, event: Path, local_aws: Path, arch: str = "x86_64", timeout: float = 140
+    template: Path,
+    event: Path,
+    local_aws: Path,
+    arch: str = "x86_64",
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """The function's result for ``event``, run by ``sam local invoke`` from the built
     ``template`` with local-aws's env.json and credentials (in ``local_aws``). ``timeout``: for
-    each of at most two attempts (the tests' own limit is 300 s)."""
+    each of at most two attempts (default: by whether ``arch`` is this machine's; the tests' own
+    limit is 300 s)."""
+    if timeout is None:
+        timeout = NATIVE_TIMEOUT if arch == host_arch() else EMULATED_TIMEOUT
     credentials = read_exports(local_aws / CONTAINER_CREDENTIALS)
     invoke = [SAM_PYTHON, HOST_NETWORK, "local", "invoke", FUNCTION, "--template", template]
     options = ["--parameter-overrides", f"Architecture={arch}", "--skip-pull-image"]
@@ -114,6 +128,11 @@ def sam_local_invoke(
             # Once, on a CI run with two workers, SAM CLI waited for an invoke with no container
             # left (its emulator gone): sent again, once; a function that hangs hangs twice.
             if attempt == 1:
+                warnings.warn(
+                    f"sam local invoke {event.name} gave no answer in {timeout:.0f} s: sent "
+                    "again (SAM CLI's wait with no container left)",
+                    stacklevel=2,
+                )
                 continue
             raise InvokeFailed(
                 f"sam local invoke {event.name} gave no answer in {timeout:.0f} s, twice: "
