@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -94,8 +95,7 @@ def sam_build(build_dir: Path, arch: str) -> Path:
 
 
 # How long one attempt may take: a native invoke takes 6-15 s here (44 s seen once with three
-# test workers on two cores); arm64 under qemu takes minutes. SAM CLI's own hang (see below)
-# came back in 2 of 9 full runs of the suite on 2026-12-07, and each cost a whole first attempt.
+# test workers on two cores); arm64 under qemu takes minutes.
 NATIVE_TIMEOUT, EMULATED_TIMEOUT = 60.0, 140.0
 
 
@@ -118,33 +118,21 @@ def sam_local_invoke(
     inputs = ["--env-vars", local_aws / ENV_JSON, "--event", event]
     for attempt in (1, 2):
         _wait_for_emulator_port()
-        try:
-            result = _run(
-                [*invoke, *options, *inputs],
-                env=_clean_environment(**credentials),
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as hung:
-            # Once, on a CI run with two workers, SAM CLI waited for an invoke with no container
-            # left (its emulator gone): sent again, once; a function that hangs hangs twice.
-            if attempt == 1:
-                warnings.warn(
-                    f"sam local invoke {event.name} gave no answer in {timeout:.0f} s: sent "
-                    "again (SAM CLI's wait with no container left)",
-                    stacklevel=2,
-                )
-                continue
-            raise InvokeFailed(
-                f"sam local invoke {event.name} gave no answer in {timeout:.0f} s, twice: "
-                f"{_text(hung.stdout)[-2000:]}\n{_text(hung.stderr)[-4000:]}"
-            ) from None
-        # Twice, on CI runs with two workers, the emulator found its port still held as it
-        # started (the previous container's, going away): an invoke that never ran is sent
-        # again, once; any other failure is the function's and is reported as it is.
-        output = result.stdout + result.stderr
-        if attempt == 1 and any(sign in output for sign in EMULATOR_NEVER_STARTED):
+        result, why = sam_attempt(
+            [*invoke, *options, *inputs], _clean_environment(**credentials), timeout
+        )
+        if why is None:
+            break
+        # An invoke whose emulator never started, or that gave no answer, is sent again once
+        # (a function that hangs hangs twice); any other failure is the function's, reported
+        # as it is.
+        if attempt == 1:
+            warnings.warn(f"sam local invoke {event.name}: {why}: sent again", stacklevel=2)
             continue
-        break
+        raise InvokeFailed(
+            f"sam local invoke {event.name}: {why}, twice: "
+            f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        )
     lines = result.stdout.strip().splitlines()
     response: Any = json.loads(lines[-1]) if lines else None
     if result.returncode != 0 or not isinstance(response, dict) or "errorType" in response:
@@ -155,11 +143,49 @@ def sam_local_invoke(
     return response
 
 
-def _text(output: str | bytes | None) -> str:
-    """What a command that timed out had printed (bytes or text, or nothing)."""
-    if isinstance(output, bytes):
-        return output.decode(errors="replace")
-    return output or ""
+def sam_attempt(
+    args: list[Any], env: dict[str, str], timeout: float
+) -> tuple[subprocess.CompletedProcess[str], str | None]:
+    """One run of ``args`` (``sam local invoke``), and why it was stopped, if it was.
+
+    An invoke hung in 5 of 12 full runs of the suite on 2026-12-07. In the one captured whole
+    (py-spy and SAM's output), the emulator could not listen on 127.0.0.1:9001, though the port
+    was free when :func:`_wait_for_emulator_port` looked; SAM CLI printed the emulator's panic
+    and "No response from invoke container", and did not exit: its main thread waited for its
+    timer of the function's timeout (900 s). So SAM is stopped as soon as the panic appears in
+    what it prints, or after ``timeout``."""
+    process = subprocess.Popen(  # noqa: S603 - SAM CLI, our arguments
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout: list[str] = []
+    stderr: list[str] = []
+    why: list[str] = []
+
+    def watch_stderr() -> None:
+        for line in process.stderr or ():
+            stderr.append(line)
+            if not why and any(sign in line for sign in EMULATOR_NEVER_STARTED):
+                why.append(f"its emulator never started ({line.strip()[:200]})")
+                process.kill()
+
+    readers = [
+        threading.Thread(target=watch_stderr, daemon=True),
+        threading.Thread(target=lambda: stdout.append(process.stdout.read()), daemon=True),  # type: ignore[union-attr]
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        why.append(f"no answer in {timeout:.0f} s")
+        process.kill()
+        process.wait()
+    for reader in readers:
+        reader.join()
+    completed = subprocess.CompletedProcess(
+        args, process.returncode, "".join(stdout), "".join(stderr)
+    )
+    return completed, (why[0] if why else None)
 
 
 LOOPBACK = ("--host", "127.0.0.1", "--container-host", "127.0.0.1")
