@@ -50,6 +50,22 @@ def test_source_session_acts_as_the_reader_role_in_account_a(
     assert ":assumed-role/table-sync-source-reader/check" in identity["Arn"]
 
 
+def test_the_source_session_shares_the_callers_models_and_leaves_their_search_as_it_was(
+    aws: EmbeddedAws, function_session: boto3.Session
+) -> None:
+    """The assumed role's session uses the caller's parsed models. boto3 appends its data
+    directory to the loader of every session it makes; on the shared loader, each AssumeRole
+    session (one per invocation) added it again before this was fixed."""
+    loader = function_session._session.get_component("data_loader")  # type: ignore[attr-defined]
+    before = list(loader.search_paths)
+    for n in range(2):
+        source = assume_source_role(
+            function_session, role_arn=aws.reader_role_arn, session_name=f"m{n}", external_id="x-1"
+        )
+        assert source._session.get_component("data_loader") is loader  # type: ignore[attr-defined]
+    assert loader.search_paths == before
+
+
 class SimulatedClock:
     """Time that passes when the test says so. moto stamps Expiration with the real clock, so an
     after-call hook restamps it on the simulated one (moto cannot age a session)."""

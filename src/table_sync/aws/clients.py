@@ -21,6 +21,7 @@ from table_sync.aws.crt_http import Unsupported
 from table_sync.aws.dynamodb_lean import LeanDynamoDBClient
 from table_sync.aws.kms import KmsDecrypter
 from table_sync.aws.kms_lean import LeanKmsClient
+from table_sync.aws.sessions import on_models
 from table_sync.aws.sts import assume_source_role
 from table_sync.errors import ConfigurationError
 from table_sync.models import Settings
@@ -52,13 +53,7 @@ def new_session(**kwargs: Any) -> boto3.Session:
     again, about 25 ms for each client it makes (measured: 4 clients in a new session 100 ms,
     23 ms with the loader shared). The assumed-role session shares it too (sts.py)."""
     core = botocore.session.Session()
-    loader = _shared_loader(core.get_config_variable("data_path"))
-    core.register_component("data_loader", loader)
-    session = boto3.Session(botocore_session=core, **kwargs)
-    # boto3 appends its own data directory to the loader of every session it makes: the
-    # shared one keeps each directory once, as a session's own loader does.
-    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
-    return session
+    return on_models(core, _shared_loader(core.get_config_variable("data_path")), **kwargs)
 
 
 def caller_client(session: boto3.Session, service: str) -> Any:

@@ -30,6 +30,7 @@ from botocore.credentials import (
 )
 
 from table_sync.aws.errors import translated
+from table_sync.aws.sessions import on_models
 from table_sync.errors import SourceAccessError
 from table_sync.observability import CallCounter
 
@@ -166,5 +167,5 @@ def assume_source_role(
         "credential_provider", CredentialResolver([_StaticProvider(credentials)])
     )
     # The caller's parsed service models, not a second parse of the same files.
-    core.register_component("data_loader", base_core.get_component("data_loader"))
-    return boto3.Session(botocore_session=core, region_name=region or base.region_name)
+    loader = base_core.get_component("data_loader")
+    return on_models(core, loader, region_name=region or base.region_name)
